@@ -1,0 +1,30 @@
+# disposal-watch: `make run` (demo on a local broker) and `make test` (whole suite, real broker).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: install test run stop bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+test: install
+	scripts/test.sh
+
+run: install
+	scripts/run.sh
+
+stop:
+	scripts/stop.sh
+
+bench: install
+	scripts/with-broker.sh $(BIN)/python bench/throughput.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,1 @@
+"""Alert rules and their engine. Imports nothing from ``streams``; only agents use both."""

@@ -1,0 +1,176 @@
+"""The worker's agent: a thin shell around ``streams.counting``.
+
+Per record: decode, look up the crime, ``count_event``, store the crime's new state, count it
+in metrics. Bad records go to the dead-letter topic with their original bytes and a reason in
+the headers; they never stop the stream.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import Any
+
+from streams import metrics
+from streams.app import DisposalApp
+from streams.buckets import DayCounts
+from streams.codec import decode_held, decode_outcome, encode_held
+from streams.counting import count_event
+from streams.crimes import Change
+from streams.errors import DecodeError, RejectedEvent
+
+log = logging.getLogger(__name__)
+
+
+def dead_letter_headers(reason: str, error: str, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
+    """Headers of a dead-letter record; its value and key are the original bytes."""
+    return [
+        ("dw.reason", reason.encode()),
+        ("dw.error", error.encode()[:2000]),
+        ("dw.topic", topic.encode()),
+        ("dw.partition", str(partition).encode()),
+        ("dw.offset", str(offset).encode()),
+        ("dw.rejected_at", dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").encode()),
+    ]
+
+
+class WallClock:
+    """UTC calendar date, read at most once a second."""
+
+    def __init__(self) -> None:
+        self._at = 0.0
+        self._today = dt.datetime.now(dt.UTC).date()
+
+    def today(self) -> dt.date:
+        now = time.monotonic()
+        if now - self._at > 1.0:
+            self._at = now
+            self._today = dt.datetime.now(dt.UTC).date()
+        return self._today
+
+
+def register(dw: DisposalApp) -> None:
+    settings = dw.settings
+    app, crimes = dw.app, dw.crimes
+    keep_days = settings.retention_days
+    wall = WallClock()
+    stream_clock = settings.clock == "stream"
+    event_counters: dict[tuple[str, str, str], Any] = {}
+
+    def accepted(force: str, category: str, disposal: str) -> Any:
+        key = (force, category, disposal)
+        c = event_counters.get(key)
+        if c is None:
+            c = event_counters[key] = metrics.EVENTS.labels(force, category, disposal)
+        return c
+
+    def counts_for(partition: int) -> DayCounts:
+        c = dw.counts.get(partition)
+        if c is None:
+            c = dw.counts[partition] = DayCounts()
+        return c
+
+    def prune(counts: DayCounts, today: dt.date | None) -> None:
+        if today is None:
+            return
+        horizon = today - dt.timedelta(days=keep_days)
+        if counts.floor is None or horizon > counts.floor:
+            counts.prune(horizon)
+
+    def refresh_gauges() -> None:
+        held = 0
+        newest: dt.date | None = None
+        for c in dw.counts.values():
+            held += sum(n for _, n in c.cells())
+            if c.newest is not None and (newest is None or c.newest > newest):
+                newest = c.newest
+        metrics.CRIMES.set(held)
+        if newest is not None:
+            metrics.STREAM_DAY.set(dt.datetime(newest.year, newest.month, newest.day, tzinfo=dt.UTC).timestamp())
+
+    async def reject(event: Any, reason: str, error: str) -> None:
+        msg = event.message
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, reason, error
+        )
+        metrics.REJECTED.labels(reason).inc()
+        await dw.dead_letters.send(
+            key=msg.key,
+            value=msg.value,
+            headers=dead_letter_headers(reason, error, msg.topic, msg.partition, msg.offset),
+        )
+
+    @app.agent(dw.disposals, name="count_outcomes")
+    async def count_outcomes(stream: Any) -> None:
+        async for event in stream.events():
+            partition = event.message.partition
+            raw = event.value
+            if not isinstance(raw, bytes | bytearray):
+                await reject(event, "undecodable", "record has no value (tombstone)")
+                continue
+            try:
+                ev = decode_outcome(bytes(raw))
+            except DecodeError as exc:
+                await reject(event, exc.reason, str(exc))
+                continue
+            counts = counts_for(partition)
+            wall_today = wall.today()
+            today = counts.newest if stream_clock else wall_today
+            key = ev.crime_key.encode()
+            stored = crimes.get(key)
+            held = decode_held(stored)[0] if stored is not None else None
+            try:
+                applied = count_event(
+                    ev,
+                    held,
+                    counts,
+                    today=today,
+                    latest_day=wall_today + dt.timedelta(days=1),
+                    keep_days=keep_days,
+                    offset=event.message.offset,
+                )
+            except RejectedEvent as exc:
+                await reject(event, exc.reason, str(exc))
+                continue
+            if applied.state is not None:
+                crimes[key] = encode_held(applied.state, partition)
+            accepted(ev.force_id, applied.cell.category, ev.disposal).inc()
+            metrics.CHANGES.labels(applied.change.value).inc()
+            if applied.change is Change.NEW or applied.change is Change.MOVED:
+                prune(counts, counts.newest if stream_clock else wall_today)
+
+    @app.timer(interval=5.0)
+    async def gauges() -> None:
+        refresh_gauges()
+
+    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        dw.recovering = True
+        for tp in revoked:
+            if tp.topic == dw.settings.disposals_topic:
+                dw.counts.pop(tp.partition, None)
+
+    app.on_partitions_revoked.connect(on_revoked)
+
+    @crimes.on_recover
+    async def rebuild_counts() -> None:
+        """Counts are derived state: rebuild them from the recovered crimes of our partitions."""
+        started = time.monotonic()
+        actives = {
+            tp.partition for tp in app.assignor.assigned_actives() if tp.topic == dw.settings.disposals_topic
+        }
+        fresh: dict[int, DayCounts] = {p: DayCounts() for p in actives}
+        n = 0
+        for _, value in crimes.items():
+            held, partition = decode_held(value)
+            if partition in fresh:
+                fresh[partition].add(held.cell)
+                n += 1
+        for p, c in fresh.items():
+            prune(c, c.newest if stream_clock else wall.today())
+        dw.counts = fresh
+        dw.recovering = False
+        metrics.PARTITIONS.set(len(actives))
+        metrics.REBUILD_SECONDS.observe(time.monotonic() - started)
+        refresh_gauges()
+        log.info("counts rebuilt from %d crimes in %d partitions in %.2fs", n, len(actives), time.monotonic() - started)

@@ -1,0 +1,81 @@
+"""The Faust application: topics, the per-crime table, and wiring. No logic lives here.
+
+Choices that keep counts exact (see README, "Exactness"):
+- ``processing_guarantee`` stays at-least-once: Faust's exactly-once mode has open duplicate
+  and crash bugs (faust-streaming #517, #323); redeliveries are made harmless instead, by the
+  idempotent per-crime state (``streams.crimes``).
+- agents run with concurrency 1 (#606: concurrency > 1 can commit past an in-flight message).
+- no windowed tables (#385, #193, #250): day buckets are keys of our own, expired by our clock.
+- Faust flushes the producer (table changelog and dead-letter sends) before it commits offsets,
+  so a committed offset never runs ahead of the state it produced.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from streams.buckets import DayCounts
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CRIMES_TABLE = "crimes"
+
+
+@dataclass
+class DisposalApp:
+    """The Faust app with its topics and table, and the worker's in-memory counts."""
+
+    settings: Settings
+    app: Any  # faust.App (untyped library)
+    disposals: Any
+    dead_letters: Any
+    crimes: Any
+    #: per partition of ``disposals`` this worker owns: counts derived from the crimes it holds
+    counts: dict[int, DayCounts] = field(default_factory=dict)
+    recovering: bool = True
+
+
+def create_app(settings: Settings) -> DisposalApp:
+    from streams import agents, web  # wiring: they register on the app
+
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{hp}" for hp in settings.kafka.split(",")],
+        store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+        datadir=str(settings.data_dir / "faust"),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        broker_commit_every=5000,
+        table_standby_replicas=0,
+        stream_buffer_maxsize=16384,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_metrics_enabled=False,
+        web_in_thread=False,
+    )
+    def raw() -> Any:
+        return faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    disposals = app.topic(settings.disposals_topic, partitions=settings.partitions, schema=raw())
+    dead_letters = app.topic(settings.dlq_topic, partitions=settings.partitions, schema=raw())
+    # key_type/value_type bytes (not a Schema) is what makes the table's store use the raw
+    # serializer; with only a schema, the RocksDB store would JSON-decode the values.
+    crimes = app.Table(CRIMES_TABLE, default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    dw = DisposalApp(settings, app, disposals, dead_letters, crimes)
+    agents.register(dw)
+    web.register(dw)
+    return dw

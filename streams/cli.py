@@ -1,0 +1,304 @@
+"""The ``disposal-watch`` command. Configures logging; every subcommand is a thin shell.
+
+Exit codes: 0 success; 1 done, but some input rows were skipped as errors (or ``wait`` timed
+out); 2 nothing done: bad configuration, unreachable Kafka, unusable input file.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import logging
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from alerts.errors import AlertError
+from streams.errors import ConfigError, InputError, StreamError
+from streams.model import OutcomeEvent
+from streams.settings import Settings, load_settings
+
+log = logging.getLogger("disposal-watch")
+MAX_ROW_ERRORS_SHOWN = 20
+#: row-skip reasons that are not errors: rows police.uk publishes with nothing to count
+BENIGN_SKIPS = {"no_crime_id_or_outcome"}
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _fail(exc: BaseException) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(2)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (StreamError, AlertError) as exc:
+            _fail(exc)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="disposal-watch")
+def main() -> None:
+    """disposal-watch: alerts on out-of-court disposals of high-risk crimes."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # we report connection failures ourselves
+
+
+# --- kafka ------------------------------------------------------------------------------------
+
+
+@main.group(cls=_Group)
+def kafka() -> None:
+    """Run a local single-node Apache Kafka broker (KRaft) without Docker."""
+
+
+@kafka.command("start")
+@click.option("--dir", "dir_", type=click.Path(path_type=Path), required=True, help="Broker state directory.")
+@click.option("--port", type=click.IntRange(1, 65535), default=9092, show_default=True)
+def kafka_start(dir_: Path, port: int) -> None:
+    """Resolve Kafka from Maven Central (cached), format storage, start; print the bootstrap address."""
+    from streams import kafka_local
+
+    broker = kafka_local.start(dir_, port)
+    click.echo(broker.bootstrap)
+
+
+@kafka.command("stop")
+@click.option("--dir", "dir_", type=click.Path(path_type=Path), required=True)
+def kafka_stop(dir_: Path) -> None:
+    """Stop the broker started from DIR."""
+    from streams import kafka_local
+
+    broker = kafka_local.stop(dir_)
+    click.echo(f"stopped broker pid {broker.pid} ({broker.bootstrap})", err=True)
+
+
+# --- worker -----------------------------------------------------------------------------------
+
+
+@main.command()
+def worker() -> None:
+    """Run the stream worker (consumes disposals; serves /metrics, /healthz, /api/counts)."""
+    settings = _settings()
+    from streams.producer import ensure_topics
+
+    ensure_topics(settings)  # also checks that DW_KAFKA answers
+    from alerts.rules import load_rules
+
+    load_rules(settings.rules)
+    import asyncio
+
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    from faust.worker import Worker
+
+    from streams.app import create_app
+
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    dw = create_app(settings)
+    log.info("worker %s: kafka %s, web %s, clock %s, store %s", settings.app_id, settings.kafka, settings.web_url, settings.clock, settings.store)
+    Worker(dw.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+
+
+# --- ingestion --------------------------------------------------------------------------------
+
+
+def _progress(items: Iterable[Any], desc: str) -> Iterator[Any]:
+    from tqdm import tqdm
+
+    yield from tqdm(items, desc=desc, unit=" rows", disable=not sys.stderr.isatty(), mininterval=0.5)
+
+
+class _RowErrors:
+    def __init__(self) -> None:
+        self.shown = 0
+        self.total = 0
+
+    def __call__(self, exc: InputError) -> None:
+        self.total += 1
+        if self.shown < MAX_ROW_ERRORS_SHOWN:
+            self.shown += 1
+            click.echo(f"skipped {exc} [{exc.reason}]", err=True)
+        elif self.shown == MAX_ROW_ERRORS_SHOWN:
+            self.shown += 1
+            click.echo("... further skipped rows are only counted in the summary", err=True)
+
+
+def _send_all(settings: Settings, events: Iterable[OutcomeEvent], desc: str) -> tuple[int, int]:
+    from streams.producer import EventProducer, ensure_topics
+
+    ensure_topics(settings)
+    with EventProducer(settings) as producer:
+        for ev in _progress(events, desc):
+            producer.send(ev)
+    return producer.stats.sent, producer.stats.failed
+
+
+def _summary(rows: int, sent: int, failed: int, skipped: dict[str, int]) -> int:
+    parts = [f"rows read {rows}", f"events sent {sent - failed}"]
+    if failed:
+        parts.append(f"send failures {failed}")
+    skipped_text = ", ".join(f"{r} {n}" for r, n in sorted(skipped.items())) or "none"
+    click.echo("; ".join(parts) + f"; rows skipped: {skipped_text}", err=True)
+    errors = failed or any(r not in BENIGN_SKIPS for r in skipped)
+    return 1 if errors else 0
+
+
+@main.group(cls=_Group)
+def ingest() -> None:
+    """Send events from files to the disposals topic."""
+
+
+@ingest.command("policeuk")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def ingest_policeuk(files: tuple[Path, ...]) -> None:
+    """police.uk street and/or outcomes CSV files (street files are read first)."""
+    from streams.policeuk import Tally, events_from_files
+
+    settings = _settings()
+    tally = Tally()
+    events = events_from_files(files, tally, on_skip=_RowErrors())
+    sent, failed = _send_all(settings, events, "police.uk")
+    sys.exit(_summary(tally.rows, sent, failed, tally.skipped or {}))
+
+
+def jsonl_events(files: Iterable[Path], skipped: dict[str, int], rows: list[int], on_skip: Any) -> Iterator[OutcomeEvent]:
+    """Events of JSONL files in the project's JSON form; bad lines are skipped and reported."""
+    from pydantic import ValidationError
+
+    from streams.model import OutcomeEventIn
+
+    for path in files:
+        with path.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                rows[0] += 1
+                try:
+                    yield OutcomeEventIn.model_validate_json(line).to_event()
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    reason = "invalid_json" if first["type"] == "json_invalid" else "invalid_event"
+                    where = ".".join(str(p) for p in first["loc"]) or "line"
+                    skipped[reason] = skipped.get(reason, 0) + 1
+                    on_skip(InputError(f"{path}:{n}: {where}: {first['msg']}", reason=reason))
+
+
+@ingest.command("jsonl")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def ingest_jsonl(files: tuple[Path, ...]) -> None:
+    """Files of events in the project's JSON form, one object a line (see README)."""
+    settings = _settings()
+    skipped: dict[str, int] = {}
+    rows = [0]
+    sent, failed = _send_all(settings, jsonl_events(files, skipped, rows, _RowErrors()), "jsonl")
+    sys.exit(_summary(rows[0], sent, failed, skipped))
+
+
+@main.command()
+@click.option("--events", type=click.IntRange(min=1), required=True, help="How many events.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Newest outcome date [today, UTC].")
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True, help="Outcome dates span this many days.")
+@click.option("--rate", type=float, default=0.0, help="Events per second (0: as fast as possible).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write JSONL here instead of sending.")
+def simulate(events: int, seed: int, end: dt.datetime | None, days: int, rate: float, out: Path | None) -> None:
+    """Synthetic events for all 45 forces, sized and mixed plausibly (see streams/simulate.py)."""
+    from streams.simulate import simulate as generate
+
+    stream = generate(events, seed=seed, end=end.date() if end else None, days=days)
+    if rate > 0:
+        stream = _paced(stream, rate)
+    if out is not None:
+        with out.open("w", encoding="utf-8") as f:
+            for ev in stream:
+                f.write(json.dumps(ev.to_json_dict()) + "\n")
+        click.echo(f"wrote {events} events to {out}", err=True)
+        return
+    sent, failed = _send_all(_settings(), stream, "simulate")
+    sys.exit(_summary(sent, sent, failed, {}))
+
+
+def _paced(events: Iterable[OutcomeEvent], rate: float) -> Iterator[OutcomeEvent]:
+    start = time.monotonic()
+    for i, ev in enumerate(events):
+        ahead = start + i / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
+        yield ev
+
+
+# --- queries ----------------------------------------------------------------------------------
+
+
+def _get_json(url: str, settings: Settings) -> Any:
+    req = urllib.request.Request(url)
+    if settings.token:
+        req.add_header("Authorization", f"Bearer {settings.token}")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return json.load(resp)
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode(errors="replace")
+        try:
+            body = json.loads(body).get("error", body)
+        except ValueError:
+            pass
+        raise ConfigError(f"{url}: HTTP {exc.code}: {body}") from None
+    except urllib.error.URLError as exc:
+        raise ConfigError(f"cannot reach the worker at {url} ({exc.reason}); is it running? check DW_WEB_HOST/DW_WEB_PORT") from None
+
+
+@main.command()
+@click.option("--group-by", default="force,category,disposal", show_default=True)
+@click.option("--window", default="all", show_default=True, help="'all' or N days, e.g. 28d.")
+@click.option("--at", default=None, help="Last day of the window, YYYY-MM-DD [today by DW_CLOCK].")
+@click.option("--url", default=None, help="Worker URL [http://DW_WEB_HOST:DW_WEB_PORT].")
+def counts(group_by: str, window: str, at: str | None, url: str | None) -> None:
+    """Print counts as CSV (header row, last column `count`, sorted, zero cells left out)."""
+    settings = _settings()
+    params = {"group_by": group_by, "window": window}
+    if at:
+        params["at"] = at
+    data = _get_json(f"{url or settings.web_url}/api/counts?{urllib.parse.urlencode(params)}", settings)
+    dims = data["group_by"]
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow([*dims, "count"])
+    for row in data["rows"]:
+        out.writerow([*(row[d] for d in dims), row["count"]])
+
+
+@main.command()
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait.")
+def wait(timeout: float) -> None:
+    """Exit 0 once the worker group has processed every record produced so far, 1 on timeout."""
+    from streams.producer import lag
+
+    settings = _settings()
+    deadline = time.monotonic() + timeout
+    behind = lag(settings)
+    while any(behind.values()):
+        if time.monotonic() >= deadline:
+            click.echo(f"timed out with {sum(behind.values())} records not yet processed", err=True)
+            sys.exit(1)
+        time.sleep(0.5)
+        behind = lag(settings)
+    click.echo("all records processed", err=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Bytes on the wire <-> values: Avro events and alerts, and the worker's per-crime state.
+
+Framing: Avro single-object encoding (Avro spec, "Single object encoding"): the two bytes
+``C3 01``, the 8-byte CRC-64-AVRO fingerprint of the writer's schema (the same bytes as the
+``avro`` package's ``Schema.fingerprint("CRC-64-AVRO")``), then the Avro binary body. A reader
+looks the fingerprint up among the schemas it knows (every ``*.avsc`` under ``schemas/avro``
+and ``schemas/avro/history``) and resolves that writer schema to its own, so records written
+with an older schema stay readable after fields are added (with defaults).
+
+fastavro does the encoding and decoding; its parser validates the schema files at import.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import fastavro.schema
+import orjson
+
+from streams.classify import Cell
+from streams.crimes import Held
+from streams.errors import DecodeError, EncodeError
+from streams.model import OutcomeEvent
+
+MAGIC = b"\xc3\x01"
+HEADER_LEN = len(MAGIC) + 8
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "avro"
+
+
+def fingerprint(parsed_schema: Any) -> bytes:
+    """8-byte CRC-64-AVRO fingerprint of a parsed schema's parsing canonical form."""
+    canonical = fastavro.schema.to_parsing_canonical_form(parsed_schema)
+    return bytes.fromhex(fastavro.schema.fingerprint(canonical, "CRC-64-AVRO"))
+
+
+class AvroCodec:
+    """Encodes and decodes one record type with single-object framing."""
+
+    def __init__(self, name: str, schema_dir: Path = SCHEMA_DIR) -> None:
+        path = schema_dir / f"{name}.avsc"
+        if not path.exists():
+            raise FileNotFoundError(f"schema file {path} is missing")
+        self.name = name
+        self.schema = fastavro.schema.load_schema(path, _write_hint=False)
+        self.fingerprint = fingerprint(self.schema)
+        self._header = MAGIC + self.fingerprint
+        #: fingerprint -> writer schema; None marks the reader's own schema (no resolution needed)
+        self._writers: dict[bytes, Any] = {self.fingerprint: None}
+        history = schema_dir / "history"
+        if history.is_dir():
+            for old in sorted(history.glob(f"{name}.*.avsc")):
+                parsed = fastavro.schema.load_schema(old, _write_hint=False)
+                self._writers.setdefault(fingerprint(parsed), parsed)
+
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        buf = io.BytesIO()
+        buf.write(self._header)
+        try:
+            fastavro.schemaless_writer(buf, self.schema, record)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            raise EncodeError(f"cannot encode {self.name}: {exc}") from exc
+        return buf.getvalue()
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        if len(data) < HEADER_LEN or data[:2] != MAGIC:
+            raise DecodeError(
+                f"not an Avro single-object record ({len(data)} bytes, starts {data[:4].hex() or 'empty'})",
+                reason="undecodable",
+            )
+        fp = data[2:HEADER_LEN]
+        try:
+            writer = self._writers[fp]
+        except KeyError:
+            raise DecodeError(
+                f"unknown writer schema fingerprint {fp.hex()} for {self.name}", reason="unknown_schema"
+            ) from None
+        buf = io.BytesIO(data)
+        buf.seek(HEADER_LEN)
+        try:
+            if writer is None:
+                record = fastavro.schemaless_reader(buf, self.schema, None)
+            else:
+                record = fastavro.schemaless_reader(buf, writer, self.schema)
+        except Exception as exc:  # fastavro raises many types on bad bytes; all mean the same here
+            raise DecodeError(
+                f"malformed {self.name} body: {type(exc).__name__}: {exc}", reason="undecodable"
+            ) from exc
+        if buf.tell() != len(data):
+            raise DecodeError(
+                f"{len(data) - buf.tell()} trailing bytes after the {self.name} body", reason="undecodable"
+            )
+        if not isinstance(record, dict):
+            raise DecodeError(f"{self.name} body is not a record", reason="undecodable")
+        return record
+
+
+_EVENTS = AvroCodec("disposalwatch.OutcomeEvent")
+
+
+def encode_outcome(event: OutcomeEvent) -> bytes:
+    return _EVENTS.encode(
+        {
+            "schema_version": event.schema_version,
+            "event_id": event.event_id,
+            "force_id": event.force_id,
+            "crime_ref": event.crime_ref,
+            "offence_code": event.offence_code,
+            "crime_type": event.crime_type,
+            "outcome_number": event.outcome_number,
+            "disposal": event.disposal.replace("-", "_"),
+            "outcome_text": event.outcome_text,
+            "outcome_date": event.outcome_date,
+            "recorded_at": event.recorded_at,
+            "domestic_abuse": event.domestic_abuse,
+            "source_system": event.source_system,
+        }
+    )
+
+
+def decode_outcome(data: bytes) -> OutcomeEvent:
+    """Bytes -> event. Raises ``DecodeError`` (reason ``undecodable`` or ``unknown_schema``)."""
+    r = _EVENTS.decode(data)
+    r["disposal"] = r["disposal"].replace("_", "-")
+    return OutcomeEvent(**r)
+
+
+# --- per-crime state, as the worker's `crimes` table stores it --------------------------------
+# A compact JSON array: [force, category, disposal, day ordinal, domestic abuse 0/1,
+# [event digests...], offset, partition]. The partition lets counters be rebuilt per partition.
+
+
+def encode_held(held: Held, partition: int) -> bytes:
+    c = held.cell
+    return orjson.dumps(
+        [c.force, c.category, c.disposal, c.day.toordinal(), int(c.domestic_abuse), list(held.seen), held.offset, partition]
+    )
+
+
+def decode_held(data: bytes) -> tuple[Held, int]:
+    force, category, disposal, day, da, seen, offset, partition = orjson.loads(data)
+    cell = Cell(force, category, disposal, dt.date.fromordinal(day), bool(da))
+    return Held(cell, tuple(seen), offset), partition

@@ -1,0 +1,60 @@
+"""Errors raised by disposal-watch's stream code.
+
+Hierarchy::
+
+    StreamError
+    ├── ConfigError          a setting or input file is unusable (message names it)
+    ├── KafkaSetupError      the local broker cannot be resolved, started or reached
+    ├── DecodeError          bytes are not a disposal event we can read   (reason: undecodable, unknown_schema)
+    ├── EncodeError          a value cannot be written with the schema
+    ├── RejectedEvent        a decoded event that breaks the contract      (reason: schema_invalid, unknown_force, ...)
+    └── InputError           a row of an input file cannot become an event (reason: as RejectedEvent)
+
+Every error that stands for bad input carries a machine-readable ``reason`` that the
+dead-letter topic and the ``disposal_events_rejected_total`` metric use.
+"""
+
+from __future__ import annotations
+
+
+class StreamError(Exception):
+    """Base class of every error disposal-watch raises on purpose."""
+
+
+class ConfigError(StreamError):
+    """A setting, file or command-line value is unusable."""
+
+
+class KafkaSetupError(StreamError):
+    """The local Kafka broker could not be resolved, started, stopped or reached."""
+
+
+class _WithReason(StreamError):
+    reason: str = "invalid"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class DecodeError(_WithReason):
+    """Bytes that are not a readable disposal event."""
+
+    reason = "undecodable"
+
+
+class EncodeError(StreamError):
+    """A value that cannot be encoded with its schema."""
+
+
+class RejectedEvent(_WithReason):
+    """A well-formed event that breaks the contract (unknown force, outcome, too old...)."""
+
+    reason = "schema_invalid"
+
+
+class InputError(_WithReason):
+    """A row of an input file that cannot become an event."""
+
+    reason = "invalid_row"

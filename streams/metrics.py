@@ -1,0 +1,40 @@
+"""Every Prometheus metric of the worker, declared once.
+
+Label values come from closed sets (force id, category, disposal class, reason), never from
+crime references. Counters are declared without ``_total``: the client adds it.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS = Counter(
+    "disposal_events",
+    "Events accepted (decoded and valid), by force, offence category and disposal class; "
+    "includes duplicates and superseded events, which change no count",
+    ["force", "category", "disposal"],
+)
+REJECTED = Counter(
+    "disposal_events_rejected",
+    "Records sent to the dead-letter topic, by reason",
+    ["reason"],
+)
+CHANGES = Counter(
+    "disposal_event_changes",
+    "What accepted events did to the per-crime state: new, moved, replaced, duplicate, superseded",
+    ["change"],
+)
+CRIMES = Gauge(
+    "disposal_crimes_held",
+    "Crimes counted by this worker's partitions (latest outcome, within retention)",
+)
+STREAM_DAY = Gauge(
+    "disposal_stream_newest_outcome_timestamp_seconds",
+    "Newest outcome date held by this worker (midnight UTC), as a Unix time",
+)
+PARTITIONS = Gauge("disposal_partitions_assigned", "Partitions of the disposals topic this worker owns")
+REBUILD_SECONDS = Histogram(
+    "disposal_counts_rebuild_seconds",
+    "Time to rebuild the counters from the recovered per-crime table after a rebalance",
+    buckets=(0.01, 0.1, 0.5, 1, 5, 15, 60, 300),
+)

@@ -1,0 +1,230 @@
+"""police.uk CSV files -> disposal events.
+
+Street files (``*-street.csv``) give one row per crime with its *last* outcome at download
+time; outcomes files (``*-outcomes.csv``) give one row per outcome, dated by the month it was
+given, but no crime type. How the two combine when both are given:
+
+1. every street file is read first: a row becomes an event if it has a Crime ID and a last
+   outcome, dated the first day of its Month (police.uk gives no day), and its crime type is
+   remembered by Crime ID;
+2. then every outcomes file: a row becomes an event dated the first of *its* Month, with the
+   crime type of the street row of the same Crime ID. A row whose crime is in no street file
+   given is skipped (``no_crime_type``): its offence category is unknown.
+
+Both kinds of event go through the worker's latest-outcome rule, so for a crime present in both
+the outcome with the newest month counts (outcomes-file rows are never older than the crime's
+month), and a crime that only the street file has counts by its last outcome.
+
+Event ids are a hash of file kind, Crime ID, month and outcome, so ingesting the same files
+twice produces the same events, which the worker counts once.
+
+Pure functions over rows: reading files is ``read_rows``; nothing here talks to Kafka.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from streams.errors import ConfigError, InputError
+from streams.model import OutcomeEvent
+from streams.reference import FORCE_IDS, POLICEUK_CRIME_TYPES, POLICEUK_OUTCOMES
+
+STREET_COLUMNS = ("Crime ID", "Month", "Reported by", "Crime type", "Last outcome category")
+OUTCOMES_COLUMNS = ("Crime ID", "Month", "Reported by", "Outcome type")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    file: Path
+    line: int  # 1-based line number in the file (the header is line 1)
+    fields: dict[str, str]
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+def file_kind(path: Path, header: list[str]) -> str:
+    """``street`` or ``outcomes``, from the header; ``ConfigError`` naming missing columns."""
+    cols = set(header)
+    if "Outcome type" in cols:
+        kind, need = "outcomes", OUTCOMES_COLUMNS
+    elif "Last outcome category" in cols or "Crime type" in cols:
+        kind, need = "street", STREET_COLUMNS
+    else:
+        raise ConfigError(
+            f"{path}: not a police.uk street or outcomes file: the header has neither "
+            f"'Last outcome category' nor 'Outcome type' (found: {', '.join(header) or 'nothing'})"
+        )
+    missing = [c for c in need if c not in cols]
+    if missing:
+        raise ConfigError(f"{path}: {kind} file is missing column(s): {', '.join(missing)}")
+    return kind
+
+
+def read_rows(path: Path) -> tuple[str, Iterator[Row]]:
+    """Open a police.uk CSV; returns its kind and an iterator over its data rows."""
+    try:
+        f = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    reader = csv.reader(f)
+    header = next(reader, [])
+    kind = file_kind(path, header)
+
+    def rows() -> Iterator[Row]:
+        with f:
+            for i, values in enumerate(reader, start=2):
+                yield Row(path, i, dict(zip(header, values, strict=False)))
+
+    return kind, rows()
+
+
+def _month_start(row: Row) -> dt.date:
+    text = row.fields.get("Month", "").strip()
+    try:
+        return dt.date.fromisoformat(text + "-01")
+    except ValueError:
+        raise InputError(f"{row.where}: Month {text!r} is not YYYY-MM", reason="bad_month") from None
+
+
+def _force(row: Row) -> str:
+    name = row.fields.get("Reported by", "").strip()
+    try:
+        return FORCE_IDS[name]
+    except KeyError:
+        raise InputError(f"{row.where}: unknown force {name!r} in 'Reported by'", reason="unknown_force") from None
+
+
+def _disposal(row: Row, text: str) -> str:
+    try:
+        return POLICEUK_OUTCOMES[text]
+    except KeyError:
+        raise InputError(f"{row.where}: unknown outcome {text!r}", reason="unknown_outcome") from None
+
+
+def _event_id(kind: str, crime_id: str, month: dt.date, outcome: str) -> str:
+    h = hashlib.blake2b(f"{kind}|{crime_id}|{month:%Y-%m}|{outcome}".encode(), digest_size=16)
+    return f"pu-{h.hexdigest()}"
+
+
+def _recorded_at(month: dt.date) -> dt.datetime:
+    return dt.datetime(month.year, month.month, month.day, tzinfo=dt.UTC)
+
+
+def street_event(row: Row) -> OutcomeEvent | None:
+    """Event of a street row; None if it has no Crime ID or no outcome (not an error)."""
+    f = row.fields
+    crime_id = f.get("Crime ID", "").strip()
+    outcome = f.get("Last outcome category", "").strip()
+    if not crime_id or not outcome:
+        return None
+    crime_type = f.get("Crime type", "").strip()
+    if crime_type not in POLICEUK_CRIME_TYPES:
+        raise InputError(f"{row.where}: unknown crime type {crime_type!r}", reason="unknown_crime_type")
+    month = _month_start(row)
+    return OutcomeEvent(
+        event_id=_event_id("street", crime_id, month, outcome),
+        force_id=_force(row),
+        crime_ref=crime_id,
+        disposal=_disposal(row, outcome),
+        outcome_date=month,
+        recorded_at=_recorded_at(month),
+        source_system="policeuk-street",
+        crime_type=crime_type,
+        outcome_text=outcome,
+    )
+
+
+def outcome_event(row: Row, crime_types: dict[str, str]) -> OutcomeEvent:
+    """Event of an outcomes-file row; needs the crime type from a street row of the same crime."""
+    f = row.fields
+    crime_id = f.get("Crime ID", "").strip()
+    outcome = f.get("Outcome type", "").strip()
+    if not crime_id:
+        raise InputError(f"{row.where}: no Crime ID", reason="no_crime_id")
+    if not outcome:
+        raise InputError(f"{row.where}: no Outcome type", reason="no_outcome")
+    crime_type = crime_types.get(crime_id)
+    if crime_type is None:
+        raise InputError(
+            f"{row.where}: crime {crime_id[:12]}... is in no street file given, so its crime type is unknown",
+            reason="no_crime_type",
+        )
+    month = _month_start(row)
+    return OutcomeEvent(
+        event_id=_event_id("outcomes", crime_id, month, outcome),
+        force_id=_force(row),
+        crime_ref=crime_id,
+        disposal=_disposal(row, outcome),
+        outcome_date=month,
+        recorded_at=_recorded_at(month),
+        source_system="policeuk-outcomes",
+        crime_type=crime_type,
+        outcome_text=outcome,
+    )
+
+
+@dataclass
+class Tally:
+    """What an ingestion did: rows read, events made, rows skipped by reason."""
+
+    rows: int = 0
+    events: int = 0
+    skipped: dict[str, int] | None = None
+
+    def skip(self, reason: str) -> None:
+        if self.skipped is None:
+            self.skipped = {}
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+
+def events_from_files(
+    paths: Iterable[Path], tally: Tally, on_skip: object = None
+) -> Iterator[OutcomeEvent]:
+    """Events of police.uk files: street files first, then outcomes files (see module doc).
+
+    Each file's header is checked before any event is produced, so a file with missing columns
+    stops the run before anything is sent. ``on_skip(error)`` is called for each skipped row.
+    """
+    opened = [(p, *read_rows(p)) for p in paths]
+    street = [(p, rows) for p, kind, rows in opened if kind == "street"]
+    outcomes = [(p, rows) for p, kind, rows in opened if kind == "outcomes"]
+    crime_types: dict[str, str] = {}
+
+    def skip(exc: InputError) -> None:
+        tally.skip(exc.reason)
+        if callable(on_skip):
+            on_skip(exc)
+
+    for _, rows in street:
+        for row in rows:
+            tally.rows += 1
+            try:
+                ev = street_event(row)
+            except InputError as exc:
+                skip(exc)
+                continue
+            crime_id = row.fields.get("Crime ID", "").strip()
+            if crime_id and row.fields.get("Crime type", "").strip() in POLICEUK_CRIME_TYPES:
+                crime_types.setdefault(crime_id, row.fields["Crime type"].strip())
+            if ev is None:
+                tally.skip("no_crime_id_or_outcome")
+                continue
+            tally.events += 1
+            yield ev
+    for _, rows in outcomes:
+        for row in rows:
+            tally.rows += 1
+            try:
+                ev = outcome_event(row, crime_types)
+            except InputError as exc:
+                skip(exc)
+                continue
+            tally.events += 1
+            yield ev

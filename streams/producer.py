@@ -1,0 +1,146 @@
+"""kafka-python side: topic set-up, reachability, the CLI's event producer and its lag check.
+
+Only the CLI uses this module; the worker sends through Faust (``topic.send``), never through
+kafka-python, whose ``send`` can block the event loop for ``max_block_ms``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.codec import encode_outcome
+from streams.errors import ConfigError
+from streams.model import OutcomeEvent
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _unreachable(settings: Settings, exc: BaseException) -> ConfigError:
+    return ConfigError(
+        f"cannot reach Kafka at DW_KAFKA={settings.kafka} ({type(exc).__name__}: {exc}); "
+        "is the broker running? start one with: disposal-watch kafka start --dir var/kafka"
+    )
+
+
+def admin(settings: Settings) -> Any:
+    from kafka import KafkaAdminClient
+
+    try:
+        return KafkaAdminClient(
+            bootstrap_servers=settings.kafka.split(","),
+            client_id=f"{settings.app_id}-admin",
+            request_timeout_ms=10000,
+            bootstrap_timeout_ms=5000,
+        )
+    except Exception as exc:
+        raise _unreachable(settings, exc) from exc
+
+
+def ensure_topics(settings: Settings) -> None:
+    """Create the disposals, dead-letter and alerts topics if missing; check partition counts.
+
+    The worker's tables are co-partitioned with ``disposals``, so its partition count must equal
+    ``DW_PARTITIONS``; a mismatch is refused with a message rather than failing inside Faust.
+    """
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    client = admin(settings)
+    try:
+        wanted = [settings.disposals_topic, settings.dlq_topic, settings.alerts_topic]
+        existing = set(client.list_topics())
+        new = [NewTopic(t, settings.partitions, 1) for t in wanted if t not in existing]
+        if new:
+            try:
+                client.create_topics(new, timeout_ms=15000)
+            except TopicAlreadyExistsError:
+                pass  # another process created it between list and create
+        meta = client.describe_topics([settings.disposals_topic])
+        got = len(meta[0]["partitions"]) if meta and meta[0].get("partitions") else None
+        if got is not None and got != settings.partitions:
+            raise ConfigError(
+                f"topic {settings.disposals_topic} has {got} partitions but DW_PARTITIONS={settings.partitions}; "
+                f"set DW_PARTITIONS={got} (the worker's tables must match the topic)"
+            )
+    finally:
+        client.close()
+
+
+@dataclass
+class SendStats:
+    sent: int = 0
+    failed: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+class EventProducer:
+    """Sends events to the disposals topic, keyed by crime (force/crime reference)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from kafka import KafkaProducer
+
+        self.settings = settings
+        self.stats = SendStats()
+        try:
+            self._producer = KafkaProducer(
+                bootstrap_servers=settings.kafka.split(","),
+                client_id=f"{settings.app_id}-ingest",
+                acks="all",
+                linger_ms=20,
+                batch_size=256 * 1024,
+                max_block_ms=30000,
+                bootstrap_timeout_ms=5000,
+            )
+        except Exception as exc:
+            raise _unreachable(settings, exc) from exc
+
+    def _on_error(self, exc: BaseException) -> None:
+        self.stats.failed += 1
+        name = type(exc).__name__
+        self.stats.errors[name] = self.stats.errors.get(name, 0) + 1
+
+    def send(self, event: OutcomeEvent, on_sent: Callable[[], None] | None = None) -> None:
+        self.send_raw(event.crime_key.encode(), encode_outcome(event))
+
+    def send_raw(self, key: bytes | None, value: bytes) -> None:
+        fut = self._producer.send(self.settings.disposals_topic, key=key, value=value)
+        fut.add_errback(self._on_error)
+        self.stats.sent += 1
+
+    def close(self) -> SendStats:
+        self._producer.flush()
+        self._producer.close()
+        return self.stats
+
+    def __enter__(self) -> EventProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def lag(settings: Settings) -> dict[int, int]:
+    """Records of ``disposals`` not yet committed by the worker group, per partition."""
+    from kafka import TopicPartition
+    from kafka.admin import OffsetSpec
+
+    client = admin(settings)
+    try:
+        meta = client.describe_topics([settings.disposals_topic])
+        parts = [p["partition_index"] for p in (meta[0].get("partitions") or [])] if meta else []
+        tps = [TopicPartition(settings.disposals_topic, p) for p in sorted(parts)]
+        ends = client.list_partition_offsets({tp: OffsetSpec.LATEST for tp in tps})
+        committed = client.list_group_offsets({settings.app_id: tps}).get(settings.app_id, {})
+    finally:
+        client.close()
+    out = {}
+    for tp in tps:
+        end = ends[tp].offset
+        meta_c = committed.get(tp)
+        done = meta_c.offset if meta_c is not None and meta_c.offset >= 0 else 0
+        out[tp.partition] = max(0, end - done)
+    return out

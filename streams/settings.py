@@ -1,0 +1,94 @@
+"""Configuration: one frozen ``Settings``, read from ``DW_*`` environment variables.
+
+``load_settings()`` turns pydantic's validation errors into one ``ConfigError`` whose lines
+name each bad variable, so a typo stops the program at start with a message that says what
+to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.errors import ConfigError
+
+DEFAULT_RULES = Path(__file__).resolve().parent.parent / "alerts" / "rules.yaml"
+_HOSTPORT = re.compile(r"^[A-Za-z0-9.\-_\[\]:]+:\d{1,5}$")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DW_", frozen=True, extra="ignore")
+
+    #: Kafka bootstrap servers, host:port[,host:port...]
+    kafka: str = "localhost:9092"
+    #: where the worker keeps its local state (RocksDB tables) and the CLI its caches
+    data_dir: Path = Path("var")
+    #: address the worker's HTTP server binds and advertises to other workers
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    #: "wall": today is the UTC calendar date; "stream": today is the newest outcome date seen
+    clock: Literal["wall", "stream"] = "wall"
+    #: alert rules file (YAML)
+    rules: Path = DEFAULT_RULES
+    #: events with an outcome date more than this many days before today are dead-lettered
+    retention_days: int = Field(default=400, ge=1, le=3650)
+    #: partitions of the disposals topic (and so of the worker's tables): the most workers that can share the work
+    partitions: int = Field(default=8, ge=1, le=1024)
+    #: consumer group and Faust application id
+    app_id: str = Field(default="disposal-watch", pattern=r"^[A-Za-z0-9._\-]+$")
+    #: prefix for every topic name (lets several deployments or tests share one broker)
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._\-]*$")
+    #: table store: "rocksdb" (state on disk, fast restarts) or "memory" (rebuilt from the changelog)
+    store: Literal["rocksdb", "memory"] = "rocksdb"
+    #: bearer token the CLI sends to the worker's API
+    token: str | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("kafka")
+    @classmethod
+    def _bootstrap(cls, v: str) -> str:
+        parts = [p.strip() for p in v.split(",")]
+        bad = [p for p in parts if not _HOSTPORT.match(p)]
+        if not parts or bad:
+            raise ValueError(f"expected host:port[,host:port...], got {v!r}")
+        return ",".join(parts)
+
+    @field_validator("rules")
+    @classmethod
+    def _rules_exist(cls, v: Path) -> Path:
+        if not v.is_file():
+            raise ValueError(f"rules file {v} does not exist")
+        return v
+
+    @property
+    def disposals_topic(self) -> str:
+        return f"{self.topic_prefix}disposals"
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.topic_prefix}disposals.dlq"
+
+    @property
+    def alerts_topic(self) -> str:
+        return f"{self.topic_prefix}alerts"
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.web_host}:{self.web_port}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment (and ``overrides``); ``ConfigError`` names every bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = "DW_" + "_".join(str(p) for p in err["loc"]).upper()
+            given = err.get("input")
+            lines.append(f"{name}={given!r}: {err['msg']}" if given is not None else f"{name}: {err['msg']}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
