@@ -53,6 +53,10 @@ def create_app(settings: Settings) -> DisposalApp:
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        # a worker that dies is noticed after 10 s (Kafka's default is 45 s), so its partitions
+        # move to a live worker, or to its restarted self, quickly
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
         broker_commit_every=5000,
         table_standby_replicas=0,
         stream_buffer_maxsize=16384,

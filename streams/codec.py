@@ -1,8 +1,8 @@
 """Bytes on the wire <-> values: Avro events and alerts, and the worker's per-crime state.
 
 Framing: Avro single-object encoding (Avro spec, "Single object encoding"): the two bytes
-``C3 01``, the 8-byte CRC-64-AVRO fingerprint of the writer's schema (the same bytes as the
-``avro`` package's ``Schema.fingerprint("CRC-64-AVRO")``), then the Avro binary body. A reader
+``C3 01``, the 8-byte little-endian CRC-64-AVRO fingerprint of the writer schema's parsing
+canonical form, then the Avro binary body. A reader
 looks the fingerprint up among the schemas it knows (every ``*.avsc`` under ``schemas/avro``
 and ``schemas/avro/history``) and resolves that writer schema to its own, so records written
 with an older schema stay readable after fields are added (with defaults).
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,30 @@ def fingerprint(parsed_schema: Any) -> bytes:
     return bytes.fromhex(fastavro.schema.fingerprint(canonical, "CRC-64-AVRO"))
 
 
+def _inline_named_types(schema: Any, schema_dir: Path, skip: str) -> Any:
+    """``schema`` (JSON) with references to named types defined in ``schema_dir``'s files
+    replaced by their definition at first use, as ``load_schema`` does for current files."""
+    raw = {f.stem: json.loads(f.read_text()) for f in schema_dir.glob("*.avsc") if f.stem != skip}
+    defined: set[str] = set()
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, str):
+            if node in raw and node not in defined:
+                defined.add(node)
+                return walk(raw[node])
+            return node
+        if isinstance(node, list):
+            return [walk(n) for n in node]
+        if isinstance(node, dict):
+            if "name" in node and node.get("type") in ("record", "enum", "fixed"):
+                ns = node.get("namespace")
+                defined.add(f"{ns}.{node['name']}" if ns and "." not in node["name"] else node["name"])
+            return {k: (walk(v) if k in ("type", "fields", "items", "values") else v) for k, v in node.items()}
+        return node
+
+    return walk(schema)
+
+
 class AvroCodec:
     """Encodes and decodes one record type with single-object framing."""
 
@@ -54,7 +79,8 @@ class AvroCodec:
         history = schema_dir / "history"
         if history.is_dir():
             for old in sorted(history.glob(f"{name}.*.avsc")):
-                parsed = fastavro.schema.load_schema(old, _write_hint=False)
+                old_json = _inline_named_types(json.loads(old.read_text()), schema_dir, skip=name)
+                parsed = fastavro.schema.parse_schema(old_json, _write_hint=False)
                 self._writers.setdefault(fingerprint(parsed), parsed)
 
     def encode(self, record: Mapping[str, Any]) -> bytes:

@@ -1,0 +1,94 @@
+"""Thousands of malformed and invalid records mixed with good ones: good counts stay exact,
+every bad record lands in the dead-letter topic with its original bytes and reason."""
+
+import dataclasses
+import datetime as dt
+import random
+import re
+import time
+from collections import Counter
+
+from kafka import KafkaConsumer
+
+from streams.codec import encode_outcome
+from streams.simulate import simulate
+
+from .conftest import Deployment, expected_counts, reference_category, today
+
+
+def bad_records(n: int, rng: random.Random) -> list[tuple[bytes, bytes, str]]:
+    template = next(iter(simulate(1, seed=99)))
+    good = encode_outcome(template)
+    out = []
+    for i in range(n):
+        kind = i % 10
+        ev = dataclasses.replace(template, crime_ref=f"BAD-{i}", event_id=f"bad-{i}")
+        if kind == 0:
+            value, reason = rng.randbytes(rng.randrange(1, 80)), "undecodable"
+        elif kind == 1:
+            whole = encode_outcome(ev)
+            value, reason = whole[: rng.randrange(10, len(whole))], "undecodable"
+        elif kind == 2:
+            value, reason = b"\xc3\x01" + rng.randbytes(8) + good[10:], "unknown_schema"
+        elif kind == 3:
+            value, reason = encode_outcome(dataclasses.replace(ev, force_id="gotham")), "unknown_force"
+        elif kind == 4:
+            value, reason = encode_outcome(dataclasses.replace(ev, outcome_number=1, disposal="caution")), "unknown_outcome"
+        elif kind == 5:
+            value, reason = encode_outcome(dataclasses.replace(ev, offence_code=None, crime_type="Piracy")), "unknown_crime_type"
+        elif kind == 6:
+            value, reason = encode_outcome(dataclasses.replace(ev, outcome_date=today() + dt.timedelta(days=30))), "future_outcome"
+        elif kind == 7:
+            value, reason = encode_outcome(dataclasses.replace(ev, outcome_date=today() - dt.timedelta(days=500))), "beyond_retention"
+        elif kind == 8:
+            value, reason = encode_outcome(dataclasses.replace(ev, event_id="")), "schema_invalid"
+        else:
+            value, reason = b"", "undecodable"
+        out.append((f"bad/{i}".encode(), value, reason))
+    return out
+
+
+def test_bad_input_is_dead_lettered_and_good_counts_are_exact(deployment: Deployment) -> None:
+    rng = random.Random(7)
+    good = list(simulate(4000, seed=21))
+    bad = bad_records(2000, rng)
+    # interleave, keeping the good events' own order (latest-outcome ties depend on it)
+    slots = sorted(rng.sample(range(len(good) + len(bad)), len(bad)))
+    records: list[tuple[bytes, bytes]] = []
+    gi = bi = 0
+    for pos in range(len(good) + len(bad)):
+        if bi < len(slots) and slots[bi] == pos:
+            records.append(bad[bi][:2])
+            bi += 1
+        else:
+            records.append((good[gi].crime_key.encode(), encode_outcome(good[gi])))
+            gi += 1
+    deployment.produce_raw(records)
+    worker = deployment.start_worker()
+    deployment.wait()
+
+    assert deployment.counts(worker) == expected_counts(good, reference_category)
+
+    settings = deployment.settings
+    consumer = KafkaConsumer(
+        settings.dlq_topic, bootstrap_servers=settings.kafka, auto_offset_reset="earliest",
+        enable_auto_commit=False, consumer_timeout_ms=5000,
+    )
+    dead = []
+    deadline = time.monotonic() + 60
+    while len(dead) < len(bad) and time.monotonic() < deadline:
+        dead.extend(consumer)
+    consumer.close()
+    assert len(dead) == len(bad)
+    got = Counter((m.key, m.value, dict(m.headers)["dw.reason"].decode()) for m in dead)
+    assert got == Counter(bad)
+    for m in dead:
+        h = dict(m.headers)
+        assert h["dw.topic"].decode() == settings.disposals_topic
+        assert int(h["dw.partition"]) in range(settings.partitions) and int(h["dw.offset"]) >= 0
+        assert h["dw.error"]
+
+    metrics = worker.metrics()
+    for reason, n in Counter(r for _, _, r in bad).items():
+        m = re.search(rf'disposal_events_rejected_total{{reason="{reason}"}} (\S+)', metrics)
+        assert m and float(m.group(1)) == n, reason

@@ -1,0 +1,78 @@
+import datetime as dt
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.buckets import DayCounts, merge_rows, parse_group_by, window_days
+from streams.classify import Cell
+
+D = dt.date(2025, 3, 31)
+
+
+@pytest.mark.parametrize(
+    ("window", "at", "first", "last"),
+    [
+        ("1d", D, D, D),
+        ("28d", D, dt.date(2025, 3, 4), D),
+        ("91d", D, dt.date(2024, 12, 31), D),
+        ("all", D, dt.date(2024, 2, 25), D),  # keep_days=400
+    ],
+)
+def test_window_days(window: str, at: dt.date, first: dt.date, last: dt.date) -> None:
+    assert window_days(window, at=at, keep_days=400) == (first, last)
+
+
+@pytest.mark.parametrize("bad", ["0d", "-3d", "d", "28", "week", "2.5d"])
+def test_bad_windows(bad: str) -> None:
+    with pytest.raises(ValueError, match="window must be"):
+        window_days(bad, at=D, keep_days=400)
+
+
+def test_group_by() -> None:
+    assert parse_group_by("force, category") == ("force", "category")
+    with pytest.raises(ValueError, match="cannot group by crime_ref"):
+        parse_group_by("force,crime_ref")
+    with pytest.raises(ValueError, match="repeats"):
+        parse_group_by("force,force")
+
+
+def c(force: str = "kent", disposal: str = "caution", day: int = 0, da: bool = False) -> Cell:
+    return Cell(force, "stalking", disposal, D - dt.timedelta(days=day), da)
+
+
+def test_rows_group_and_filter_by_day() -> None:
+    counts = DayCounts()
+    for cell in [c(), c(), c(day=5), c(force="essex"), c(disposal="charge", da=True)]:
+        counts.add(cell)
+    assert counts.rows(("force",)) == {("kent",): 4, ("essex",): 1}
+    assert counts.rows(("force",), first=D - dt.timedelta(days=1)) == {("kent",): 3, ("essex",): 1}
+    assert counts.rows(("disposal", "domestic_abuse")) == {("caution", "false"): 4, ("charge", "true"): 1}
+    assert counts.rows(()) == {(): 5}
+    assert counts.newest == D
+
+
+def test_remove_below_zero_is_a_bug() -> None:
+    with pytest.raises(RuntimeError):
+        DayCounts().remove(c())
+
+
+def test_prune_forgets_old_days_and_ignores_moves_out_of_them() -> None:
+    counts = DayCounts()
+    counts.add(c(day=10))
+    counts.add(c(day=1))
+    assert counts.prune(D - dt.timedelta(days=5)) == 1
+    counts.move(c(day=10), c(day=0))  # the crime moved out of a pruned day: no underflow
+    assert counts.rows(("day",)) == {((D - dt.timedelta(days=1)).isoformat(),): 1, (D.isoformat(),): 1}
+
+
+rows_st = st.dictionaries(st.tuples(st.sampled_from("abc"), st.sampled_from("xy")), st.integers(1, 9), max_size=6)
+
+
+@given(rows_st, rows_st, rows_st)
+def test_merge_is_commutative_and_associative(a, b, d) -> None:  # type: ignore[no-untyped-def]
+    assert merge_rows([a, b]) == merge_rows([b, a])
+    assert merge_rows([merge_rows([a, b]), d]) == merge_rows([a, merge_rows([b, d])])
+    before = dict(a)
+    merge_rows([a, b])
+    assert a == before

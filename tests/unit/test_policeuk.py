@@ -1,0 +1,99 @@
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from streams.errors import ConfigError
+from streams.policeuk import Tally, events_from_files
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "policeuk"
+OLD = SHARED / "city-of-london-2016-2017"
+NEW = SHARED / "city-of-london-2024-2025"
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+STREET_HEADER = "Crime ID,Month,Reported by,Falls within,Longitude,Latitude,Location,LSOA code,LSOA name,Crime type,Last outcome category,Context\n"
+OUTCOMES_HEADER = "Crime ID,Month,Reported by,Falls within,Longitude,Latitude,Location,LSOA code,LSOA name,Outcome type\n"
+
+
+def test_street_rows_become_events_dated_first_of_month(tmp_path: Path) -> None:
+    f = write(tmp_path / "s.csv", STREET_HEADER
+              + "abc,2024-03,Kent Police,Kent Police,,,,,,Violence and sexual offences,Local resolution,\n"
+              + ",2024-03,Kent Police,Kent Police,,,,,,Anti-social behaviour,,\n")
+    tally = Tally()
+    events = list(events_from_files([f], tally))
+    assert len(events) == 1
+    ev = events[0]
+    assert (ev.force_id, ev.crime_ref, ev.disposal, ev.outcome_date) == ("kent", "abc", "community-resolution", dt.date(2024, 3, 1))
+    assert ev.crime_type == "Violence and sexual offences" and ev.offence_code is None
+    assert tally.rows == 2 and tally.skipped == {"no_crime_id_or_outcome": 1}
+
+
+def test_outcomes_join_street_crime_type_and_keep_their_own_month(tmp_path: Path) -> None:
+    s = write(tmp_path / "s.csv", STREET_HEADER + "abc,2024-03,Kent Police,,,,,,,Public order,Under investigation,\n")
+    o = write(tmp_path / "o.csv", OUTCOMES_HEADER + "abc,2024-06,Kent Police,,,,,,,Offender given a caution\n"
+              + "zzz,2024-06,Kent Police,,,,,,,Offender given a caution\n")
+    tally = Tally()
+    events = list(events_from_files([o, s], tally))  # order of arguments does not matter
+    assert [(e.source_system, e.disposal, e.outcome_date, e.crime_type) for e in events] == [
+        ("policeuk-street", "pending", dt.date(2024, 3, 1), "Public order"),
+        ("policeuk-outcomes", "caution", dt.date(2024, 6, 1), "Public order"),
+    ]
+    assert tally.skipped == {"no_crime_type": 1}
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ("abc,2024-03,Gotham Police,,,,,,,Drugs,Local resolution,", "unknown_force"),
+        ("abc,2024-03,Kent Police,,,,,,,Drugs,Sent to the moon,", "unknown_outcome"),
+        ("abc,March 2024,Kent Police,,,,,,,Drugs,Local resolution,", "bad_month"),
+        ("abc,2024-03,Kent Police,,,,,,,Piracy,Local resolution,", "unknown_crime_type"),
+    ],
+)
+def test_bad_rows_are_skipped_with_a_reason_naming_the_row(tmp_path: Path, row: str, reason: str) -> None:
+    f = write(tmp_path / "s.csv", STREET_HEADER + row + "\n")
+    tally = Tally()
+    seen = []
+    assert list(events_from_files([f], tally, on_skip=seen.append)) == []
+    assert tally.skipped == {reason: 1}
+    assert f"{f}:2" in str(seen[0])
+
+
+def test_missing_columns_stop_before_anything_is_read(tmp_path: Path) -> None:
+    f = write(tmp_path / "bad.csv", "Crime ID,Month,Crime type\nabc,2024-01,Drugs\n")
+    with pytest.raises(ConfigError, match=r"bad.csv: street file is missing column\(s\): Reported by, Last outcome category"):
+        list(events_from_files([f], Tally()))
+
+
+def test_not_a_policeuk_file(tmp_path: Path) -> None:
+    f = write(tmp_path / "x.csv", "a,b\n1,2\n")
+    with pytest.raises(ConfigError, match="not a police.uk street or outcomes file"):
+        list(events_from_files([f], Tally()))
+
+
+def test_real_samples_parse_completely() -> None:
+    files = sorted(OLD.glob("*.csv"))
+    assert files, f"police.uk samples missing under {OLD}"
+    tally = Tally()
+    events = list(events_from_files(files, tally))
+    assert tally.events == len(events) > 10000
+    assert {e.force_id for e in events} == {"city-of-london"}
+    # every outcome string in the real files is mapped; only benign or join skips remain
+    assert set(tally.skipped or {}) <= {"no_crime_id_or_outcome", "no_crime_type"}
+    # ids are one per distinct (file kind, crime, month, outcome): police.uk repeats a few rows
+    # verbatim ("a few Crime IDs repeat within a month"), which are the same event
+    distinct = {(e.source_system, e.crime_ref, e.outcome_date, e.outcome_text) for e in events}
+    assert len({e.event_id for e in events}) == len(distinct) < len(events)
+    assert [e.event_id for e in events_from_files(files, Tally())][:100] == [e.event_id for e in events][:100]
+
+
+def test_new_street_samples_parse() -> None:
+    tally = Tally()
+    events = list(events_from_files(sorted(NEW.glob("*.csv")), tally))
+    assert len(events) > 5000
+    assert min(e.outcome_date for e in events) == dt.date(2024, 1, 1)

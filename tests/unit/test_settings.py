@@ -1,0 +1,37 @@
+import pytest
+
+from streams.errors import ConfigError
+from streams.settings import load_settings
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k in ("DW_KAFKA", "DW_WEB_PORT", "DW_CLOCK", "DW_RULES", "DW_DATA_DIR"):
+        monkeypatch.delenv(k, raising=False)
+    s = load_settings()
+    assert (s.kafka, s.web_port, s.web_host, s.clock, s.retention_days) == ("localhost:9092", 6066, "127.0.0.1", "wall", 400)
+    assert s.rules.name == "rules.yaml" and s.rules.exists()
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "message"),
+    [
+        ("DW_KAFKA", "localhost", "DW_KAFKA='localhost': Value error, expected host:port"),
+        ("DW_KAFKA", "a:1,,b", "DW_KAFKA"),
+        ("DW_WEB_PORT", "70000", "DW_WEB_PORT='70000'"),
+        ("DW_WEB_PORT", "http", "DW_WEB_PORT='http'"),
+        ("DW_CLOCK", "sundial", "DW_CLOCK='sundial': Input should be 'wall' or 'stream'"),
+        ("DW_RULES", "/nope/rules.yaml", "rules file /nope/rules.yaml does not exist"),
+        ("DW_RETENTION_DAYS", "0", "DW_RETENTION_DAYS"),
+    ],
+)
+def test_bad_settings_name_the_variable(monkeypatch: pytest.MonkeyPatch, var: str, value: str, message: str) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert message in str(info.value)
+
+
+def test_topic_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DW_TOPIC_PREFIX", "t1.")
+    s = load_settings()
+    assert (s.disposals_topic, s.dlq_topic, s.alerts_topic) == ("t1.disposals", "t1.disposals.dlq", "t1.alerts")
