@@ -46,6 +46,12 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (StreamError, AlertError) as exc:
             _fail(exc)
+        except Exception as exc:
+            from kafka.errors import KafkaError
+
+            if isinstance(exc, KafkaError):
+                _fail(ConfigError(f"Kafka at DW_KAFKA answered with an error: {exc}"))
+            raise
 
 
 @click.group(cls=_Group)
@@ -289,15 +295,24 @@ def wait(timeout: float) -> None:
     """Exit 0 once the worker group has processed every record produced so far, 1 on timeout."""
     from streams.producer import lag
 
+    from kafka.errors import KafkaError
+
     settings = _settings()
     deadline = time.monotonic() + timeout
-    behind = lag(settings)
-    while any(behind.values()):
+    while True:
+        try:
+            behind: dict[int, int] | None = lag(settings)
+        except KafkaError as exc:
+            if not exc.retriable:  # e.g. a fresh broker's group coordinator is not up yet: retry
+                raise
+            behind = None
+        if behind is not None and not any(behind.values()):
+            break
         if time.monotonic() >= deadline:
-            click.echo(f"timed out with {sum(behind.values())} records not yet processed", err=True)
+            left = "an unknown number of" if behind is None else str(sum(behind.values()))
+            click.echo(f"timed out with {left} records not yet processed", err=True)
             sys.exit(1)
         time.sleep(0.5)
-        behind = lag(settings)
     click.echo("all records processed", err=True)
 
 

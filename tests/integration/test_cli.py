@@ -1,5 +1,6 @@
 """Bad input as a new user would try it: each gets a clear error naming the row or setting."""
 
+import re
 from pathlib import Path
 
 from .conftest import Deployment
@@ -53,7 +54,9 @@ def test_wait_times_out_without_a_worker(deployment: Deployment, tmp_path: Path)
     r = deployment.cli("simulate", "--events", "10")
     assert r.returncode == 0, r.stderr
     r = deployment.cli("wait", "--timeout", "2")
-    assert r.returncode == 1 and "timed out with 10 records not yet processed" in r.stderr
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    # on a fresh broker the group coordinator may not be up within 2 s: then the count is unknown
+    assert re.search(r"timed out with (10|an unknown number of) records not yet processed", r.stderr)
 
 
 def test_counts_without_a_worker(deployment: Deployment) -> None:
