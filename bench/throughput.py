@@ -5,12 +5,15 @@ Usage (a broker in DW_KAFKA; `make bench` starts one):
 
 1. Builds police.uk-shaped events: the real City of London 2016-17 street and outcomes rows,
    replicated with fresh Crime IDs and spread over the 45 forces, until --events.
-2. Produces them to a fresh topic.
+2. Produces them to a fresh topic (while the workers of step 4 consume).
 3. Raw loop, in this process: aiokafka consumes the topic from the start and decodes every
    record with the project's Avro codec. Events/s = baseline.
-4. The real worker (`disposal-watch worker`, fresh consumer group) processes the same topic;
-   events/s is measured from its first processed event to its last (polling its /metrics).
-   Then the same events again (all duplicates: no new crimes) to show memory does not grow.
+   (Steps 2 and 3 in the order: workers first, then the raw loop over the topic they read.)
+4. The real worker (`disposal-watch worker`, fresh consumer group) is started on the empty
+   topic; once the group has settled the events are produced, and events/s is measured from
+   the worker's first processed record to its last (polling /healthz, which is cheap).
+   Then the same events again (all duplicates: no new crimes) to show memory does not grow
+   and counts do not change.
 5. The same with two workers in one group.
 Prints a table and writes bench/results/throughput-<date>.json. Timings drift on shared
 machines: compare the ratio, not absolute rates.
@@ -20,14 +23,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import os
 import pstats
-import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -36,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from streams.codec import decode_outcome, encode_outcome  # noqa: E402
+from streams.codec import decode_outcome  # noqa: E402
 from streams.kafka_local import free_port  # noqa: E402
 from streams.model import OutcomeEvent  # noqa: E402
 from streams.policeuk import Tally, events_from_files  # noqa: E402
@@ -56,7 +60,14 @@ def policeuk_shaped(n: int) -> list[OutcomeEvent]:
     while len(out) < n:
         force = forces[copy % len(forces)]
         for ev in base:
-            out.append(dataclasses.replace(ev, force_id=force, crime_ref=f"{ev.crime_ref}-{copy}", event_id=f"{ev.event_id}-{copy}"))
+            out.append(
+                dataclasses.replace(
+                    ev,
+                    force_id=force,
+                    crime_ref=f"{ev.crime_ref}-{copy}",
+                    event_id=f"{ev.event_id}-{copy}",
+                )
+            )
             if len(out) == n:
                 break
         copy += 1
@@ -66,8 +77,13 @@ def policeuk_shaped(n: int) -> list[OutcomeEvent]:
 async def raw_loop(bootstrap: str, topic: str, n: int) -> float:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"raw-{uuid.uuid4().hex[:8]}",
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"raw-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     seen = 0
     t0 = None
@@ -85,15 +101,6 @@ async def raw_loop(bootstrap: str, topic: str, n: int) -> float:
         await consumer.stop()
 
 
-def metric_sum(url: str, name: str) -> float:
-    try:
-        with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
-            text = r.read().decode()
-    except OSError:
-        return 0.0
-    return sum(float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
-
-
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -101,45 +108,101 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def run_workers(env: dict[str, str], count: int, n: int, workdir: Path, profile: bool) -> dict[str, float]:
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.load(r)
+
+
+def run_workers(env: dict[str, str], count: int, workdir: Path, profile: bool) -> dict[str, float]:
+    """Start `count` workers on an empty topic, let the group settle, then produce and time them."""
     procs, urls = [], []
     for i in range(count):
         port = free_port()
         wenv = {**env, "DW_DATA_DIR": str(workdir / f"w{i}"), "DW_WEB_PORT": str(port)}
         cmd = [CLI, "worker"]
         if profile and i == 0:
-            cmd = [sys.executable, "-m", "cProfile", "-o", str(workdir / "worker.prof"), "-m", "streams.cli", "worker"]
-        procs.append(subprocess.Popen(cmd, env=wenv, stdout=(workdir / f"w{i}.log").open("w"), stderr=subprocess.STDOUT))
+            cmd = [
+                sys.executable,
+                "-m",
+                "cProfile",
+                "-o",
+                str(workdir / "worker.prof"),
+                "-m",
+                "streams.cli",
+                "worker",
+            ]
+        procs.append(
+            subprocess.Popen(
+                cmd, env=wenv, stdout=(workdir / f"w{i}.log").open("w"), stderr=subprocess.STDOUT
+            )
+        )
         urls.append(f"http://127.0.0.1:{port}")
+    settings = load_settings(**{k[3:].lower(): v for k, v in env.items() if k.startswith("DW_")})
+    n = len(EVENTS)
 
-    def processed() -> float:
-        return sum(metric_sum(u, "disposal_event_changes_total") for u in urls)
+    def processed() -> int:
+        total = 0
+        for u in urls:  # /healthz is cheap; rendering /metrics every 50 ms would slow the worker
+            with contextlib.suppress(OSError):
+                total += get_json(u + "/healthz")["records_processed"]
+        return total
 
-    def drain(target: float, timeout_s: float = 900) -> tuple[float, float]:
+    def settled() -> bool:
+        try:
+            parts = [get_json(u + "/healthz") for u in urls]
+        except OSError:
+            return False
+        owned = sorted(p for h in parts for p in h["partitions"])
+        return all(h["status"] == "ok" and h["partitions"] for h in parts) and owned == list(
+            range(settings.partitions)
+        )
+
+    def produce() -> None:
+        with EventProducer(settings) as p:
+            for ev in EVENTS:
+                p.send(ev)
+
+    def drain(target: int, timeout_s: float = 900) -> float:
         deadline = time.monotonic() + timeout_s
         t0 = n0 = None
         while True:
             done = processed()
             now = time.perf_counter()
-            if t0 is None and done > (0 if target == n else target - n):
+            if t0 is None and done > target - n:
                 t0, n0 = now, done
             if done >= target:
-                return (done - (n0 or 0)) / max(1e-9, now - (t0 or now)), now
+                return (done - (n0 or 0)) / max(1e-9, now - (t0 or now))
             if time.monotonic() > deadline:
                 raise SystemExit(f"workers processed {done} of {target} in {timeout_s}s; logs in {workdir}")
             time.sleep(0.05)
 
     try:
-        rate, _ = drain(n)
+        deadline = time.monotonic() + 120
+        while not settled():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"workers did not settle; logs in {workdir}")
+            time.sleep(0.5)
+        t = time.perf_counter()
+        producer = threading.Thread(target=produce)
+        producer.start()
+        rate = drain(n)
+        producer.join()
+        produce_rate = n / (time.perf_counter() - t)
         rss = [rss_mb(p.pid) for p in procs]
-        crimes = sum(metric_sum(u, "disposal_crimes_held") for u in urls)
-        # the same events again: all duplicates, so no new per-crime state
-        with EventProducer(load_settings(**{k[3:].lower(): v for k, v in env.items() if k.startswith("DW_")})) as p:
-            for ev in EVENTS:
-                p.send(ev)
-        rate_dup, _ = drain(2 * n)
+        crimes = sum(r["count"] for r in get_json(urls[0] + "/api/counts?group_by=&window=all")["rows"])
+        produce()  # the same events again: all duplicates, so no new per-crime state
+        rate_dup = drain(2 * n)
         rss_after = [rss_mb(p.pid) for p in procs]
-        return {"events_per_s": rate, "duplicates_per_s": rate_dup, "rss_mb": sum(rss), "rss_mb_after_duplicates": sum(rss_after), "crimes_held": crimes}
+        crimes_after = sum(r["count"] for r in get_json(urls[0] + "/api/counts?group_by=&window=all")["rows"])
+        return {
+            "events_per_s": rate,
+            "duplicates_per_s": rate_dup,
+            "produce_per_s_while_consuming": produce_rate,
+            "rss_mb": sum(rss),
+            "rss_mb_after_duplicates": sum(rss_after),
+            "crimes": crimes,
+            "crimes_after_duplicates": crimes_after,
+        }
     finally:
         for p in procs:
             p.terminate()
@@ -159,31 +222,48 @@ def main() -> None:
     args = ap.parse_args()
     bootstrap = os.environ["DW_KAFKA"]
     EVENTS.extend(policeuk_shaped(args.events))
-    results: dict[str, object] = {"events": args.events, "partitions": args.partitions, "date": dt.date.today().isoformat(), "cpus": os.cpu_count()}
+    results: dict[str, object] = {
+        "events": args.events,
+        "partitions": args.partitions,
+        "date": dt.datetime.now(dt.UTC).date().isoformat(),
+        "cpus": os.cpu_count(),
+    }
     for count in [int(c) for c in args.workers.split(",")]:
         tag = uuid.uuid4().hex[:8]
-        env = {**os.environ, "DW_KAFKA": bootstrap, "DW_TOPIC_PREFIX": f"b{tag}.", "DW_APP_ID": f"bench-{tag}",
-               "DW_PARTITIONS": str(args.partitions), "DW_CLOCK": "stream", "DW_RETENTION_DAYS": "3650", "DW_LOG_LEVEL": "warning"}
+        env = {
+            **os.environ,
+            "DW_KAFKA": bootstrap,
+            "DW_TOPIC_PREFIX": f"b{tag}.",
+            "DW_APP_ID": f"bench-{tag}",
+            "DW_PARTITIONS": str(args.partitions),
+            "DW_CLOCK": "stream",
+            "DW_RETENTION_DAYS": "3650",
+            "DW_LOG_LEVEL": "warning",
+        }
         settings = load_settings(**{k[3:].lower(): v for k, v in env.items() if k.startswith("DW_")})
         ensure_topics(settings)
-        t = time.perf_counter()
-        with EventProducer(settings) as p:
-            for ev in EVENTS:
-                p.send(ev)
-        produce_rate = args.events / (time.perf_counter() - t)
-        raw = asyncio.run(raw_loop(bootstrap, settings.disposals_topic, args.events))
         workdir = ROOT / "var" / f"bench-{tag}"
         workdir.mkdir(parents=True, exist_ok=True)
-        w = run_workers(env, count, args.events, workdir, args.profile and count == 1)
-        results[f"workers_{count}"] = {"raw_consume_decode_per_s": raw, "produce_per_s": produce_rate, **w, "ratio": w["events_per_s"] / raw}
-        print(f"{count} worker(s): {w['events_per_s']:,.0f} events/s end to end; raw consume+decode {raw:,.0f}/s; "
-              f"ratio {w['events_per_s'] / raw:.2f}; duplicates {w['duplicates_per_s']:,.0f}/s; "
-              f"RSS {w['rss_mb']:.0f} MB -> {w['rss_mb_after_duplicates']:.0f} MB after duplicates; crimes {w['crimes_held']:,.0f}", flush=True)
+        w = run_workers(env, count, workdir, args.profile and count == 1)
+        # the raw loop reads the same topic afterwards, in this process
+        raw = asyncio.run(raw_loop(bootstrap, settings.disposals_topic, args.events))
+        results[f"workers_{count}"] = {
+            "raw_consume_decode_per_s": raw,
+            **w,
+            "ratio": w["events_per_s"] / raw,
+        }
+        print(
+            f"{count} worker(s): {w['events_per_s']:,.0f} events/s end to end; raw consume+decode {raw:,.0f}/s; "
+            f"ratio {w['events_per_s'] / raw:.2f}; duplicates {w['duplicates_per_s']:,.0f}/s; "
+            f"RSS {w['rss_mb']:.0f} MB -> {w['rss_mb_after_duplicates']:.0f} MB after duplicates; "
+            f"crimes {w['crimes']:,} -> {w['crimes_after_duplicates']:,}",
+            flush=True,
+        )
         prof = workdir / "worker.prof"
         if prof.exists():
             print("\nprofile of the worker (top 25 by own time):")
             pstats.Stats(str(prof)).sort_stats("tottime").print_stats(25)
-    out = ROOT / "bench" / "results" / f"throughput-{dt.date.today().isoformat()}.json"
+    out = ROOT / "bench" / "results" / f"throughput-{dt.datetime.now(dt.UTC).date().isoformat()}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {out}")
 

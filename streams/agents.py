@@ -23,7 +23,9 @@ from streams.errors import DecodeError, RejectedEvent
 log = logging.getLogger(__name__)
 
 
-def dead_letter_headers(reason: str, error: str, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
+def dead_letter_headers(
+    reason: str, error: str, topic: str, partition: int, offset: int
+) -> list[tuple[str, bytes]]:
     """Headers of a dead-letter record; its value and key are the original bytes."""
     return [
         ("dw.reason", reason.encode()),
@@ -78,22 +80,21 @@ def register(dw: DisposalApp) -> None:
         if counts.floor is None or horizon > counts.floor:
             counts.prune(horizon)
 
+    metrics.CRIMES.set_function(lambda: sum(n for c in list(dw.counts.values()) for _, n in c.cells()))
+
     def refresh_gauges() -> None:
-        held = 0
         newest: dt.date | None = None
         for c in dw.counts.values():
-            held += sum(n for _, n in c.cells())
             if c.newest is not None and (newest is None or c.newest > newest):
                 newest = c.newest
-        metrics.CRIMES.set(held)
         if newest is not None:
-            metrics.STREAM_DAY.set(dt.datetime(newest.year, newest.month, newest.day, tzinfo=dt.UTC).timestamp())
+            metrics.STREAM_DAY.set(
+                dt.datetime(newest.year, newest.month, newest.day, tzinfo=dt.UTC).timestamp()
+            )
 
     async def reject(event: Any, reason: str, error: str) -> None:
         msg = event.message
-        log.warning(
-            "dead-lettered %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, reason, error
-        )
+        log.warning("dead-lettered %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, reason, error)
         metrics.REJECTED.labels(reason).inc()
         await dw.dead_letters.send(
             key=msg.key,
@@ -104,6 +105,7 @@ def register(dw: DisposalApp) -> None:
     @app.agent(dw.disposals, name="count_outcomes")
     async def count_outcomes(stream: Any) -> None:
         async for event in stream.events():
+            dw.processed += 1
             partition = event.message.partition
             raw = event.value
             if not isinstance(raw, bytes | bytearray):
@@ -118,7 +120,8 @@ def register(dw: DisposalApp) -> None:
             wall_today = wall.today()
             today = counts.newest if stream_clock else wall_today
             key = ev.crime_key.encode()
-            stored = crimes.get(key)
+            # the store's own get: one lookup (the table's get asks `in` first, then reads)
+            stored = crimes.data.get(key)
             held = decode_held(stored)[0] if stored is not None else None
             try:
                 applied = count_event(
@@ -166,11 +169,16 @@ def register(dw: DisposalApp) -> None:
             if partition in fresh:
                 fresh[partition].add(held.cell)
                 n += 1
-        for p, c in fresh.items():
+        for c in fresh.values():
             prune(c, c.newest if stream_clock else wall.today())
         dw.counts = fresh
         dw.recovering = False
         metrics.PARTITIONS.set(len(actives))
         metrics.REBUILD_SECONDS.observe(time.monotonic() - started)
         refresh_gauges()
-        log.info("counts rebuilt from %d crimes in %d partitions in %.2fs", n, len(actives), time.monotonic() - started)
+        log.info(
+            "counts rebuilt from %d crimes in %d partitions in %.2fs",
+            n,
+            len(actives),
+            time.monotonic() - started,
+        )

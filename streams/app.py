@@ -38,6 +38,8 @@ class DisposalApp:
     #: per partition of ``disposals`` this worker owns: counts derived from the crimes it holds
     counts: dict[int, DayCounts] = field(default_factory=dict)
     recovering: bool = True
+    #: records the agent has taken from the disposals topic since start (accepted or rejected)
+    processed: int = 0
 
 
 def create_app(settings: Settings) -> DisposalApp:
@@ -59,6 +61,10 @@ def create_app(settings: Settings) -> DisposalApp:
         broker_heartbeat_interval=3.0,
         broker_commit_every=5000,
         table_standby_replicas=0,
+        # changelog records are small (~150 bytes) and one is written per event: let the
+        # producer gather them into large batches instead of a request every record or two
+        producer_linger=0.02,
+        producer_max_batch_size=512 * 1024,
         stream_buffer_maxsize=16384,
         web_enabled=True,
         web_bind=settings.web_host,
@@ -71,6 +77,7 @@ def create_app(settings: Settings) -> DisposalApp:
         web_metrics_enabled=False,
         web_in_thread=False,
     )
+
     def raw() -> Any:
         return faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
@@ -78,7 +85,9 @@ def create_app(settings: Settings) -> DisposalApp:
     dead_letters = app.topic(settings.dlq_topic, partitions=settings.partitions, schema=raw())
     # key_type/value_type bytes (not a Schema) is what makes the table's store use the raw
     # serializer; with only a schema, the RocksDB store would JSON-decode the values.
-    crimes = app.Table(CRIMES_TABLE, default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    crimes = app.Table(
+        CRIMES_TABLE, default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes
+    )
     dw = DisposalApp(settings, app, disposals, dead_letters, crimes)
     agents.register(dw)
     web.register(dw)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from streams.classify import Cell
 
@@ -108,8 +108,8 @@ class DayCounts:
         return dict(out)
 
 
-def _row_key(group_by: Sequence[str]):  # type: ignore[no-untyped-def]
-    getters = {
+def _row_key(group_by: Sequence[str]) -> Callable[[Cell], Row]:
+    getters: dict[str, Callable[[Cell], str]] = {
         "force": lambda c: c.force,
         "category": lambda c: c.category,
         "disposal": lambda c: c.disposal,

@@ -76,7 +76,8 @@ def classify(event: OutcomeEvent, *, latest_day: dt.date) -> Cell:
         expected = HOME_OFFICE_OUTCOMES.get(event.outcome_number)
         if expected is None:
             raise RejectedEvent(
-                f"unknown Home Office outcome number {event.outcome_number}", reason="unknown_outcome"
+                f"unknown Home Office outcome number {event.outcome_number}",
+                reason="unknown_outcome",
             )
         if expected != event.disposal:
             raise RejectedEvent(

@@ -57,7 +57,9 @@ def _inline_named_types(schema: Any, schema_dir: Path, skip: str) -> Any:
             if "name" in node and node.get("type") in ("record", "enum", "fixed"):
                 ns = node.get("namespace")
                 defined.add(f"{ns}.{node['name']}" if ns and "." not in node["name"] else node["name"])
-            return {k: (walk(v) if k in ("type", "fields", "items", "values") else v) for k, v in node.items()}
+            return {
+                k: (walk(v) if k in ("type", "fields", "items", "values") else v) for k, v in node.items()
+            }
         return node
 
     return walk(schema)
@@ -71,7 +73,7 @@ class AvroCodec:
         if not path.exists():
             raise FileNotFoundError(f"schema file {path} is missing")
         self.name = name
-        self.schema = fastavro.schema.load_schema(path, _write_hint=False)
+        self.schema = fastavro.schema.load_schema(str(path), _write_hint=False)
         self.fingerprint = fingerprint(self.schema)
         self._header = MAGIC + self.fingerprint
         #: fingerprint -> writer schema; None marks the reader's own schema (no resolution needed)
@@ -103,7 +105,8 @@ class AvroCodec:
             writer = self._writers[fp]
         except KeyError:
             raise DecodeError(
-                f"unknown writer schema fingerprint {fp.hex()} for {self.name}", reason="unknown_schema"
+                f"unknown writer schema fingerprint {fp.hex()} for {self.name}",
+                reason="unknown_schema",
             ) from None
         buf = io.BytesIO(data)
         buf.seek(HEADER_LEN)
@@ -118,7 +121,8 @@ class AvroCodec:
             ) from exc
         if buf.tell() != len(data):
             raise DecodeError(
-                f"{len(data) - buf.tell()} trailing bytes after the {self.name} body", reason="undecodable"
+                f"{len(data) - buf.tell()} trailing bytes after the {self.name} body",
+                reason="undecodable",
             )
         if not isinstance(record, dict):
             raise DecodeError(f"{self.name} body is not a record", reason="undecodable")
@@ -163,7 +167,16 @@ def decode_outcome(data: bytes) -> OutcomeEvent:
 def encode_held(held: Held, partition: int) -> bytes:
     c = held.cell
     return orjson.dumps(
-        [c.force, c.category, c.disposal, c.day.toordinal(), int(c.domestic_abuse), list(held.seen), held.offset, partition]
+        [
+            c.force,
+            c.category,
+            c.disposal,
+            c.day.toordinal(),
+            int(c.domestic_abuse),
+            list(held.seen),
+            held.offset,
+            partition,
+        ]
     )
 
 

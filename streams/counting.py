@@ -27,9 +27,9 @@ def count_event(
 ) -> Applied:
     """Apply ``event`` to one crime and the partition's ``counts`` (mutated in place).
 
-    ``today`` is the clock the retention horizon is measured from (None: no event yet under the
-    stream clock); ``latest_day`` the newest outcome date accepted; ``offset`` the event's offset
-in its partition (recognises redeliveries). Raises ``RejectedEvent``.
+        ``today`` is the clock the retention horizon is measured from (None: no event yet under the
+        stream clock); ``latest_day`` the newest outcome date accepted; ``offset`` the event's offset
+    in its partition (recognises redeliveries). Raises ``RejectedEvent``.
     """
     cell = classify(event, latest_day=latest_day)
     check_retention(cell.day, today=today, keep_days=keep_days)

@@ -188,12 +188,24 @@ def start(dir: Path, port: int = 9092, *, timeout_s: float = 90.0, heap: str = "
     if not (data / "meta.properties").exists():
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         fmt = subprocess.run(
-            [java, "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+            [
+                java,
+                "-cp",
+                cp,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(props),
+            ],
             capture_output=True,
             text=True,
         )
         if fmt.returncode != 0:
-            raise KafkaSetupError(f"formatting KRaft storage in {data} failed: {fmt.stdout}{fmt.stderr}".strip())
+            raise KafkaSetupError(
+                f"formatting KRaft storage in {data} failed: {fmt.stdout}{fmt.stderr}".strip()
+            )
     log = (dir / "broker.log").open("ab")
     proc = subprocess.Popen(
         [
@@ -227,7 +239,9 @@ def start(dir: Path, port: int = 9092, *, timeout_s: float = 90.0, heap: str = "
             return broker
         time.sleep(0.5)
     stop(dir)
-    raise KafkaSetupError(f"the broker did not answer on {broker.bootstrap} within {timeout_s:.0f}s; see {dir}/server.log")
+    raise KafkaSetupError(
+        f"the broker did not answer on {broker.bootstrap} within {timeout_s:.0f}s; see {dir}/server.log"
+    )
 
 
 def _tail(path: Path, n: int = 15) -> str:

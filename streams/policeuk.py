@@ -39,8 +39,8 @@ from streams.reference import FORCE_IDS, POLICEUK_CRIME_TYPES, POLICEUK_OUTCOMES
 #: street file was not given. Reported in the summary; not errors.
 EXPECTED_SKIPS = frozenset({"no_crime_id_or_outcome", "no_crime_type"})
 
-STREET_COLUMNS = ("Crime ID", "Month", "Reported by", "Crime type", "Last outcome category")
-OUTCOMES_COLUMNS = ("Crime ID", "Month", "Reported by", "Outcome type")
+STREET_COLUMNS: tuple[str, ...] = ("Crime ID", "Month", "Reported by", "Crime type", "Last outcome category")
+OUTCOMES_COLUMNS: tuple[str, ...] = ("Crime ID", "Month", "Reported by", "Outcome type")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +103,9 @@ def _force(row: Row) -> str:
     try:
         return FORCE_IDS[name]
     except KeyError:
-        raise InputError(f"{row.where}: unknown force {name!r} in 'Reported by'", reason="unknown_force") from None
+        raise InputError(
+            f"{row.where}: unknown force {name!r} in 'Reported by'", reason="unknown_force"
+        ) from None
 
 
 def _disposal(row: Row, text: str) -> str:
@@ -189,9 +191,7 @@ class Tally:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
 
-def events_from_files(
-    paths: Iterable[Path], tally: Tally, on_skip: object = None
-) -> Iterator[OutcomeEvent]:
+def events_from_files(paths: Iterable[Path], tally: Tally, on_skip: object = None) -> Iterator[OutcomeEvent]:
     """Events of police.uk files: street files first, then outcomes files (see module doc).
 
     Each file's header is checked before any event is produced, so a file with missing columns

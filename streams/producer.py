@@ -6,6 +6,7 @@ kafka-python, whose ``send`` can block the event loop for ``max_block_ms``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,10 +56,9 @@ def ensure_topics(settings: Settings) -> None:
         existing = set(client.list_topics())
         new = [NewTopic(t, settings.partitions, 1) for t in wanted if t not in existing]
         if new:
-            try:
+            # another process may create it between list and create
+            with contextlib.suppress(TopicAlreadyExistsError):
                 client.create_topics(new, timeout_ms=15000)
-            except TopicAlreadyExistsError:
-                pass  # another process created it between list and create
         meta = client.describe_topics([settings.disposals_topic])
         got = len(meta[0]["partitions"]) if meta and meta[0].get("partitions") else None
         if got is not None and got != settings.partitions:

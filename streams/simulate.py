@@ -75,7 +75,9 @@ def simulate(
     produced = 0
     crime = 0
 
-    def event(k: int, force: str, ref: str, code: str, da: bool, number: int | None, day: dt.date) -> OutcomeEvent:
+    def event(
+        k: int, force: str, ref: str, code: str, da: bool, number: int | None, day: dt.date
+    ) -> OutcomeEvent:
         recorded = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC) + dt.timedelta(
             minutes=rng.randrange(8 * 60, 20 * 60)
         )

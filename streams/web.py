@@ -38,7 +38,9 @@ def register(dw: DisposalApp) -> None:
         days = [c.newest for c in dw.counts.values() if c.newest is not None]
         return max(days) if days else None
 
-    def local_rows(group_by: tuple[str, ...], first: dt.date | None, last: dt.date | None) -> dict[tuple[str, ...], int]:
+    def local_rows(
+        group_by: tuple[str, ...], first: dt.date | None, last: dt.date | None
+    ) -> dict[tuple[str, ...], int]:
         return merge_rows(c.rows(group_by, first, last) for c in list(dw.counts.values()))
 
     def peers() -> list[str]:
@@ -56,7 +58,7 @@ def register(dw: DisposalApp) -> None:
                 if resp.status != 200:
                     raise PeerError(f"{url} answered {resp.status}")
                 return await resp.json()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise PeerError(f"{url} did not answer: {type(exc).__name__} {exc}") from exc
 
     def bad_request(view: Any, message: str) -> Any:
@@ -73,6 +75,7 @@ def register(dw: DisposalApp) -> None:
             {
                 "status": "recovering" if dw.recovering else "ok",
                 "partitions": sorted(dw.counts),
+                "records_processed": dw.processed,
                 "clock": settings.clock,
                 "newest_outcome_date": clock.isoformat() if clock else None,
             }
@@ -81,7 +84,12 @@ def register(dw: DisposalApp) -> None:
     @app.page("/api/clock")
     async def clock_page(view: Any, request: Any) -> Any:
         clock = local_clock()
-        return view.json({"newest_outcome_date": clock.isoformat() if clock else None, "recovering": dw.recovering})
+        return view.json(
+            {
+                "newest_outcome_date": clock.isoformat() if clock else None,
+                "recovering": dw.recovering,
+            }
+        )
 
     @app.page("/api/counts/local")
     async def counts_local(view: Any, request: Any) -> Any:
@@ -103,7 +111,7 @@ def register(dw: DisposalApp) -> None:
             window = q.get("window", "all")
             at_text = q.get("at")
             at = dt.date.fromisoformat(at_text) if at_text else None
-            window_days("all" if window == "all" else window, at=dt.date.today(), keep_days=1)  # validate
+            window_days(window, at=dt.date(2000, 1, 1), keep_days=1)  # validates `window` only
         except ValueError as exc:
             return bad_request(view, str(exc))
         others = peers()
@@ -115,15 +123,27 @@ def register(dw: DisposalApp) -> None:
                         at = dt.datetime.now(dt.UTC).date()
                     else:
                         clocks = [local_clock()]
-                        answers = await asyncio.gather(*(fetch(session, f"{u}/api/clock", {}) for u in others))
-                        clocks += [dt.date.fromisoformat(a["newest_outcome_date"]) for a in answers if a["newest_outcome_date"]]
+                        answers = await asyncio.gather(
+                            *(fetch(session, f"{u}/api/clock", {}) for u in others)
+                        )
+                        clocks += [
+                            dt.date.fromisoformat(a["newest_outcome_date"])
+                            for a in answers
+                            if a["newest_outcome_date"]
+                        ]
                         known = [c for c in clocks if c is not None]
                         at = max(known) if known else None
                 if at is None:  # stream clock, nothing counted yet
                     return view.json({"group_by": list(group_by), "window": window, "at": None, "rows": []})
                 first, last = window_days(window, at=at, keep_days=settings.retention_days)
-                params = {"group_by": ",".join(group_by), "first": first.isoformat(), "last": last.isoformat()}
-                answers = await asyncio.gather(*(fetch(session, f"{u}/api/counts/local", params) for u in others))
+                params = {
+                    "group_by": ",".join(group_by),
+                    "first": first.isoformat(),
+                    "last": last.isoformat(),
+                }
+                answers = await asyncio.gather(
+                    *(fetch(session, f"{u}/api/counts/local", params) for u in others)
+                )
         except PeerError as exc:
             return view.json({"error": f"cannot gather counts from every worker: {exc}"}, status=503)
         parts = [local_rows(group_by, first, last)]
@@ -138,6 +158,8 @@ def register(dw: DisposalApp) -> None:
                 "first_day": first.isoformat(),
                 "workers": 1 + len(others),
                 "recovering": recovering,
-                "rows": [{**dict(zip(group_by, r, strict=True)), "count": n} for r, n in sorted(rows.items())],
+                "rows": [
+                    {**dict(zip(group_by, r, strict=True)), "count": n} for r, n in sorted(rows.items())
+                ],
             }
         )

@@ -56,9 +56,7 @@ POLICEUK_OUTCOMES: dict[str, str] = dict(_outcomes["policeuk"])
 
 #: Home Office offence code -> offence category
 OFFENCE_CATEGORIES: dict[str, str] = {
-    str(code): category
-    for category, codes in _offences["home_office_codes"].items()
-    for code in codes
+    str(code): category for category, codes in _offences["home_office_codes"].items() for code in codes
 }
 RAPE_CODES: frozenset[str] = frozenset(str(c) for c in _offences["rape_codes"])
 #: police.uk crime type -> category slug

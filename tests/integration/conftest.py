@@ -66,7 +66,9 @@ class Worker:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+                raise AssertionError(
+                    f"worker exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}"
+                )
             try:
                 if self.get("/healthz")["status"] == "ok":
                     return
@@ -87,11 +89,23 @@ class Deployment:
         return load_settings(**{k[3:].lower(): v for k, v in self.env.items() if k.startswith("DW_")})
 
     def cli(self, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([CLI, *args], env={**os.environ, **self.env, **env}, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [CLI, *args],
+            env={**os.environ, **self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def start_worker(self, name: str = "w1", ready: bool = True, **env: str) -> Worker:
         port = free_port()
-        wenv = {**os.environ, **self.env, "DW_DATA_DIR": str(self.dir / name), "DW_WEB_PORT": str(port), **env}
+        wenv = {
+            **os.environ,
+            **self.env,
+            "DW_DATA_DIR": str(self.dir / name),
+            "DW_WEB_PORT": str(port),
+            **env,
+        }
         log = self.dir / f"{name}.log"
         with log.open("ab") as out:
             proc = subprocess.Popen([CLI, "worker"], env=wenv, stdout=out, stderr=subprocess.STDOUT)
@@ -118,7 +132,9 @@ class Deployment:
         r = self.cli("wait", "--timeout", str(timeout_s), timeout=timeout_s + 30)
         assert r.returncode == 0, r.stderr
 
-    def counts(self, worker: Worker, group_by: str = "force,category,disposal,day", **params: str) -> dict[tuple[str, ...], int]:
+    def counts(
+        self, worker: Worker, group_by: str = "force,category,disposal,day", **params: str
+    ) -> dict[tuple[str, ...], int]:
         q = "&".join(f"{k}={v}" for k, v in {"group_by": group_by, "window": "all", **params}.items())
         data = worker.get(f"/api/counts?{q}")
         dims = data["group_by"]
@@ -144,7 +160,10 @@ def deployment(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Deployment]:
 
 # --- an independent model of the contract, to compare the worker's counts with ---------------
 
-def expected_counts(events: Iterable[OutcomeEvent], category: Any, keep: Any = lambda ev: True) -> dict[tuple[str, ...], int]:
+
+def expected_counts(
+    events: Iterable[OutcomeEvent], category: Any, keep: Any = lambda ev: True
+) -> dict[tuple[str, ...], int]:
     """Each crime once, in the cell of its latest-dated outcome (ties: last produced wins;
     a repeated event id is ignored); events failing ``keep`` are left out."""
     latest: dict[str, OutcomeEvent] = {}

@@ -30,8 +30,11 @@ def test_csv_with_missing_columns_stops_before_sending(deployment: Deployment, t
 
 def test_unknown_force_row_is_named_and_the_rest_is_sent(deployment: Deployment, tmp_path: Path) -> None:
     f = tmp_path / "s.csv"
-    f.write_text(HEADER + "a1,2024-01,Kent Police,,,,,,,Drugs,Local resolution,\n"
-                 + "a2,2024-01,Gotham City Police,,,,,,,Drugs,Local resolution,\n")
+    f.write_text(
+        HEADER
+        + "a1,2024-01,Kent Police,,,,,,,Drugs,Local resolution,\n"
+        + "a2,2024-01,Gotham City Police,,,,,,,Drugs,Local resolution,\n"
+    )
     r = deployment.cli("ingest", "policeuk", str(f))
     assert r.returncode == 1
     assert f"{f}:3: unknown force 'Gotham City Police'" in r.stderr
@@ -40,8 +43,10 @@ def test_unknown_force_row_is_named_and_the_rest_is_sent(deployment: Deployment,
 
 def test_garbage_jsonl_line_is_named(deployment: Deployment, tmp_path: Path) -> None:
     f = tmp_path / "events.jsonl"
-    good = ('{"event_id":"j1","force_id":"kent","crime_ref":"K1","offence_code":"8Q","outcome_number":8,'
-            '"outcome_date":"2025-01-02","recorded_at":"2025-01-02T10:00:00Z"}')
+    good = (
+        '{"event_id":"j1","force_id":"kent","crime_ref":"K1","offence_code":"8Q","outcome_number":8,'
+        '"outcome_date":"2025-01-02","recorded_at":"2025-01-02T10:00:00Z"}'
+    )
     f.write_text(good + "\n{not json\n" + good.replace('"outcome_number":8', '"outcome_number":99') + "\n")
     r = deployment.cli("ingest", "jsonl", str(f))
     assert r.returncode == 1

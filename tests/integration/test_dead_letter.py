@@ -9,7 +9,6 @@ import time
 from collections import Counter
 
 from kafka import KafkaConsumer
-
 from streams.codec import encode_outcome
 from streams.simulate import simulate
 
@@ -31,15 +30,30 @@ def bad_records(n: int, rng: random.Random) -> list[tuple[bytes, bytes, str]]:
         elif kind == 2:
             value, reason = b"\xc3\x01" + rng.randbytes(8) + good[10:], "unknown_schema"
         elif kind == 3:
-            value, reason = encode_outcome(dataclasses.replace(ev, force_id="gotham")), "unknown_force"
+            value, reason = (
+                encode_outcome(dataclasses.replace(ev, force_id="gotham")),
+                "unknown_force",
+            )
         elif kind == 4:
-            value, reason = encode_outcome(dataclasses.replace(ev, outcome_number=1, disposal="caution")), "unknown_outcome"
+            value, reason = (
+                encode_outcome(dataclasses.replace(ev, outcome_number=1, disposal="caution")),
+                "unknown_outcome",
+            )
         elif kind == 5:
-            value, reason = encode_outcome(dataclasses.replace(ev, offence_code=None, crime_type="Piracy")), "unknown_crime_type"
+            value, reason = (
+                encode_outcome(dataclasses.replace(ev, offence_code=None, crime_type="Piracy")),
+                "unknown_crime_type",
+            )
         elif kind == 6:
-            value, reason = encode_outcome(dataclasses.replace(ev, outcome_date=today() + dt.timedelta(days=30))), "future_outcome"
+            value, reason = (
+                encode_outcome(dataclasses.replace(ev, outcome_date=today() + dt.timedelta(days=30))),
+                "future_outcome",
+            )
         elif kind == 7:
-            value, reason = encode_outcome(dataclasses.replace(ev, outcome_date=today() - dt.timedelta(days=500))), "beyond_retention"
+            value, reason = (
+                encode_outcome(dataclasses.replace(ev, outcome_date=today() - dt.timedelta(days=500))),
+                "beyond_retention",
+            )
         elif kind == 8:
             value, reason = encode_outcome(dataclasses.replace(ev, event_id="")), "schema_invalid"
         else:
@@ -71,8 +85,11 @@ def test_bad_input_is_dead_lettered_and_good_counts_are_exact(deployment: Deploy
 
     settings = deployment.settings
     consumer = KafkaConsumer(
-        settings.dlq_topic, bootstrap_servers=settings.kafka, auto_offset_reset="earliest",
-        enable_auto_commit=False, consumer_timeout_ms=5000,
+        settings.dlq_topic,
+        bootstrap_servers=settings.kafka,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=5000,
     )
     dead = []
     deadline = time.monotonic() + 60

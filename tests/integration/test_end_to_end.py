@@ -41,7 +41,11 @@ def test_policeuk_samples_and_synthetic_events_are_counted_exactly(deployment: D
 
     # every accepted event is in disposal_events_total
     metrics = worker.metrics()
-    accepted = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith("disposal_events_total{"))
+    accepted = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("disposal_events_total{")
+    )
     assert accepted == len(everything)
     assert 'disposal_events_total{category="violence-and-sexual-offences"' in metrics
 

@@ -12,7 +12,9 @@ from .conftest import Deployment, expected_counts, reference_category
 
 
 @pytest.mark.parametrize("store", ["rocksdb", "memory"])
-def test_killed_worker_and_duplicates_end_with_the_counts_of_one_clean_run(deployment: Deployment, store: str) -> None:
+def test_killed_worker_and_duplicates_end_with_the_counts_of_one_clean_run(
+    deployment: Deployment, store: str
+) -> None:
     deployment.env["DW_STORE"] = store
     events = list(simulate(30000, seed=31))
     deployment.produce(events)

@@ -47,7 +47,10 @@ def test_rows_group_and_filter_by_day() -> None:
         counts.add(cell)
     assert counts.rows(("force",)) == {("kent",): 4, ("essex",): 1}
     assert counts.rows(("force",), first=D - dt.timedelta(days=1)) == {("kent",): 3, ("essex",): 1}
-    assert counts.rows(("disposal", "domestic_abuse")) == {("caution", "false"): 4, ("charge", "true"): 1}
+    assert counts.rows(("disposal", "domestic_abuse")) == {
+        ("caution", "false"): 4,
+        ("charge", "true"): 1,
+    }
     assert counts.rows(()) == {(): 5}
     assert counts.newest == D
 
@@ -63,10 +66,15 @@ def test_prune_forgets_old_days_and_ignores_moves_out_of_them() -> None:
     counts.add(c(day=1))
     assert counts.prune(D - dt.timedelta(days=5)) == 1
     counts.move(c(day=10), c(day=0))  # the crime moved out of a pruned day: no underflow
-    assert counts.rows(("day",)) == {((D - dt.timedelta(days=1)).isoformat(),): 1, (D.isoformat(),): 1}
+    assert counts.rows(("day",)) == {
+        ((D - dt.timedelta(days=1)).isoformat(),): 1,
+        (D.isoformat(),): 1,
+    }
 
 
-rows_st = st.dictionaries(st.tuples(st.sampled_from("abc"), st.sampled_from("xy")), st.integers(1, 9), max_size=6)
+rows_st = st.dictionaries(
+    st.tuples(st.sampled_from("abc"), st.sampled_from("xy")), st.integers(1, 9), max_size=6
+)
 
 
 @given(rows_st, rows_st, rows_st)

@@ -4,13 +4,21 @@ import shutil
 from pathlib import Path
 
 import avro.name
-import fastavro.schema
 import avro.schema
+import fastavro.schema
 import pytest
 
-from streams.codec import _EVENTS, SCHEMA_DIR, AvroCodec, decode_held, decode_outcome, encode_held, encode_outcome
-from streams.crimes import Held
 from streams.classify import Cell
+from streams.codec import (
+    _EVENTS,
+    SCHEMA_DIR,
+    AvroCodec,
+    decode_held,
+    decode_outcome,
+    encode_held,
+    encode_outcome,
+)
+from streams.crimes import Held
 from streams.errors import DecodeError
 from streams.model import OutcomeEvent
 
@@ -64,7 +72,9 @@ def test_single_object_framing() -> None:
 def _parse(name: str) -> avro.schema.RecordSchema:
     """Parse a schema file with Apache's `avro` package, the named types it uses known first."""
     names = avro.name.Names()
-    avro.schema.make_avsc_object(json.loads((SCHEMA_DIR / "disposalwatch.DisposalClass.avsc").read_text()), names)
+    avro.schema.make_avsc_object(
+        json.loads((SCHEMA_DIR / "disposalwatch.DisposalClass.avsc").read_text()), names
+    )
     return avro.schema.make_avsc_object(json.loads((SCHEMA_DIR / f"{name}.avsc").read_text()), names)
 
 
@@ -86,7 +96,9 @@ def test_schemas_are_valid_for_the_reference_implementation(name: str) -> None:
         (None, "undecodable"),  # corrupt enum index
     ],
 )
-def test_malformed_bytes_raise_decode_error(data: bytes | None, reason: str, request: pytest.FixtureRequest) -> None:
+def test_malformed_bytes_raise_decode_error(
+    data: bytes | None, reason: str, request: pytest.FixtureRequest
+) -> None:
     good = encode_outcome(EVENT)
     idx = request.node.callspec.indices["data"] if hasattr(request.node, "callspec") else 0
     if data is None:
@@ -101,10 +113,15 @@ def test_reader_resolves_an_older_writer_schema(tmp_path: Path) -> None:
     for f in SCHEMA_DIR.glob("*.avsc"):
         shutil.copy(f, tmp_path)
     (tmp_path / "history").mkdir()
-    shutil.copy(SCHEMA_DIR / "disposalwatch.OutcomeEvent.avsc", tmp_path / "history" / "disposalwatch.OutcomeEvent.v1.avsc")
+    shutil.copy(
+        SCHEMA_DIR / "disposalwatch.OutcomeEvent.avsc",
+        tmp_path / "history" / "disposalwatch.OutcomeEvent.v1.avsc",
+    )
     v1 = AvroCodec("disposalwatch.OutcomeEvent", schema_dir=SCHEMA_DIR)
     schema = json.loads((tmp_path / "disposalwatch.OutcomeEvent.avsc").read_text())
-    schema["fields"].append({"name": "victim_consulted", "type": ["null", "boolean"], "default": None, "doc": "v2"})
+    schema["fields"].append(
+        {"name": "victim_consulted", "type": ["null", "boolean"], "default": None, "doc": "v2"}
+    )
     (tmp_path / "disposalwatch.OutcomeEvent.avsc").write_text(json.dumps(schema))
     v2 = AvroCodec("disposalwatch.OutcomeEvent", schema_dir=tmp_path)
     assert v2.fingerprint != v1.fingerprint

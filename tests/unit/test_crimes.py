@@ -153,7 +153,9 @@ def test_replaying_a_suffix_after_a_crash_changes_nothing(
 
 @settings(max_examples=200)
 @given(events_st)
-def test_producing_everything_twice_changes_nothing(events: list[tuple[int, int, str, int]]) -> None:
+def test_producing_everything_twice_changes_nothing(
+    events: list[tuple[int, int, str, int]],
+) -> None:
     """Copies are recognised by event id among a crime's last KEEP_SEEN events."""
     per_crime: dict[int, int] = {}
     for _, crime, _, _ in events:

@@ -15,7 +15,9 @@ def test_taken_port(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        with pytest.raises(KafkaSetupError, match=f"port {port} on 127.0.0.1 is taken: choose another with --port"):
+        with pytest.raises(
+            KafkaSetupError, match=f"port {port} on 127.0.0.1 is taken: choose another with --port"
+        ):
             kafka_local.start(tmp_path, port)
 
 

@@ -17,26 +17,43 @@ def write(path: Path, text: str) -> Path:
 
 
 STREET_HEADER = "Crime ID,Month,Reported by,Falls within,Longitude,Latitude,Location,LSOA code,LSOA name,Crime type,Last outcome category,Context\n"
-OUTCOMES_HEADER = "Crime ID,Month,Reported by,Falls within,Longitude,Latitude,Location,LSOA code,LSOA name,Outcome type\n"
+OUTCOMES_HEADER = (
+    "Crime ID,Month,Reported by,Falls within,Longitude,Latitude,Location,LSOA code,LSOA name,Outcome type\n"
+)
 
 
 def test_street_rows_become_events_dated_first_of_month(tmp_path: Path) -> None:
-    f = write(tmp_path / "s.csv", STREET_HEADER
-              + "abc,2024-03,Kent Police,Kent Police,,,,,,Violence and sexual offences,Local resolution,\n"
-              + ",2024-03,Kent Police,Kent Police,,,,,,Anti-social behaviour,,\n")
+    f = write(
+        tmp_path / "s.csv",
+        STREET_HEADER
+        + "abc,2024-03,Kent Police,Kent Police,,,,,,Violence and sexual offences,Local resolution,\n"
+        + ",2024-03,Kent Police,Kent Police,,,,,,Anti-social behaviour,,\n",
+    )
     tally = Tally()
     events = list(events_from_files([f], tally))
     assert len(events) == 1
     ev = events[0]
-    assert (ev.force_id, ev.crime_ref, ev.disposal, ev.outcome_date) == ("kent", "abc", "community-resolution", dt.date(2024, 3, 1))
+    assert (ev.force_id, ev.crime_ref, ev.disposal, ev.outcome_date) == (
+        "kent",
+        "abc",
+        "community-resolution",
+        dt.date(2024, 3, 1),
+    )
     assert ev.crime_type == "Violence and sexual offences" and ev.offence_code is None
     assert tally.rows == 2 and tally.skipped == {"no_crime_id_or_outcome": 1}
 
 
 def test_outcomes_join_street_crime_type_and_keep_their_own_month(tmp_path: Path) -> None:
-    s = write(tmp_path / "s.csv", STREET_HEADER + "abc,2024-03,Kent Police,,,,,,,Public order,Under investigation,\n")
-    o = write(tmp_path / "o.csv", OUTCOMES_HEADER + "abc,2024-06,Kent Police,,,,,,,Offender given a caution\n"
-              + "zzz,2024-06,Kent Police,,,,,,,Offender given a caution\n")
+    s = write(
+        tmp_path / "s.csv",
+        STREET_HEADER + "abc,2024-03,Kent Police,,,,,,,Public order,Under investigation,\n",
+    )
+    o = write(
+        tmp_path / "o.csv",
+        OUTCOMES_HEADER
+        + "abc,2024-06,Kent Police,,,,,,,Offender given a caution\n"
+        + "zzz,2024-06,Kent Police,,,,,,,Offender given a caution\n",
+    )
     tally = Tally()
     events = list(events_from_files([o, s], tally))  # order of arguments does not matter
     assert [(e.source_system, e.disposal, e.outcome_date, e.crime_type) for e in events] == [
@@ -66,7 +83,10 @@ def test_bad_rows_are_skipped_with_a_reason_naming_the_row(tmp_path: Path, row: 
 
 def test_missing_columns_stop_before_anything_is_read(tmp_path: Path) -> None:
     f = write(tmp_path / "bad.csv", "Crime ID,Month,Crime type\nabc,2024-01,Drugs\n")
-    with pytest.raises(ConfigError, match=r"bad.csv: street file is missing column\(s\): Reported by, Last outcome category"):
+    with pytest.raises(
+        ConfigError,
+        match=r"bad.csv: street file is missing column\(s\): Reported by, Last outcome category",
+    ):
         list(events_from_files([f], Tally()))
 
 

@@ -8,7 +8,13 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     for k in ("DW_KAFKA", "DW_WEB_PORT", "DW_CLOCK", "DW_RULES", "DW_DATA_DIR"):
         monkeypatch.delenv(k, raising=False)
     s = load_settings()
-    assert (s.kafka, s.web_port, s.web_host, s.clock, s.retention_days) == ("localhost:9092", 6066, "127.0.0.1", "wall", 400)
+    assert (s.kafka, s.web_port, s.web_host, s.clock, s.retention_days) == (
+        "localhost:9092",
+        6066,
+        "127.0.0.1",
+        "wall",
+        400,
+    )
     assert s.rules.name == "rules.yaml" and s.rules.exists()
 
 
@@ -24,7 +30,9 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         ("DW_RETENTION_DAYS", "0", "DW_RETENTION_DAYS"),
     ],
 )
-def test_bad_settings_name_the_variable(monkeypatch: pytest.MonkeyPatch, var: str, value: str, message: str) -> None:
+def test_bad_settings_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str, message: str
+) -> None:
     monkeypatch.setenv(var, value)
     with pytest.raises(ConfigError) as info:
         load_settings()
@@ -34,4 +42,8 @@ def test_bad_settings_name_the_variable(monkeypatch: pytest.MonkeyPatch, var: st
 def test_topic_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DW_TOPIC_PREFIX", "t1.")
     s = load_settings()
-    assert (s.disposals_topic, s.dlq_topic, s.alerts_topic) == ("t1.disposals", "t1.disposals.dlq", "t1.alerts")
+    assert (s.disposals_topic, s.dlq_topic, s.alerts_topic) == (
+        "t1.disposals",
+        "t1.disposals.dlq",
+        "t1.alerts",
+    )
