@@ -253,7 +253,8 @@ def main() -> None:
             "ratio": w["events_per_s"] / raw,
         }
         print(
-            f"{count} worker(s): {w['events_per_s']:,.0f} events/s end to end; raw consume+decode {raw:,.0f}/s; "
+            f"{count} worker(s): {w['events_per_s']:,.0f} events/s end to end; "
+            f"raw consume+decode {raw:,.0f}/s; "
             f"ratio {w['events_per_s'] / raw:.2f}; duplicates {w['duplicates_per_s']:,.0f}/s; "
             f"RSS {w['rss_mb']:.0f} MB -> {w['rss_mb_after_duplicates']:.0f} MB after duplicates; "
             f"crimes {w['crimes']:,} -> {w['crimes_after_duplicates']:,}",

@@ -5,7 +5,10 @@ cd "$(dirname "$0")/.."
 BIN=.venv/bin
 VAR=${DW_DATA_DIR:-var}
 mkdir -p "$VAR"
+# the demo keeps three years, so the 2024-25 police.uk samples count rather than being
+# dead-lettered as older than the default 400-day horizon
 export DW_DATA_DIR=$VAR DW_KAFKA=${DW_KAFKA:-localhost:9092} DW_WEB_PORT=${DW_WEB_PORT:-6066}
+export DW_RETENTION_DAYS=${DW_RETENTION_DAYS:-1100}
 PORT=${DW_KAFKA##*:}
 
 if ! $BIN/python -c "import sys; from streams.kafka_local import running; from pathlib import Path; sys.exit(running(Path('$VAR/kafka')) is None)"; then

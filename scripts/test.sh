@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# The whole suite: unit tests, then integration tests against a real broker started here.
+# The whole suite: lint and types, then unit and integration tests against a real broker started here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+.venv/bin/ruff check streams alerts tests bench
+.venv/bin/ruff format --check --quiet streams alerts tests bench
+.venv/bin/mypy
 exec scripts/with-broker.sh .venv/bin/python -m pytest -p no:cacheprovider -ra "$@"

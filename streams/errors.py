@@ -5,9 +5,9 @@ Hierarchy::
     StreamError
     ├── ConfigError          a setting or input file is unusable (message names it)
     ├── KafkaSetupError      the local broker cannot be resolved, started or reached
-    ├── DecodeError          bytes are not a disposal event we can read   (reason: undecodable, unknown_schema)
+    ├── DecodeError          bytes are not a readable event (reason: undecodable, unknown_schema)
     ├── EncodeError          a value cannot be written with the schema
-    ├── RejectedEvent        a decoded event that breaks the contract      (reason: schema_invalid, unknown_force, ...)
+    ├── RejectedEvent        a decoded event breaks the contract (reason: unknown_force, ...)
     └── InputError           a row of an input file cannot become an event (reason: as RejectedEvent)
 
 Every error that stands for bad input carries a machine-readable ``reason`` that the

@@ -63,7 +63,8 @@ def ensure_topics(settings: Settings) -> None:
         got = len(meta[0]["partitions"]) if meta and meta[0].get("partitions") else None
         if got is not None and got != settings.partitions:
             raise ConfigError(
-                f"topic {settings.disposals_topic} has {got} partitions but DW_PARTITIONS={settings.partitions}; "
+                f"topic {settings.disposals_topic} has {got} partitions "
+                f"but DW_PARTITIONS={settings.partitions}; "
                 f"set DW_PARTITIONS={got} (the worker's tables must match the topic)"
             )
     finally:

@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     rules: Path = DEFAULT_RULES
     #: events with an outcome date more than this many days before today are dead-lettered
     retention_days: int = Field(default=400, ge=1, le=3650)
-    #: partitions of the disposals topic (and so of the worker's tables): the most workers that can share the work
+    #: partitions of the disposals topic (and so of the worker's tables):
+    #: the most workers that can share the work
     partitions: int = Field(default=8, ge=1, le=1024)
     #: consumer group and Faust application id
     app_id: str = Field(default="disposal-watch", pattern=r"^[A-Za-z0-9._\-]+$")

@@ -5,7 +5,10 @@ from pathlib import Path
 
 from .conftest import Deployment
 
-HEADER = "Crime ID,Month,Reported by,Falls within,Longitude,Latitude,Location,LSOA code,LSOA name,Crime type,Last outcome category,Context\n"
+HEADER = (
+    "Crime ID,Month,Reported by,Falls within,Longitude,Latitude,Location,LSOA code,LSOA name,"
+    "Crime type,Last outcome category,Context\n"
+)
 
 
 def test_unreachable_kafka_names_the_setting(deployment: Deployment) -> None:
