@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import time
 from typing import Any
 
@@ -102,46 +103,64 @@ def register(dw: DisposalApp) -> None:
             headers=dead_letter_headers(reason, error, msg.topic, msg.partition, msg.offset),
         )
 
+    async def count_one(event: Any) -> None:
+        dw.processed += 1
+        partition = event.message.partition
+        raw = event.value
+        if not isinstance(raw, bytes | bytearray):
+            await reject(event, "undecodable", "record has no value (tombstone)")
+            return
+        try:
+            ev = decode_outcome(bytes(raw))
+        except DecodeError as exc:
+            await reject(event, exc.reason, str(exc))
+            return
+        counts = counts_for(partition)
+        wall_today = wall.today()
+        today = counts.newest if stream_clock else wall_today
+        key = ev.crime_key.encode()
+        # the store's own get: one lookup (the table's get asks `in` first, then reads)
+        stored = crimes.data.get(key)
+        held = decode_held(stored)[0] if stored is not None else None
+        try:
+            applied = count_event(
+                ev,
+                held,
+                counts,
+                today=today,
+                latest_day=wall_today + dt.timedelta(days=1),
+                keep_days=keep_days,
+                offset=event.message.offset,
+            )
+        except RejectedEvent as exc:
+            await reject(event, exc.reason, str(exc))
+            return
+        if applied.state is not None:
+            crimes[key] = encode_held(applied.state, partition)
+        accepted(ev.force_id, applied.cell.category, ev.disposal).inc()
+        metrics.CHANGES.labels(applied.change.value).inc()
+        if applied.change is Change.NEW or applied.change is Change.MOVED:
+            prune(counts, counts.newest if stream_clock else wall_today)
+
     @app.agent(dw.disposals, name="count_outcomes")
     async def count_outcomes(stream: Any) -> None:
         async for event in stream.events():
-            dw.processed += 1
-            partition = event.message.partition
-            raw = event.value
-            if not isinstance(raw, bytes | bytearray):
-                await reject(event, "undecodable", "record has no value (tombstone)")
-                continue
             try:
-                ev = decode_outcome(bytes(raw))
-            except DecodeError as exc:
-                await reject(event, exc.reason, str(exc))
-                continue
-            counts = counts_for(partition)
-            wall_today = wall.today()
-            today = counts.newest if stream_clock else wall_today
-            key = ev.crime_key.encode()
-            # the store's own get: one lookup (the table's get asks `in` first, then reads)
-            stored = crimes.data.get(key)
-            held = decode_held(stored)[0] if stored is not None else None
-            try:
-                applied = count_event(
-                    ev,
-                    held,
-                    counts,
-                    today=today,
-                    latest_day=wall_today + dt.timedelta(days=1),
-                    keep_days=keep_days,
-                    offset=event.message.offset,
+                await count_one(event)
+            except Exception:
+                # Faust acks the event an agent raised on, and a restarted agent would carry on
+                # after it: the record would be lost. A bug must not lose data, so the process
+                # ends here, before any commit past this record; restarted, it is redelivered.
+                msg = event.message
+                log.critical(
+                    "bug while processing %s[%d]@%d; exiting without committing it",
+                    msg.topic,
+                    msg.partition,
+                    msg.offset,
+                    exc_info=True,
                 )
-            except RejectedEvent as exc:
-                await reject(event, exc.reason, str(exc))
-                continue
-            if applied.state is not None:
-                crimes[key] = encode_held(applied.state, partition)
-            accepted(ev.force_id, applied.cell.category, ev.disposal).inc()
-            metrics.CHANGES.labels(applied.change.value).inc()
-            if applied.change is Change.NEW or applied.change is Change.MOVED:
-                prune(counts, counts.newest if stream_clock else wall_today)
+                logging.shutdown()
+                os._exit(70)
 
     @app.timer(interval=5.0)
     async def gauges() -> None:

@@ -107,8 +107,10 @@ def worker() -> None:
 
     ensure_topics(settings)  # also checks that DW_KAFKA answers
     from alerts.rules import load_rules
+    from streams.reference import FORCE_NAMES
 
-    load_rules(settings.rules)
+    rules = load_rules(settings.rules, known_forces=FORCE_NAMES)
+    log.info("%d alert rules loaded from %s", len(rules), settings.rules)
     import asyncio
 
     import uvloop

@@ -43,8 +43,9 @@ class Settings(BaseSettings):
     app_id: str = Field(default="disposal-watch", pattern=r"^[A-Za-z0-9._\-]+$")
     #: prefix for every topic name (lets several deployments or tests share one broker)
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._\-]*$")
-    #: table store: "rocksdb" (state on disk, fast restarts) or "memory" (rebuilt from the changelog)
-    store: Literal["rocksdb", "memory"] = "rocksdb"
+    #: table store: "memory" (rebuilt from the changelog at start; exact under SIGKILL, tested)
+    #: or "rocksdb" (state on disk, fast restarts; NOT yet exact under SIGKILL: see README)
+    store: Literal["rocksdb", "memory"] = "memory"
     #: bearer token the CLI sends to the worker's API
     token: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -1,0 +1,76 @@
+"""Soak: SIGKILL the worker mid-replay again and again; compare counts with one clean run.
+
+    DW_KAFKA=... python bench/soak_kill.py [--store memory|rocksdb] [--rounds 5] [--events 40000]
+
+Each round: a fresh deployment (topics, group), 40,000 simulated events, four SIGKILLs at random
+points of progress, a final worker, then the counts compared cell by cell with the independent
+model in tests/integration/conftest.py. Prints one line a round and exits 1 if any round differs.
+Known (2026-11-23): `--store rocksdb` differs in about one round in four (a few crimes left in
+an older cell); `--store memory` has not differed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from streams.producer import ensure_topics, lag  # noqa: E402
+from streams.simulate import simulate  # noqa: E402
+from tests.integration.conftest import Deployment, expected_counts, reference_category  # noqa: E402
+from tests.integration.test_exactness import kill_after  # noqa: E402
+
+
+def one_round(store: str, events_n: int, seed: int) -> tuple[bool, int]:
+    tag = uuid.uuid4().hex[:10]
+    env = {
+        "DW_KAFKA": os.environ["DW_KAFKA"],
+        "DW_TOPIC_PREFIX": f"s{tag}.",
+        "DW_APP_ID": f"soak-{tag}",
+        "DW_PARTITIONS": "4",
+        "DW_STORE": store,
+    }
+    d = Deployment(env, Path(tempfile.mkdtemp(prefix="dw-soak-")))
+    ensure_topics(d.settings)
+    events = list(simulate(events_n, seed=seed))
+    d.produce(events)
+    rng = random.Random(seed)
+    try:
+        for _ in range(4):
+            w = d.start_worker(ready=False)
+            kill_after(w, rng.randrange(500, 8000))
+        w = d.start_worker()
+        d.wait()
+        got, want = d.counts(w), expected_counts(events, reference_category)
+        diff = sum(abs(got.get(k, 0) - want.get(k, 0)) for k in set(got) | set(want))
+        return diff == 0, diff
+    finally:
+        for w in d.workers:
+            w.stop()
+        assert sum(lag(d.settings).values()) == 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--store", default="memory", choices=["memory", "rocksdb"])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--events", type=int, default=40000)
+    args = ap.parse_args()
+    failed = 0
+    for i in range(args.rounds):
+        ok, diff = one_round(args.store, args.events, seed=100 + i)
+        failed += not ok
+        print(f"round {i + 1}: {'exact' if ok else f'DIFFERS by {diff} crime-cells'}", flush=True)
+    print(f"{args.store}: {args.rounds - failed}/{args.rounds} rounds exact")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
