@@ -120,8 +120,20 @@ def _event_id(kind: str, crime_id: str, month: dt.date, outcome: str) -> str:
     return f"pu-{h.hexdigest()}"
 
 
-def _recorded_at(month: dt.date) -> dt.datetime:
-    return dt.datetime(month.year, month.month, month.day, tzinfo=dt.UTC)
+def _event(row: Row, kind: str, crime_id: str, outcome: str, crime_type: str) -> OutcomeEvent:
+    """The event of a row of either kind: dated the first of its Month (police.uk gives no day)."""
+    month = _month_start(row)
+    return OutcomeEvent(
+        event_id=_event_id(kind, crime_id, month, outcome),
+        force_id=_force(row),
+        crime_ref=crime_id,
+        disposal=_disposal(row, outcome),
+        outcome_date=month,
+        recorded_at=dt.datetime(month.year, month.month, month.day, tzinfo=dt.UTC),
+        source_system=f"policeuk-{kind}",
+        crime_type=crime_type,
+        outcome_text=outcome,
+    )
 
 
 def street_event(row: Row) -> OutcomeEvent | None:
@@ -134,18 +146,7 @@ def street_event(row: Row) -> OutcomeEvent | None:
     crime_type = f.get("Crime type", "").strip()
     if crime_type not in POLICEUK_CRIME_TYPES:
         raise InputError(f"{row.where}: unknown crime type {crime_type!r}", reason="unknown_crime_type")
-    month = _month_start(row)
-    return OutcomeEvent(
-        event_id=_event_id("street", crime_id, month, outcome),
-        force_id=_force(row),
-        crime_ref=crime_id,
-        disposal=_disposal(row, outcome),
-        outcome_date=month,
-        recorded_at=_recorded_at(month),
-        source_system="policeuk-street",
-        crime_type=crime_type,
-        outcome_text=outcome,
-    )
+    return _event(row, "street", crime_id, outcome, crime_type)
 
 
 def outcome_event(row: Row, crime_types: dict[str, str]) -> OutcomeEvent:
@@ -163,18 +164,7 @@ def outcome_event(row: Row, crime_types: dict[str, str]) -> OutcomeEvent:
             f"{row.where}: crime {crime_id[:12]}... is in no street file given, so its crime type is unknown",
             reason="no_crime_type",
         )
-    month = _month_start(row)
-    return OutcomeEvent(
-        event_id=_event_id("outcomes", crime_id, month, outcome),
-        force_id=_force(row),
-        crime_ref=crime_id,
-        disposal=_disposal(row, outcome),
-        outcome_date=month,
-        recorded_at=_recorded_at(month),
-        source_system="policeuk-outcomes",
-        crime_type=crime_type,
-        outcome_text=outcome,
-    )
+    return _event(row, "outcomes", crime_id, outcome, crime_type)
 
 
 @dataclass
