@@ -12,6 +12,11 @@ Measures (see alerts/rules.yaml):
          with min_volume in both windows; no rate before (0) means no spike can be measured
 - peer:  rate above the funnel-plot upper limit for its volume (alerts.funnel); forces under
          min_volume never fire but count towards the pooled rate p0
+- case:  at least one crime over the window (default 28 days) whose latest outcome breaches the
+         rule: fires within one evaluation of the breach, resolves when the window has moved
+         past it (or the crime's outcome changed). Case rules with ``offence_codes`` need the
+         offence code, which counts do not keep: ``breaches`` decides them per event, and
+         ``evaluate`` leaves them out (the worker warns at start).
 The numerator counts crimes whose latest outcome is in the rule's disposal classes; the
 denominator all crimes with an outcome other than ``pending``. ``domestic_abuse: true`` limits
 both to crimes flagged domestic abuse. ``case`` rules are decided per event (``breaches``).
@@ -85,7 +90,7 @@ def evaluate(
     all_forces = sorted(forces)
     out: list[Evaluation] = []
     for rule in rules:
-        if rule.measure == "case":
+        if rule.measure == "case" and rule.offence_codes is not None:
             continue
         scope = all_forces if rule.forces == "all" else sorted(rule.forces)
         first, last = window(at, rule.window_days)
@@ -134,6 +139,8 @@ def _one(
     last: dt.date,
 ) -> Evaluation:
     threshold = rule.threshold or 0.0
+    if rule.measure == "case":
+        return Evaluation(rule.id, force, category, y >= 1, float(y), 1.0, y, None, first, last)
     if rule.measure == "count":
         return Evaluation(rule.id, force, category, y >= threshold, float(y), threshold, y, None, first, last)
     if rule.measure == "rate":

@@ -35,6 +35,7 @@ class DisposalApp:
     disposals: Any
     dead_letters: Any
     crimes: Any
+    alerts_out: Any
     #: per partition of ``disposals`` this worker owns: counts derived from the crimes it holds
     counts: dict[int, DayCounts] = field(default_factory=dict)
     recovering: bool = True
@@ -43,7 +44,10 @@ class DisposalApp:
 
 
 def create_app(settings: Settings) -> DisposalApp:
-    from streams import agents, web  # wiring: they register on the app
+    from alerts.rules import load_rules
+    from streams import agents, alerting, web  # wiring: they register on the app
+    from streams.cluster import Cluster
+    from streams.reference import FORCE_NAMES
 
     app = faust.App(
         settings.app_id,
@@ -83,12 +87,15 @@ def create_app(settings: Settings) -> DisposalApp:
 
     disposals = app.topic(settings.disposals_topic, partitions=settings.partitions, schema=raw())
     dead_letters = app.topic(settings.dlq_topic, partitions=settings.partitions, schema=raw())
+    alerts_out = app.topic(settings.alerts_topic, partitions=1, schema=raw())
     # key_type/value_type bytes (not a Schema) is what makes the table's store use the raw
     # serializer; with only a schema, the RocksDB store would JSON-decode the values.
     crimes = app.Table(
         CRIMES_TABLE, default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes
     )
-    dw = DisposalApp(settings, app, disposals, dead_letters, crimes)
+    dw = DisposalApp(settings, app, disposals, dead_letters, crimes, alerts_out)
+    cluster = Cluster(dw)
     agents.register(dw)
-    web.register(dw)
+    web.register(dw, cluster)
+    alerting.register(dw, cluster, load_rules(settings.rules, known_forces=FORCE_NAMES))
     return dw

@@ -336,6 +336,42 @@ def counts(group_by: str, window: str, at: str | None, url: str | None) -> None:
         out.writerow([*(row[d] for d in dims), row["count"]])
 
 
+ALERT_COLUMNS = (
+    "rule_id",
+    "force_id",
+    "category",
+    "state",
+    "severity",
+    "value",
+    "threshold",
+    "numerator",
+    "denominator",
+    "window_start",
+    "window_end",
+    "fired_at",
+)
+
+
+@main.command()
+@click.option(
+    "--state", type=click.Choice(["firing", "resolved", "all"]), default="firing", show_default=True
+)
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--url", default=None, help="Worker URL [http://DW_WEB_HOST:DW_WEB_PORT].")
+def alerts(state: str, fmt: str, url: str | None) -> None:
+    """Print the current alerts (CSV columns: rule, force, category, state, severity, value,
+    threshold, numerator, denominator, window_start, window_end, fired_at)."""
+    settings = _settings()
+    data = _get_json(f"{url or settings.web_url}/api/alerts?state={state}", settings)
+    if fmt == "json":
+        click.echo(json.dumps(data["alerts"], indent=2))
+        return
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(["rule", "force", *ALERT_COLUMNS[2:]])
+    for a in data["alerts"]:
+        out.writerow(["" if a.get(c) is None else a[c] for c in ALERT_COLUMNS])
+
+
 @main.command()
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait.")
 def wait(timeout: float) -> None:

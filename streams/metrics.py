@@ -38,3 +38,13 @@ REBUILD_SECONDS = Histogram(
     "Time to rebuild the counters from the recovered per-crime table after a rebalance",
     buckets=(0.01, 0.1, 0.5, 1, 5, 15, 60, 300),
 )
+ALERTS_FIRING = Gauge(
+    "alerts_firing",
+    "1 for each alert firing (reported by the worker that evaluates alerts, the leader)",
+    ["rule", "force", "category", "severity"],
+)
+ALERT_TRANSITIONS = Counter(
+    "alert_transitions",
+    "Alert transitions emitted to the alerts topic, by rule and the state entered",
+    ["rule", "state"],
+)

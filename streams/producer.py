@@ -54,7 +54,9 @@ def ensure_topics(settings: Settings) -> None:
     try:
         wanted = [settings.disposals_topic, settings.dlq_topic, settings.alerts_topic]
         existing = set(client.list_topics())
-        new = [NewTopic(t, settings.partitions, 1) for t in wanted if t not in existing]
+        # alerts: one partition, so the feed has one order (its ids are offsets)
+        parts = {settings.alerts_topic: 1}
+        new = [NewTopic(t, parts.get(t, settings.partitions), 1) for t in wanted if t not in existing]
         if new:
             # another process may create it between list and create
             with contextlib.suppress(TopicAlreadyExistsError):

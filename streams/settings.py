@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     #: table store: "memory" (rebuilt from the changelog at start; exact under SIGKILL, tested)
     #: or "rocksdb" (state on disk, fast restarts; NOT yet exact under SIGKILL: see README)
     store: Literal["rocksdb", "memory"] = "memory"
+    #: seconds between evaluations of the alert rules (on the leader)
+    alert_interval_s: float = Field(default=2.0, gt=0, le=3600)
     #: bearer token the CLI sends to the worker's API
     token: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

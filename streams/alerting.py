@@ -1,0 +1,244 @@
+"""Alerts in the worker: follow the alerts topic, evaluate rules on the leader, serve the feed.
+
+Exactly-once transitions without Kafka transactions:
+- the ``alerts`` topic (one partition, keyed by fingerprint) is the source of truth for each
+  alert's state; every worker follows it from the beginning (``AlertLog``) and serves the feed
+  from what it has read;
+- only the worker that owns partition 0 of ``disposals`` evaluates (the leader), on a timer
+  (``DW_ALERT_INTERVAL_S``), and only once its ``AlertLog`` has read to the end of the topic and
+  no worker is recovering: a transition that reached the topic before a crash or a move of
+  leadership is known, so it is never emitted again, and one that did not is emitted once;
+- evaluation uses every worker's counts (``Cluster``), so alerts are correct with any number of
+  workers; because the timer re-evaluates, alerts resolve when the window moves on with no new
+  event (under ``DW_CLOCK=stream`` the newest outcome date held drives the window).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+import aiohttp.web
+
+from alerts.engine import evaluate
+from alerts.lifecycle import transitions
+from alerts.rules import Rule
+from streams import metrics
+from streams.app import DisposalApp
+from streams.buckets import DIMENSIONS
+from streams.cluster import Cluster, PeerError
+from streams.codec import AvroCodec
+from streams.reference import FORCE_NAMES
+
+log = logging.getLogger(__name__)
+ALERTS = AvroCodec("disposalwatch.Alert")
+KEEPALIVE_S = 15.0
+
+
+def to_json(record: dict[str, Any], offset: int) -> dict[str, Any]:
+    """An alerts-topic record as the feed shows it (dates as ISO strings, with its feed id)."""
+    out: dict[str, Any] = {"id": offset}
+    for k, v in record.items():
+        out[k] = v.isoformat() if isinstance(v, dt.date | dt.datetime) else v
+    return out
+
+
+class AlertLog:
+    """Every transition on the alerts topic, in order, and the latest per alert."""
+
+    def __init__(self, bootstrap: list[str], topic: str) -> None:
+        self.bootstrap, self.topic = bootstrap, topic
+        self.entries: list[dict[str, Any]] = []  # feed JSON, in topic order; entry["id"] = offset
+        self.current: dict[str, dict[str, Any]] = {}  # fingerprint -> latest feed JSON
+        self.position = 0  # next offset to read
+        self.changed = asyncio.Condition()
+
+    def state_of(self) -> dict[str, str]:
+        return {fp: rec["state"] for fp, rec in self.current.items()}
+
+    def since(self, after: int) -> list[dict[str, Any]]:
+        """Entries with id > ``after``."""
+        lo, hi = 0, len(self.entries)
+        while lo < hi:  # ids are increasing: binary search
+            mid = (lo + hi) // 2
+            if self.entries[mid]["id"] <= after:
+                lo = mid + 1
+            else:
+                hi = mid
+        return self.entries[lo:]
+
+    async def wait_after(self, after: int, timeout_s: float) -> None:
+        async with self.changed:
+            if self.entries and self.entries[-1]["id"] > after:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), timeout_s)
+
+    async def add(self, offset: int, value: bytes) -> None:
+        try:
+            record = ALERTS.decode(value)
+        except Exception:  # not ours to judge: the topic is written only by the leader
+            log.error("unreadable record on %s at offset %d; skipped", self.topic, offset)
+            return
+        entry = to_json(record, offset)
+        self.remember(entry)
+        self.entries.append(entry)
+        async with self.changed:
+            self.changed.notify_all()
+
+    def remember(self, entry: dict[str, Any]) -> None:
+        """Make ``entry`` the alert's latest state; ``fired_at`` carries over to its resolution."""
+        before = self.current.get(entry["fingerprint"])
+        if entry["state"] == "firing":
+            entry["fired_at"] = entry["transition_at"]
+        else:
+            entry["fired_at"] = before.get("fired_at") if before else None
+        self.current[entry["fingerprint"]] = entry
+
+    async def follow(self) -> None:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        tp = TopicPartition(self.topic, 0)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            while True:
+                batch = await consumer.getmany(tp, timeout_ms=500)
+                for msg in batch.get(tp, []):
+                    if msg.value is not None:
+                        await self.add(msg.offset, msg.value)
+                    self.position = msg.offset + 1
+        finally:
+            await consumer.stop()
+
+    async def caught_up(self) -> bool:
+        """Whether everything on the topic now has been read."""
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        tp = TopicPartition(self.topic, 0)
+        probe = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await probe.start()
+        try:
+            end = (await probe.end_offsets([tp]))[tp]
+        finally:
+            await probe.stop()
+        return bool(self.position >= end)
+
+
+def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule]) -> AlertLog:
+    app, settings = dw.app, dw.settings
+    alert_log = AlertLog(settings.kafka.split(","), settings.alerts_topic)
+    by_id = {r.id: r for r in rules}
+    for r in rules:
+        if r.measure == "case" and r.offence_codes is not None:
+            log.warning(
+                "rule %s: case rules on offence codes are not evaluated yet (counts keep no codes)", r.id
+            )
+    span_days = 2 * max((r.window_days for r in rules), default=1)  # spike looks one window back
+    firing_labels: dict[str, tuple[str, str, str, str]] = {}
+
+    @app.task
+    async def follow_alerts() -> None:
+        await alert_log.follow()
+
+    def is_leader() -> bool:
+        return any(
+            tp.topic == settings.disposals_topic and tp.partition == 0
+            for tp in app.assignor.assigned_actives()
+        )
+
+    async def evaluate_once() -> int:
+        """One evaluation on the leader; returns the number of transitions emitted."""
+        if dw.recovering or not is_leader() or not await alert_log.caught_up():
+            return 0
+        at = await cluster.today()
+        if at is None:
+            return 0
+        rows, recovering, _ = await cluster.rows(DIMENSIONS, at - dt.timedelta(days=span_days - 1), at)
+        if recovering:
+            return 0
+        counts = {
+            (f, c, d, dt.date.fromisoformat(day), da == "true"): n for (f, c, d, day, da), n in rows.items()
+        }
+        evals = evaluate(rules, counts, at=at, forces=FORCE_NAMES)
+        now = dt.datetime.now(dt.UTC)
+        emitted = 0
+        for t in transitions(evals, alert_log.state_of(), by_id, at=now):
+            fut = await dw.alerts_out.send(key=t.fingerprint.encode(), value=ALERTS.encode(t.record()))
+            meta = await fut  # acked: from here the transition is on the topic
+            alert_log.remember(to_json(t.record(), meta.offset))  # the follower will read the same
+            metrics.ALERT_TRANSITIONS.labels(t.rule.id, t.state).inc()
+            labels = (t.rule.id, t.evaluation.force, t.evaluation.category, t.rule.severity)
+            if t.state == "firing":
+                metrics.ALERTS_FIRING.labels(*labels).set(1)
+                firing_labels[t.fingerprint] = labels
+            elif t.fingerprint in firing_labels:
+                metrics.ALERTS_FIRING.remove(*firing_labels.pop(t.fingerprint))
+            emitted += 1
+        return emitted
+
+    @app.timer(interval=settings.alert_interval_s)
+    async def evaluate_alerts() -> None:
+        try:
+            n = await evaluate_once()
+        except PeerError as exc:
+            log.warning("alerts not evaluated: %s", exc)
+            return
+        if n:
+            log.info("%d alert transitions emitted", n)
+
+    def matches(entry: dict[str, Any], q: Any) -> bool:
+        for field, key in (("force", "force_id"), ("category", "category"), ("severity", "severity")):
+            if q.get(field) and entry[key] != q[field]:
+                return False
+        return True
+
+    @app.page("/api/alerts")
+    async def alerts_page(view: Any, request: Any) -> Any:
+        q = request.query
+        state = q.get("state", "firing")
+        if state not in ("firing", "resolved", "all"):
+            return view.json({"error": "state must be firing, resolved or all"}, status=400)
+        items = [
+            e for e in alert_log.current.values() if (state == "all" or e["state"] == state) and matches(e, q)
+        ]
+        items.sort(key=lambda e: (e["rule_id"], e["force_id"], e["category"]))
+        return view.json({"alerts": items, "position": alert_log.position})
+
+    @app.page("/api/alerts/stream")
+    async def alerts_stream(view: Any, request: Any) -> Any:
+        """Server-sent events: every transition, in order; reconnect with Last-Event-ID to resume."""
+        last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or "-1"
+        try:
+            after = int(last)
+        except ValueError:
+            return view.json({"error": f"Last-Event-ID must be a number, not {last!r}"}, status=400)
+        resp = aiohttp.web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await resp.prepare(request)
+        q = request.query
+        try:
+            while True:
+                for entry in alert_log.since(after):
+                    after = entry["id"]
+                    if matches(entry, q):
+                        await resp.write(f"id: {after}\nevent: alert\ndata: {json.dumps(entry)}\n\n".encode())
+                await alert_log.wait_after(after, KEEPALIVE_S)
+                if not alert_log.since(after):
+                    await resp.write(b": keep-alive\n\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return resp
+
+    return alert_log
