@@ -28,6 +28,7 @@ from alerts.engine import evaluate
 from alerts.lifecycle import transitions
 from alerts.rules import Rule
 from streams import metrics
+from streams.access import Scope
 from streams.app import DisposalApp
 from streams.buckets import DIMENSIONS
 from streams.cluster import Cluster, PeerError
@@ -131,7 +132,7 @@ class AlertLog:
         return bool(self.position >= end)
 
 
-def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule]) -> AlertLog:
+def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule], guard: Any) -> AlertLog:
     app, settings = dw.app, dw.settings
     alert_log = AlertLog(settings.kafka.split(","), settings.alerts_topic)
     by_id = {r.id: r for r in rules}
@@ -193,7 +194,9 @@ def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule]) -> AlertLog:
         if n:
             log.info("%d alert transitions emitted", n)
 
-    def matches(entry: dict[str, Any], q: Any) -> bool:
+    def matches(entry: dict[str, Any], q: Any, scope: Scope) -> bool:
+        if not scope.allows(entry["force_id"]):
+            return False
         for field, key in (("force", "force_id"), ("category", "category"), ("severity", "severity")):
             if q.get(field) and entry[key] != q[field]:
                 return False
@@ -201,12 +204,17 @@ def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule]) -> AlertLog:
 
     @app.page("/api/alerts")
     async def alerts_page(view: Any, request: Any) -> Any:
+        scope = guard(view, request)
+        if not isinstance(scope, Scope):
+            return scope
         q = request.query
         state = q.get("state", "firing")
         if state not in ("firing", "resolved", "all"):
             return view.json({"error": "state must be firing, resolved or all"}, status=400)
         items = [
-            e for e in alert_log.current.values() if (state == "all" or e["state"] == state) and matches(e, q)
+            e
+            for e in alert_log.current.values()
+            if (state == "all" or e["state"] == state) and matches(e, q, scope)
         ]
         items.sort(key=lambda e: (e["rule_id"], e["force_id"], e["category"]))
         return view.json({"alerts": items, "position": alert_log.position})
@@ -214,6 +222,9 @@ def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule]) -> AlertLog:
     @app.page("/api/alerts/stream")
     async def alerts_stream(view: Any, request: Any) -> Any:
         """Server-sent events: every transition, in order; reconnect with Last-Event-ID to resume."""
+        scope = guard(view, request)
+        if not isinstance(scope, Scope):
+            return scope
         last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or "-1"
         try:
             after = int(last)
@@ -232,7 +243,7 @@ def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule]) -> AlertLog:
             while True:
                 for entry in alert_log.since(after):
                     after = entry["id"]
-                    if matches(entry, q):
+                    if matches(entry, q, scope):
                         await resp.write(f"id: {after}\nevent: alert\ndata: {json.dumps(entry)}\n\n".encode())
                 await alert_log.wait_after(after, KEEPALIVE_S)
                 if not alert_log.since(after):

@@ -36,6 +36,8 @@ class DisposalApp:
     dead_letters: Any
     crimes: Any
     alerts_out: Any
+    #: hashed bearer tokens from DW_TOKENS_FILE; None when not configured (localhost only)
+    tokens: list[Any] | None = None
     #: per partition of ``disposals`` this worker owns: counts derived from the crimes it holds
     counts: dict[int, DayCounts] = field(default_factory=dict)
     recovering: bool = True
@@ -94,8 +96,14 @@ def create_app(settings: Settings) -> DisposalApp:
         CRIMES_TABLE, default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes
     )
     dw = DisposalApp(settings, app, disposals, dead_letters, crimes, alerts_out)
+    if settings.tokens_file is not None:
+        from streams.access import load_tokens
+
+        dw.tokens = list(load_tokens(settings.tokens_file, set(FORCE_NAMES)))
+    else:
+        log.warning("no DW_TOKENS_FILE: the API answers unauthenticated requests from localhost only")
     cluster = Cluster(dw)
     agents.register(dw)
-    web.register(dw, cluster)
-    alerting.register(dw, cluster, load_rules(settings.rules, known_forces=FORCE_NAMES))
+    guard = web.register(dw, cluster)
+    alerting.register(dw, cluster, load_rules(settings.rules, known_forces=FORCE_NAMES), guard)
     return dw

@@ -296,6 +296,35 @@ def _paced(events: Iterable[OutcomeEvent], rate: float) -> Iterator[OutcomeEvent
         yield ev
 
 
+# --- access ---------------------------------------------------------------------------------
+
+
+@main.group(cls=_Group)
+def token() -> None:
+    """Bearer tokens for the alert feed (stored hashed in DW_TOKENS_FILE)."""
+
+
+@token.command("new")
+@click.option("--name", required=True, help="Who the token is for.")
+@click.option("--forces", default="all", show_default=True, help="'all' or force ids, comma-separated.")
+def token_new(name: str, forces: str) -> None:
+    """Make a token: prints it once (stderr) and its entry for DW_TOKENS_FILE (stdout)."""
+    import secrets
+
+    from streams.access import digest
+    from streams.reference import FORCE_NAMES
+
+    scope: str | list[str] = "all"
+    if forces != "all":
+        scope = [f.strip() for f in forces.split(",") if f.strip()]
+        bad = [f for f in scope if f not in FORCE_NAMES]
+        if bad:
+            raise ConfigError(f"--forces: unknown force id {', '.join(bad)}")
+    value = secrets.token_urlsafe(32)
+    click.echo(f"token for {name} (shown once; give it to them, keep only the hash): {value}", err=True)
+    click.echo(f"  - {{name: {json.dumps(name)}, sha256: {digest(value)}, forces: {json.dumps(scope)}}}")
+
+
 # --- queries ----------------------------------------------------------------------------------
 
 

@@ -48,3 +48,8 @@ ALERT_TRANSITIONS = Counter(
     "Alert transitions emitted to the alerts topic, by rule and the state entered",
     ["rule", "state"],
 )
+API_DENIED = Counter(
+    "disposal_api_denied",
+    "API requests refused: missing_token, wrong_token (401), not_localhost, forbidden_force (403)",
+    ["reason"],
+)

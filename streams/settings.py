@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     store: Literal["rocksdb", "memory"] = "memory"
     #: seconds between evaluations of the alert rules (on the leader)
     alert_interval_s: float = Field(default=2.0, gt=0, le=3600)
+    #: YAML file of hashed bearer tokens and their forces (streams/access.py); none: localhost only
+    tokens_file: Path | None = None
     #: bearer token the CLI sends to the worker's API
     token: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -17,6 +17,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streams import metrics
+from streams.access import Denied, Scope, authorize
 from streams.app import DisposalApp
 from streams.buckets import parse_group_by, window_days
 from streams.cluster import Cluster, PeerError
@@ -24,12 +26,21 @@ from streams.cluster import Cluster, PeerError
 log = logging.getLogger(__name__)
 
 
-def register(dw: DisposalApp, cluster: Cluster) -> None:
+def register(dw: DisposalApp, cluster: Cluster) -> Any:
     app = dw.app
     settings = dw.settings
 
     def bad_request(view: Any, message: str) -> Any:
         return view.json({"error": message}, status=400)
+
+    def guard(view: Any, request: Any) -> Any:
+        """The request's Scope, or the 401/403 response to send (counted)."""
+        result = authorize(dw.tokens, request.headers.get("Authorization"), request.remote)
+        if isinstance(result, Denied):
+            metrics.API_DENIED.labels(result.reason).inc()
+            headers = {"WWW-Authenticate": "Bearer"} if result.status == 401 else None
+            return view.json({"error": result.message}, status=result.status, headers=headers)
+        return result
 
     @app.page("/metrics")
     async def metrics_page(view: Any, request: Any) -> Any:
@@ -69,6 +80,9 @@ def register(dw: DisposalApp, cluster: Cluster) -> None:
 
     @app.page("/api/counts")
     async def counts(view: Any, request: Any) -> Any:
+        scope = guard(view, request)
+        if not isinstance(scope, Scope):
+            return scope
         q = request.query
         try:
             group_by = parse_group_by(q.get("group_by", "force,category,disposal"))
@@ -85,6 +99,14 @@ def register(dw: DisposalApp, cluster: Cluster) -> None:
                 return view.json({"group_by": list(group_by), "window": window, "at": None, "rows": []})
             first, last = window_days(window, at=at, keep_days=settings.retention_days)
             rows, recovering, workers = await cluster.rows(group_by, first, last)
+            if scope.forces is not None:  # a scoped token sees only its forces' rows
+                if "force" not in group_by:
+                    metrics.API_DENIED.labels("forbidden_force").inc()
+                    return view.json(
+                        {"error": "this token is limited to some forces: group by force"}, status=403
+                    )
+                i = group_by.index("force")
+                rows = {r: n for r, n in rows.items() if scope.allows(r[i])}
         except PeerError as exc:
             return view.json({"error": f"cannot gather counts from every worker: {exc}"}, status=503)
         return view.json(
@@ -100,3 +122,5 @@ def register(dw: DisposalApp, cluster: Cluster) -> None:
                 ],
             }
         )
+
+    return guard

@@ -8,14 +8,14 @@ import json
 import math
 import random
 import time
+import urllib.error
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer
-
 from alerts.lifecycle import fingerprint
+from kafka import KafkaConsumer
 from streams.codec import AvroCodec
 from streams.reference import FORCE_NAMES, OUT_OF_COURT
 from streams.simulate import simulate
@@ -26,7 +26,8 @@ from .test_exactness import kill_after
 END = dt.date(2025, 6, 30)
 RULES = """\
 rules:
-  - {id: sexual-count, description: d, severity: high, category: [sexual], measure: count, window: 91d, threshold: 2}
+  - {id: sexual-count, description: d, severity: high, category: [sexual], measure: count,
+     window: 91d, threshold: 2}
   - {id: harassment-rate, description: d, severity: medium, category: [harassment], measure: rate,
      window: 91d, threshold: 0.1, min_volume: 15}
   - {id: violence-spike, description: d, severity: medium, category: [other-violence], measure: spike,
@@ -63,7 +64,7 @@ def direct(events: list[Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
 
     res: dict[tuple[str, str, str], dict[str, Any]] = {}
     ooc = set(OUT_OF_COURT)
-    for f, (y, n) in tally("sexual", 91, 0, ooc, None).items():
+    for f, (y, _) in tally("sexual", 91, 0, ooc, None).items():
         res[("sexual-count", f, "sexual")] = {"firing": y >= 2, "numerator": y}
     for f, (y, n) in tally("harassment", 91, 0, ooc, None).items():
         res[("harassment-rate", f, "harassment")] = {
@@ -196,3 +197,59 @@ def sse_ids(worker: Worker, last_event_id: int | None, n: int) -> list[int]:
             elif line.startswith("data: "):
                 assert json.loads(line[6:])["id"] == ids[-1]
     return ids
+
+
+def get_status(url: str, token: str | None = None) -> tuple[int, Any]:
+    req = urllib.request.Request(url)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.load(resp)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+def test_tokens_scope_the_feed_and_refusals_are_counted(deployment: Deployment, tmp_path: Path) -> None:
+    from streams.access import digest
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text(
+        f"tokens:\n  - {{name: met, sha256: {digest('met-secret')}, forces: [metropolitan]}}\n"
+        f"  - {{name: all, sha256: {digest('all-secret')}, forces: all}}\n"
+    )
+    deployment.env.update(
+        DW_RULES=str(rules), DW_CLOCK="stream", DW_ALERT_INTERVAL_S="0.5", DW_TOKENS_FILE=str(tokens)
+    )
+    deployment.produce(simulate(20000, seed=8, end=END))
+    worker = deployment.start_worker()
+    deployment.wait()
+    time.sleep(3)
+    url = worker.url + "/api/alerts?state=all"
+    assert get_status(url)[0] == 401
+    assert get_status(url, "guess")[0] == 401
+    status, every = get_status(url, "all-secret")
+    assert status == 200 and len({a["force_id"] for a in every["alerts"]}) > 1
+    status, met = get_status(url, "met-secret")
+    assert status == 200 and met["alerts"]
+    assert {a["force_id"] for a in met["alerts"]} == {"metropolitan"}
+    assert [a for a in every["alerts"] if a["force_id"] == "metropolitan"] == met["alerts"]
+    assert get_status(worker.url + "/api/counts?group_by=category", "met-secret")[0] == 403
+    status, counts = get_status(worker.url + "/api/counts?group_by=force", "met-secret")
+    assert status == 200 and [r["force"] for r in counts["rows"]] == ["metropolitan"]
+    # scraping and health stay open; refusals are counted
+    assert worker.get("/healthz")["status"] == "ok"
+    metrics = worker.metrics()
+    assert 'disposal_api_denied_total{reason="missing_token"} 1.0' in metrics
+    assert 'disposal_api_denied_total{reason="wrong_token"} 1.0' in metrics
+    assert 'disposal_api_denied_total{reason="forbidden_force"} 1.0' in metrics
+    # the CLI sends DW_TOKEN
+    r = deployment.cli(
+        "alerts", "--state", "all", "--format", "json", "--url", worker.url, DW_TOKEN="met-secret"
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == met["alerts"]
+    r = deployment.cli("alerts", "--url", worker.url)
+    assert r.returncode == 2 and "HTTP 401" in r.stderr
