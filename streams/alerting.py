@@ -148,6 +148,28 @@ def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule], guard: Any) -
     async def follow_alerts() -> None:
         await alert_log.follow()
 
+    if settings.webhooks_file is not None:
+        from streams.webhooks import deliver_forever, load_webhooks
+
+        def count(name: str, ok: bool) -> None:
+            metrics.WEBHOOK_ATTEMPTS.labels(name, "delivered" if ok else "failed").inc()
+
+        def delivery(hook: Any) -> Any:
+            async def deliver() -> None:  # no parameters: Faust would pass the app
+                await deliver_forever(
+                    hook,
+                    settings.kafka.split(","),
+                    settings.alerts_topic,
+                    f"{settings.app_id}-webhook-{hook.name}",
+                    settings.webhook_max_backoff_s,
+                    on_result=count,
+                )
+
+            return deliver
+
+        for hook in load_webhooks(settings.webhooks_file):
+            app.task(delivery(hook))
+
     def is_leader() -> bool:
         return any(
             tp.topic == settings.disposals_topic and tp.partition == 0

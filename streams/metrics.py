@@ -53,3 +53,8 @@ API_DENIED = Counter(
     "API requests refused: missing_token, wrong_token (401), not_localhost, forbidden_force (403)",
     ["reason"],
 )
+WEBHOOK_ATTEMPTS = Counter(
+    "alert_webhook_attempts",
+    "Webhook delivery attempts, by webhook and outcome (delivered, failed: retried with backoff)",
+    ["webhook", "outcome"],
+)

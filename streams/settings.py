@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     alert_interval_s: float = Field(default=2.0, gt=0, le=3600)
     #: YAML file of hashed bearer tokens and their forces (streams/access.py); none: localhost only
     tokens_file: Path | None = None
+    #: YAML file of outgoing webhooks (streams/webhooks.py); none: no webhooks
+    webhooks_file: Path | None = None
+    #: longest wait between two delivery attempts to a webhook receiver that is down
+    webhook_max_backoff_s: float = Field(default=60.0, gt=0)
     #: bearer token the CLI sends to the worker's API
     token: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
