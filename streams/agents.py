@@ -13,6 +13,7 @@ import os
 import time
 from typing import Any
 
+from alerts.engine import breaches
 from streams import metrics
 from streams.app import DisposalApp
 from streams.buckets import DayCounts
@@ -103,6 +104,18 @@ def register(dw: DisposalApp) -> None:
             headers=dead_letter_headers(reason, error, msg.topic, msg.partition, msg.offset),
         )
 
+    def breaches_any(cell: Any) -> bool:
+        return any(
+            breaches(
+                r,
+                category=cell.category,
+                disposal=cell.disposal,
+                domestic_abuse=cell.domestic_abuse,
+                offence_code=None,
+            )
+            for r in dw.case_rules
+        )
+
     async def count_one(event: Any) -> None:
         dw.processed += 1
         partition = event.message.partition
@@ -141,6 +154,8 @@ def register(dw: DisposalApp) -> None:
         metrics.CHANGES.labels(applied.change.value).inc()
         if applied.change is Change.NEW or applied.change is Change.MOVED:
             prune(counts, counts.newest if stream_clock else wall_today)
+            if dw.case_rules and breaches_any(applied.cell):
+                dw.evaluate_soon.set()
 
     @app.agent(dw.disposals, name="count_outcomes")
     async def count_outcomes(stream: Any) -> None:

@@ -206,15 +206,20 @@ def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule], guard: Any) -
             emitted += 1
         return emitted
 
-    @app.timer(interval=settings.alert_interval_s)
+    @app.task
     async def evaluate_alerts() -> None:
-        try:
-            n = await evaluate_once()
-        except PeerError as exc:
-            log.warning("alerts not evaluated: %s", exc)
-            return
-        if n:
-            log.info("%d alert transitions emitted", n)
+        """Every DW_ALERT_INTERVAL_S, or at once when this worker counted a case-rule breach."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(dw.evaluate_soon.wait(), settings.alert_interval_s)
+            dw.evaluate_soon.clear()
+            try:
+                n = await evaluate_once()
+            except PeerError as exc:
+                log.warning("alerts not evaluated: %s", exc)
+                continue
+            if n:
+                log.info("%d alert transitions emitted", n)
 
     def matches(entry: dict[str, Any], q: Any, scope: Scope) -> bool:
         if not scope.allows(entry["force_id"]):

@@ -12,6 +12,7 @@ Choices that keep counts exact (see README, "Exactness"):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,10 @@ class DisposalApp:
     recovering: bool = True
     #: records the agent has taken from the disposals topic since start (accepted or rejected)
     processed: int = 0
+    #: set by the agent when it counted a case-rule breach: the evaluator runs without waiting
+    evaluate_soon: asyncio.Event = field(default_factory=asyncio.Event)
+    #: case rules, for the agent's breach check
+    case_rules: list[Any] = field(default_factory=list)
 
 
 def create_app(settings: Settings) -> DisposalApp:
@@ -104,6 +109,8 @@ def create_app(settings: Settings) -> DisposalApp:
         log.warning("no DW_TOKENS_FILE: the API answers unauthenticated requests from localhost only")
     cluster = Cluster(dw)
     agents.register(dw)
+    rules = load_rules(settings.rules, known_forces=FORCE_NAMES)
+    dw.case_rules = [r for r in rules if r.measure == "case" and r.offence_codes is None]
     guard = web.register(dw, cluster)
-    alerting.register(dw, cluster, load_rules(settings.rules, known_forces=FORCE_NAMES), guard)
+    alerting.register(dw, cluster, rules, guard)
     return dw
