@@ -138,10 +138,11 @@ def main() -> None:
         "p99_s": percentile(lat, 0.99),
         "max_s": max(lat),
     }
+    ms = {k: f"{result[k] * 1000:.0f} ms" for k in ("p50_s", "p99_s", "max_s")}
     print(
         f"produce -> SSE latency over {len(lat)} alerts at {args.rate:.0f} events/s background: "
-        f"p50 {result['p50_s'] * 1000:.0f} ms, p99 {result['p99_s'] * 1000:.0f} ms, max {result['max_s'] * 1000:.0f} ms"
-        f"{f'; {missing} alerts never arrived' if missing else ''}"
+        f"p50 {ms['p50_s']}, p99 {ms['p99_s']}, max {ms['max_s']}"
+        + (f"; {missing} alerts never arrived" if missing else "")
     )
     out = ROOT / "bench" / "results" / f"alert-latency-{result['date']}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
