@@ -28,6 +28,8 @@ class Transition:
     rule: Rule
     evaluation: Evaluation
     at: dt.datetime
+    #: up to 10 pseudonymised crime references (count and case alerts)
+    crime_refs: tuple[str, ...] = ()
 
     def record(self) -> dict[str, object]:
         """The alerts topic's Avro record (disposalwatch.Alert)."""
@@ -49,7 +51,7 @@ class Transition:
             "window_end": e.window_end,
             "p0": e.p0,
             "limit": e.limit,
-            "crime_refs": [],
+            "crime_refs": list(self.crime_refs),
             "transition_at": self.at,
             "description": r.description,
         }

@@ -18,7 +18,7 @@ from streams import metrics
 from streams.app import DisposalApp
 from streams.buckets import DayCounts
 from streams.codec import decode_held, decode_outcome, encode_held
-from streams.counting import count_event
+from streams.counting import count_event, pseudonym
 from streams.crimes import Change
 from streams.errors import DecodeError, RejectedEvent
 
@@ -58,6 +58,7 @@ def register(dw: DisposalApp) -> None:
     settings = dw.settings
     app, crimes = dw.app, dw.crimes
     keep_days = settings.retention_days
+    secret = settings.pseudonym_key.encode()
     wall = WallClock()
     stream_clock = settings.clock == "stream"
     event_counters: dict[tuple[str, str, str], Any] = {}
@@ -144,6 +145,7 @@ def register(dw: DisposalApp) -> None:
                 latest_day=wall_today + dt.timedelta(days=1),
                 keep_days=keep_days,
                 offset=event.message.offset,
+                ref=pseudonym(ev.crime_key, secret),
             )
         except RejectedEvent as exc:
             await reject(event, exc.reason, str(exc))
@@ -198,10 +200,10 @@ def register(dw: DisposalApp) -> None:
         }
         fresh: dict[int, DayCounts] = {p: DayCounts() for p in actives}
         n = 0
-        for _, value in crimes.items():
+        for key, value in crimes.items():
             held, partition = decode_held(value)
             if partition in fresh:
-                fresh[partition].add(held.cell)
+                fresh[partition].add(held.cell, pseudonym(key.decode(), secret))
                 n += 1
         for c in fresh.values():
             prune(c, c.newest if stream_clock else wall.today())

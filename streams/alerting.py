@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -25,7 +26,7 @@ from typing import Any
 import aiohttp.web
 
 from alerts.engine import evaluate
-from alerts.lifecycle import transitions
+from alerts.lifecycle import Transition, transitions
 from alerts.rules import Rule
 from streams import metrics
 from streams.access import Scope
@@ -132,6 +133,25 @@ class AlertLog:
         return bool(self.position >= end)
 
 
+def with_refs(t: Transition, refs: dict[tuple[str, ...], list[str]]) -> Transition:
+    """``t`` with up to 10 pseudonyms of the crimes its rule counted in the window."""
+    r, e = t.rule, t.evaluation
+    first, last = e.window_start.isoformat(), e.window_end.isoformat()
+    out: list[str] = []
+    for (force, category, disposal, day, da), pseudonyms in sorted(refs.items()):
+        if (
+            force != e.force
+            or category != e.category
+            or disposal not in r.disposals
+            or not first <= day <= last
+        ):
+            continue
+        if r.domestic_abuse is not None and (da == "true") != r.domestic_abuse:
+            continue
+        out.extend(p for p in pseudonyms if p not in out)
+    return dataclasses.replace(t, crime_refs=tuple(out[:10]))
+
+
 def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule], guard: Any) -> AlertLog:
     app, settings = dw.app, dw.settings
     alert_log = AlertLog(settings.kafka.split(","), settings.alerts_topic)
@@ -192,7 +212,11 @@ def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule], guard: Any) -
         evals = evaluate(rules, counts, at=at, forces=FORCE_NAMES)
         now = dt.datetime.now(dt.UTC)
         emitted = 0
-        for t in transitions(evals, alert_log.state_of(), by_id, at=now):
+        found = transitions(evals, alert_log.state_of(), by_id, at=now)
+        if any(t.state == "firing" and t.rule.measure in ("count", "case") for t in found):
+            refs = await cluster.refs(at - dt.timedelta(days=span_days - 1), at)
+            found = [with_refs(t, refs) if t.rule.measure in ("count", "case") else t for t in found]
+        for t in found:
             fut = await dw.alerts_out.send(key=t.fingerprint.encode(), value=ALERTS.encode(t.record()))
             meta = await fut  # acked: from here the transition is on the topic
             alert_log.remember(to_json(t.record(), meta.offset))  # the follower will read the same

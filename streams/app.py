@@ -107,6 +107,10 @@ def create_app(settings: Settings) -> DisposalApp:
         dw.tokens = list(load_tokens(settings.tokens_file, set(FORCE_NAMES)))
     else:
         log.warning("no DW_TOKENS_FILE: the API answers unauthenticated requests from localhost only")
+    from streams.settings import DEV_PSEUDONYM_KEY
+
+    if settings.pseudonym_key == DEV_PSEUDONYM_KEY:
+        log.warning("DW_PSEUDONYM_KEY is not set: crime references in alerts use the development key")
     cluster = Cluster(dw)
     agents.register(dw)
     rules = load_rules(settings.rules, known_forces=FORCE_NAMES)

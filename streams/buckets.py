@@ -19,6 +19,9 @@ DIMENSIONS: tuple[str, ...] = ("force", "category", "disposal", "day", "domestic
 
 Row = tuple[str, ...]
 
+#: crime pseudonyms kept per cell, as evidence for alerts
+REFS_PER_CELL = 10
+
 
 def parse_group_by(text: str) -> tuple[str, ...]:
     """``"force,category"`` -> ``("force", "category")``; raises ``ValueError`` naming a bad one."""
@@ -47,10 +50,12 @@ def window_days(window: str, *, at: dt.date, keep_days: int) -> tuple[dt.date, d
 class DayCounts:
     """Crime counts per cell for one partition, and its stream clock."""
 
-    __slots__ = ("_cells", "newest", "floor")
+    __slots__ = ("_cells", "_refs", "newest", "floor")
 
     def __init__(self) -> None:
         self._cells: dict[Cell, int] = defaultdict(int)
+        #: up to REFS_PER_CELL pseudonyms of crimes counted in each cell (alert evidence)
+        self._refs: dict[Cell, list[str]] = {}
         #: newest outcome day held (the stream clock of this partition), None when empty
         self.newest: dt.date | None = None
         #: cells before this day have been pruned: moves out of them are not counted down
@@ -59,38 +64,56 @@ class DayCounts:
     def __len__(self) -> int:
         return len(self._cells)
 
-    def add(self, cell: Cell) -> None:
+    def add(self, cell: Cell, ref: str | None = None) -> None:
         if self.floor is not None and cell.day < self.floor:
             return
         self._cells[cell] += 1
+        if ref is not None:
+            refs = self._refs.setdefault(cell, [])
+            if len(refs) < REFS_PER_CELL:
+                refs.append(ref)
         if self.newest is None or cell.day > self.newest:
             self.newest = cell.day
 
-    def remove(self, cell: Cell) -> None:
+    def remove(self, cell: Cell, ref: str | None = None) -> None:
         if self.floor is not None and cell.day < self.floor:
             return
+        refs = self._refs.get(cell)
+        if ref is not None and refs and ref in refs:
+            refs.remove(ref)
         n = self._cells.get(cell, 0)
         if n <= 0:  # a bug, not bad input: the counts no longer match the crimes held
             raise RuntimeError(f"count of {cell} would go below zero")
         if n == 1:
             del self._cells[cell]
+            self._refs.pop(cell, None)
         else:
             self._cells[cell] = n - 1
 
-    def move(self, removed: Cell | None, added: Cell | None) -> None:
+    def move(self, removed: Cell | None, added: Cell | None, ref: str | None = None) -> None:
         if removed is not None:
-            self.remove(removed)
+            self.remove(removed, ref)
         if added is not None:
-            self.add(added)
+            self.add(added, ref)
+
+    def refs(self, cell: Cell) -> list[str]:
+        """Pseudonyms of (up to REFS_PER_CELL of) the crimes counted in ``cell``."""
+        return list(self._refs.get(cell, ()))
 
     def prune(self, before: dt.date) -> int:
         """Forget cells of days before ``before``; returns how many cells went."""
         old = [c for c in self._cells if c.day < before]
         for c in old:
             del self._cells[c]
+            self._refs.pop(c, None)
         if self.floor is None or before > self.floor:
             self.floor = before
         return len(old)
+
+    def refs_by_row(self, first: dt.date, last: dt.date) -> dict[Row, list[str]]:
+        """Pseudonyms per cell (keyed like ``rows(DIMENSIONS)``) over days ``first``..``last``."""
+        key = _row_key(DIMENSIONS)
+        return {key(c): list(r) for c, r in self._refs.items() if r and first <= c.day <= last}
 
     def cells(self) -> Iterable[tuple[Cell, int]]:
         return self._cells.items()

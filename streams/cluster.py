@@ -74,6 +74,23 @@ class Cluster:
         known = [c for c in clocks if c is not None]
         return max(known) if known else None
 
+    async def refs(self, first: dt.date, last: dt.date) -> dict[Row, list[str]]:
+        """Crime pseudonyms per cell (all dimensions) from every worker."""
+        out: dict[Row, list[str]] = {}
+        parts = [c.refs_by_row(first, last) for c in list(self.dw.counts.values())]
+        others = self.peers()
+        if others:
+            params = {"first": first.isoformat(), "last": last.isoformat()}
+            async with self._session() as session:
+                answers = await asyncio.gather(
+                    *(self._fetch(session, f"{u}/api/refs/local", params) for u in others)
+                )
+            parts += [{tuple(r[:-1]): r[-1] for r in a["rows"]} for a in answers]
+        for part in parts:
+            for row, refs in part.items():
+                out.setdefault(row, []).extend(refs)
+        return out
+
     async def rows(
         self, group_by: Sequence[str], first: dt.date, last: dt.date
     ) -> tuple[dict[Row, int], bool, int]:

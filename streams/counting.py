@@ -8,6 +8,8 @@ agent is a thin shell around it (decode, table get/set, dead-letter, metrics).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 
 from streams.buckets import DayCounts
 from streams.classify import check_retention, classify
@@ -24,23 +26,25 @@ def count_event(
     latest_day: dt.date,
     keep_days: int,
     offset: int = -1,
+    ref: str | None = None,
 ) -> Applied:
     """Apply ``event`` to one crime and the partition's ``counts`` (mutated in place).
 
         ``today`` is the clock the retention horizon is measured from (None: no event yet under the
         stream clock); ``latest_day`` the newest outcome date accepted; ``offset`` the event's offset
-    in its partition (recognises redeliveries). Raises ``RejectedEvent``.
+    in its partition (recognises redeliveries); ``ref`` the crime's pseudonym, kept as evidence.
+    Raises ``RejectedEvent``.
     """
     cell = classify(event, latest_day=latest_day)
     check_retention(cell.day, today=today, keep_days=keep_days)
     applied = apply(held, event_digest(event.event_id), cell, offset=offset)
-    counts.move(applied.removed, applied.added)
+    counts.move(applied.removed, applied.added, ref)
     return applied
 
 
-def rebuild(held: list[Held] | tuple[Held, ...]) -> DayCounts:
-    """Counts of a partition from the crimes it holds (after recovery or a rebalance)."""
-    counts = DayCounts()
-    for h in held:
-        counts.add(h.cell)
-    return counts
+def pseudonym(crime_key: str, key: bytes) -> str:
+    """A crime reference as it may leave the processor: keyed HMAC-SHA256, 16 hex digits.
+
+    Stable for one key (so an analyst can follow a crime across alerts and ask the force about
+    it), not reversible without the key."""
+    return hmac.new(key, crime_key.encode(), hashlib.sha256).hexdigest()[:16]

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streams.errors import ConfigError
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "alerts" / "rules.yaml"
+DEV_PSEUDONYM_KEY = "disposal-watch-development-only"
 _HOSTPORT = re.compile(r"^[A-Za-z0-9.\-_\[\]:]+:\d{1,5}$")
 
 
@@ -54,6 +55,9 @@ class Settings(BaseSettings):
     webhooks_file: Path | None = None
     #: longest wait between two delivery attempts to a webhook receiver that is down
     webhook_max_backoff_s: float = Field(default=60.0, gt=0)
+    #: secret key for the pseudonyms of crime references in alerts (keyed HMAC); the same on
+    #: every worker. The default is for local use only: the worker warns when it is in use.
+    pseudonym_key: str = Field(default=DEV_PSEUDONYM_KEY, min_length=16)
     #: bearer token the CLI sends to the worker's API
     token: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

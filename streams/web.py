@@ -26,6 +26,14 @@ from streams.cluster import Cluster, PeerError
 log = logging.getLogger(__name__)
 
 
+def merge_refs(parts: Any) -> dict[tuple[str, ...], list[str]]:
+    out: dict[tuple[str, ...], list[str]] = {}
+    for part in parts:
+        for row, refs in part.items():
+            out.setdefault(row, []).extend(refs)
+    return out
+
+
 def register(dw: DisposalApp, cluster: Cluster) -> Any:
     app = dw.app
     settings = dw.settings
@@ -77,6 +85,16 @@ def register(dw: DisposalApp, cluster: Cluster) -> Any:
             return bad_request(view, str(exc))
         rows = cluster.local_rows(group_by, first, last)
         return view.json({"rows": [[*r, n] for r, n in rows.items()], "recovering": dw.recovering})
+
+    @app.page("/api/refs/local")
+    async def refs_local(view: Any, request: Any) -> Any:
+        q = request.query
+        try:
+            first, last = dt.date.fromisoformat(q["first"]), dt.date.fromisoformat(q["last"])
+        except (KeyError, ValueError) as exc:
+            return bad_request(view, f"first and last must be YYYY-MM-DD: {exc}")
+        rows = merge_refs(c.refs_by_row(first, last) for c in list(dw.counts.values()))
+        return view.json({"rows": [[*r, refs] for r, refs in rows.items()]})
 
     @app.page("/api/counts")
     async def counts(view: Any, request: Any) -> Any:

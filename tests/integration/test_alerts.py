@@ -91,6 +91,22 @@ def direct(events: list[Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
     return res
 
 
+def pseudonyms_in_scope(events: list[Any]) -> dict[tuple[str, str, str], set[str]]:
+    """Pseudonyms (development key) of every crime each count/case alert could cite."""
+    from streams.counting import pseudonym
+    from streams.settings import DEV_PSEUDONYM_KEY
+
+    out: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for ev in events:
+        p = pseudonym(ev.crime_key, DEV_PSEUDONYM_KEY.encode())
+        cat = reference_category(ev)
+        if ev.disposal in OUT_OF_COURT:
+            out[("sexual-count", ev.force_id, cat)].add(p)
+        if ev.disposal == "community-resolution" and ev.domestic_abuse:
+            out[("da-cr", ev.force_id, cat)].add(p)
+    return out
+
+
 def settled_alerts(worker: Worker, timeout_s: float = 120) -> dict[str, Any]:
     """The alert view once it has stopped changing for a few evaluation intervals."""
     deadline, last, same = time.monotonic() + timeout_s, None, 0
@@ -131,6 +147,7 @@ def test_alerts_of_every_measure_match_direct_values_and_survive_sigkill(
     data = settled_alerts(worker)
 
     want = direct(events)
+    in_scope = pseudonyms_in_scope(events)
     want_firing = {k for k, v in want.items() if v["firing"]}
     for measure_rule in ("sexual-count", "harassment-rate", "violence-spike", "violence-peer", "da-cr"):
         assert any(k[0] == measure_rule for k in want_firing), f"the data makes no {measure_rule} alert fire"
@@ -150,6 +167,9 @@ def test_alerts_of_every_measure_match_direct_values_and_survive_sigkill(
             assert a["value"] > a["limit"] and a["limit"] > a["p0"] > 0 and a["denominator"] >= 30, a
         if a["measure"] == "rate":
             assert a["denominator"] >= 15 and a["value"] == a["numerator"] / a["denominator"], a
+        if a["measure"] in ("count", "case"):  # evidence: pseudonyms of crimes the rule counted
+            assert 1 <= len(a["crime_refs"]) <= min(10, a["numerator"]), a
+            assert set(a["crime_refs"]) <= in_scope[(a["rule_id"], a["force_id"], a["category"])], a
 
     # on the topic: per alert, states alternate starting with firing (nothing doubled), and
     # the last state is the expected one (nothing lost)

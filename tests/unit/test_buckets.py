@@ -84,3 +84,14 @@ def test_merge_is_commutative_and_associative(a, b, d) -> None:  # type: ignore[
     before = dict(a)
     merge_rows([a, b])
     assert a == before
+
+
+def test_crime_pseudonyms_follow_their_crimes_and_are_capped() -> None:
+    counts = DayCounts()
+    for i in range(12):
+        counts.add(c(), ref=f"r{i}")
+    assert counts.refs(c()) == [f"r{i}" for i in range(10)]
+    counts.move(c(), c(disposal="charge"), ref="r3")
+    assert "r3" not in counts.refs(c()) and counts.refs(c(disposal="charge")) == ["r3"]
+    counts.prune(D + dt.timedelta(days=1))
+    assert counts.refs(c()) == [] and counts.refs(c(disposal="charge")) == []
