@@ -133,6 +133,15 @@ class AlertLog:
         return bool(self.position >= end)
 
 
+def retired(entry: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """The resolved record of a firing alert whose rule was removed from the rules file."""
+    record = {k: v for k, v in entry.items() if k not in ("id", "fired_at")}
+    record.update(state="resolved", transition_at=now, description=f"rule removed: {entry['description']}")
+    for k in ("window_start", "window_end"):
+        record[k] = dt.date.fromisoformat(entry[k])
+    return record
+
+
 def with_refs(t: Transition, refs: dict[tuple[str, ...], list[str]]) -> Transition:
     """``t`` with up to 10 pseudonyms of the crimes its rule counted in the window."""
     r, e = t.rule, t.evaluation
@@ -216,6 +225,15 @@ def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule], guard: Any) -
         if any(t.state == "firing" and t.rule.measure in ("count", "case") for t in found):
             refs = await cluster.refs(at - dt.timedelta(days=span_days - 1), at)
             found = [with_refs(t, refs) if t.rule.measure in ("count", "case") else t for t in found]
+        # alerts of rules no longer in the file resolve (a rules change takes effect on restart)
+        for fp, entry in list(alert_log.current.items()):
+            if entry["state"] == "firing" and entry["rule_id"] not in by_id:
+                meta = await (
+                    await dw.alerts_out.send(key=fp.encode(), value=ALERTS.encode(retired(entry, now)))
+                )
+                alert_log.remember(to_json(retired(entry, now), meta.offset))
+                metrics.ALERT_TRANSITIONS.labels(entry["rule_id"], "resolved").inc()
+                emitted += 1
         for t in found:
             fut = await dw.alerts_out.send(key=t.fingerprint.encode(), value=ALERTS.encode(t.record()))
             meta = await fut  # acked: from here the transition is on the topic

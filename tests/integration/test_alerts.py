@@ -200,6 +200,15 @@ def test_alerts_of_every_measure_match_direct_values_and_survive_sigkill(
     k = total // 2
     assert sse_ids(worker, k, total - k - 1) == list(range(k + 1, total))
 
+    # a rules change takes effect on restart: the alerts of a removed rule resolve, others stay
+    worker.stop()
+    rules.write_text(RULES.split("  - {id: da-cr")[0])
+    worker = deployment.start_worker()
+    after = settled_alerts(worker)
+    firing = {(a["rule_id"], a["force_id"], a["category"]) for a in after["alerts"] if a["state"] == "firing"}
+    assert firing == {k for k in want_firing if k[0] != "da-cr"}
+    assert all(a["state"] == "resolved" for a in after["alerts"] if a["rule_id"] == "da-cr")
+
 
 def sse_ids(worker: Worker, last_event_id: int | None, n: int) -> list[int]:
     req = urllib.request.Request(worker.url + "/api/alerts/stream")
