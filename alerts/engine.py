@@ -14,9 +14,8 @@ Measures (see alerts/rules.yaml):
          min_volume never fire but count towards the pooled rate p0
 - case:  at least one crime over the window (default 28 days) whose latest outcome breaches the
          rule: fires within one evaluation of the breach, resolves when the window has moved
-         past it (or the crime's outcome changed). Case rules with ``offence_codes`` need the
-         offence code, which counts do not keep: ``breaches`` decides them per event, and
-         ``evaluate`` leaves them out (the worker warns at start).
+         past it (or the crime's outcome changed); ``breaches`` tells the worker, per event,
+         that one happened, so it evaluates at once.
 The numerator counts crimes whose latest outcome is in the rule's disposal classes; the
 denominator all crimes with an outcome other than ``pending``. ``domestic_abuse: true`` limits
 both to crimes flagged domestic abuse. ``case`` rules are decided per event (``breaches``).
@@ -90,8 +89,6 @@ def evaluate(
     all_forces = sorted(forces)
     out: list[Evaluation] = []
     for rule in rules:
-        if rule.measure == "case" and rule.offence_codes is not None:
-            continue
         scope = all_forces if rule.forces == "all" else sorted(rule.forces)
         first, last = window(at, rule.window_days)
         now = totals(rule, counts, first, last)
@@ -164,12 +161,9 @@ def _one(
     return Evaluation(rule.id, force, category, firing, value, limit, y, n, first, last, p0, limit)
 
 
-def breaches(
-    rule: Rule, *, category: str, disposal: str, domestic_abuse: bool, offence_code: str | None
-) -> bool:
-    """Whether one event breaches a ``case`` rule (e.g. community resolution on domestic abuse)."""
+def breaches(rule: Rule, *, category: str, disposal: str, domestic_abuse: bool) -> bool:
+    """Whether a crime's outcome breaches a ``case`` rule (e.g. community resolution on domestic
+    abuse, any out-of-court disposal for rape)."""
     if rule.measure != "case" or category not in rule.category or disposal not in rule.disposals:
         return False
-    if rule.domestic_abuse is not None and domestic_abuse != rule.domestic_abuse:
-        return False
-    return not (rule.offence_codes is not None and (offence_code or "").upper() not in rule.offence_codes)
+    return rule.domestic_abuse is None or domestic_abuse == rule.domestic_abuse

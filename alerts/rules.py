@@ -46,8 +46,6 @@ class Rule(BaseModel):
     forces: Literal["all"] | tuple[str, ...] = "all"
     domestic_abuse: bool | None = None
     disposals: tuple[str, ...] = OUT_OF_COURT
-    #: case rules only: Home Office offence codes the breach applies to (e.g. rape, 19C-19H)
-    offence_codes: tuple[str, ...] | None = None
     measure: Measure
     #: "<N>d"; case rules: how long a breach keeps the alert firing (default 28d)
     window: str | None = None
@@ -88,8 +86,6 @@ class Rule(BaseModel):
             raise ValueError(f"a {self.measure} rule needs {' and '.join(missing)}")
         if self.measure == "rate" and self.threshold is not None and not 0 < self.threshold <= 1:
             raise ValueError("a rate threshold is a share between 0 and 1")
-        if self.measure != "case" and self.offence_codes is not None:
-            raise ValueError("offence_codes applies to case rules only")
         return self
 
     @property

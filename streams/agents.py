@@ -112,7 +112,6 @@ def register(dw: DisposalApp) -> None:
                 category=cell.category,
                 disposal=cell.disposal,
                 domestic_abuse=cell.domestic_abuse,
-                offence_code=None,
             )
             for r in dw.case_rules
         )

@@ -165,11 +165,6 @@ def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule], guard: Any) -
     app, settings = dw.app, dw.settings
     alert_log = AlertLog(settings.kafka.split(","), settings.alerts_topic)
     by_id = {r.id: r for r in rules}
-    for r in rules:
-        if r.measure == "case" and r.offence_codes is not None:
-            log.warning(
-                "rule %s: case rules on offence codes are not evaluated yet (counts keep no codes)", r.id
-            )
     span_days = 2 * max((r.window_days for r in rules), default=1)  # spike looks one window back
     firing_labels: dict[str, tuple[str, str, str, str]] = {}
 

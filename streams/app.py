@@ -114,7 +114,7 @@ def create_app(settings: Settings) -> DisposalApp:
     cluster = Cluster(dw)
     agents.register(dw)
     rules = load_rules(settings.rules, known_forces=FORCE_NAMES)
-    dw.case_rules = [r for r in rules if r.measure == "case" and r.offence_codes is None]
+    dw.case_rules = [r for r in rules if r.measure == "case"]
     guard = web.register(dw, cluster)
     alerting.register(dw, cluster, rules, guard)
     return dw

@@ -58,7 +58,7 @@ POLICEUK_OUTCOMES: dict[str, str] = dict(_outcomes["policeuk"])
 OFFENCE_CATEGORIES: dict[str, str] = {
     str(code): category for category, codes in _offences["home_office_codes"].items() for code in codes
 }
-RAPE_CODES: frozenset[str] = frozenset(str(c) for c in _offences["rape_codes"])
+RAPE_CODES: frozenset[str] = frozenset(c for c, cat in OFFENCE_CATEGORIES.items() if cat == "rape")
 #: police.uk crime type -> category slug
 POLICEUK_CRIME_TYPES: dict[str, str] = {t: slugify(t) for t in _offences["policeuk_crime_types"]}
 

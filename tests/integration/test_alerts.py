@@ -3,6 +3,7 @@ the events; SIGKILL mid-replay loses and doubles no transition; the SSE feed res
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -280,3 +281,76 @@ def test_tokens_scope_the_feed_and_refusals_are_counted(deployment: Deployment, 
     assert json.loads(r.stdout) == met["alerts"]
     r = deployment.cli("alerts", "--url", worker.url)
     assert r.returncode == 2 and "HTTP 401" in r.stderr
+
+
+POLICEUK = Path(__file__).resolve().parents[3] / "shared" / "data" / "policeuk" / "city-of-london-2024-2025"
+POLICEUK_RULES = """\
+rules:
+  - {id: vso-count, description: d, severity: high, category: [violence-and-sexual-offences],
+     measure: count, window: 91d, threshold: 1}
+  - {id: vso-rate, description: d, severity: medium,
+     category: [violence-and-sexual-offences, theft-from-the-person],
+     measure: rate, window: 182d, threshold: 0.005, min_volume: 50}
+"""
+
+
+def test_policeuk_samples_alert_and_alerts_resolve_when_only_time_passes(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    from streams.policeuk import Tally, events_from_files
+
+    files = sorted(POLICEUK.glob("*.csv"))
+    assert files, f"police.uk samples missing under {POLICEUK}"
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(POLICEUK_RULES)
+    deployment.env.update(
+        DW_RULES=str(rules), DW_CLOCK="stream", DW_ALERT_INTERVAL_S="0.5", DW_RETENTION_DAYS="3650"
+    )
+    worker = deployment.start_worker()
+    r = deployment.cli("ingest", "policeuk", *map(str, files))
+    assert r.returncode == 0, r.stderr
+    deployment.wait()
+    data = settled_alerts(worker)
+
+    events = list(events_from_files(files, Tally()))
+    latest: dict[str, Any] = {}
+    for ev in events:
+        if ev.crime_key not in latest or ev.outcome_date >= latest[ev.crime_key].outcome_date:
+            latest[ev.crime_key] = ev
+    at = max(ev.outcome_date for ev in latest.values())
+
+    def tally(cat: str, days: int) -> tuple[int, int]:
+        first = at - dt.timedelta(days=days - 1)
+        sel = [e for e in latest.values() if reference_category(e) == cat and first <= e.outcome_date <= at]
+        return sum(e.disposal in OUT_OF_COURT for e in sel), sum(e.disposal != "pending" for e in sel)
+
+    want = set()
+    if tally("violence-and-sexual-offences", 91)[0] >= 1:
+        want.add(("vso-count", "city-of-london", "violence-and-sexual-offences"))
+    for cat in ("violence-and-sexual-offences", "theft-from-the-person"):
+        y, n = tally(cat, 182)
+        if n >= 50 and y / n >= 0.005:
+            want.add(("vso-rate", "city-of-london", cat))
+    assert want, "the samples make no alert fire"
+    got = {(a["rule_id"], a["force_id"], a["category"]) for a in data["alerts"] if a["state"] == "firing"}
+    assert got == want
+
+    # one event elsewhere, half a year later: the stream clock moves on, City of London's windows
+    # empty, and its alerts resolve although no event of its own arrived
+    later = dataclasses.replace(
+        next(iter(simulate(1, seed=2))),
+        force_id="kent",
+        crime_ref="LATER-1",
+        event_id="later-1",
+        outcome_date=at + dt.timedelta(days=183),
+        outcome_number=1,
+        disposal="charge",
+    )
+    deployment.produce([later])
+    deployment.wait()
+    time.sleep(2)
+    after = settled_alerts(worker)
+    assert {a["fingerprint"] for a in after["alerts"] if a["state"] == "firing"} == set()
+    assert {
+        (a["rule_id"], a["force_id"], a["category"]) for a in after["alerts"] if a["state"] == "resolved"
+    } == want

@@ -114,7 +114,7 @@ def test_45_forces() -> None:
         ("8Q", None, "stalking"),
         ("8L", None, "harassment"),
         ("8M", None, "harassment"),
-        ("19C", None, "sexual"),
+        ("19C", None, "rape"),
         ("88E", None, "sexual"),
         ("17A", None, "sexual"),
         ("73", None, "sexual"),

@@ -169,25 +169,10 @@ def test_rates_against_simulated_events_computed_directly() -> None:
 @pytest.mark.parametrize(
     ("kw", "hit"),
     [
-        (
-            dict(
-                category="other-violence",
-                disposal="community-resolution",
-                domestic_abuse=True,
-                offence_code="8N",
-            ),
-            True,
-        ),
-        (
-            dict(
-                category="other-violence",
-                disposal="community-resolution",
-                domestic_abuse=False,
-                offence_code="8N",
-            ),
-            False,
-        ),
-        (dict(category="other-violence", disposal="caution", domestic_abuse=True, offence_code="8N"), False),
+        (dict(category="other-violence", disposal="community-resolution", domestic_abuse=True), True),
+        (dict(category="other-violence", disposal="community-resolution", domestic_abuse=False), False),
+        (dict(category="other-violence", disposal="caution", domestic_abuse=True), False),
+        (dict(category="stalking", disposal="community-resolution", domestic_abuse=True), False),
     ],
 )
 def test_case_domestic_abuse_community_resolution(kw: dict, hit: bool) -> None:  # type: ignore[type-arg]
@@ -198,7 +183,11 @@ def test_case_domestic_abuse_community_resolution(kw: dict, hit: bool) -> None: 
 
 
 def test_case_rape_any_out_of_court() -> None:
-    r = rule(measure="case", category=("sexual",), offence_codes=("19C", "19D"))
-    assert breaches(r, category="sexual", disposal="caution", domestic_abuse=False, offence_code="19c")
-    assert not breaches(r, category="sexual", disposal="caution", domestic_abuse=False, offence_code="20A")
-    assert not breaches(r, category="sexual", disposal="charge", domestic_abuse=False, offence_code="19C")
+    r = rule(measure="case", category=("rape",))
+    assert breaches(r, category="rape", disposal="caution", domestic_abuse=False)
+    assert breaches(r, category="rape", disposal="community-resolution", domestic_abuse=True)
+    assert not breaches(r, category="sexual", disposal="caution", domestic_abuse=False)
+    assert not breaches(r, category="rape", disposal="charge", domestic_abuse=False)
+    c = counts_of([("a", "rape", "caution", 3, False, 1), ("b", "rape", "charge", 3, False, 4)])
+    e = by_force(evaluate([r], c, at=AT, forces=FORCES))
+    assert e["a"].firing and not e["b"].firing and e["a"].window_start == AT - dt.timedelta(days=27)
