@@ -150,3 +150,12 @@ def merge_rows(parts: Iterable[Mapping[Row, int]]) -> dict[Row, int]:
         for row, n in part.items():
             out[row] += n
     return {row: n for row, n in out.items() if n}
+
+
+def merge_refs(parts: Iterable[Mapping[Row, Sequence[str]]]) -> dict[Row, list[str]]:
+    """Concatenate partial crime-pseudonym samples per row."""
+    out: dict[Row, list[str]] = {}
+    for part in parts:
+        for row, refs in part.items():
+            out.setdefault(row, []).extend(refs)
+    return out

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 
 from streams.app import CRIMES_TABLE, DisposalApp
-from streams.buckets import Row, merge_rows
+from streams.buckets import Row, merge_refs, merge_rows
 
 PEER_TIMEOUT_S = 10.0
 
@@ -76,7 +76,6 @@ class Cluster:
 
     async def refs(self, first: dt.date, last: dt.date) -> dict[Row, list[str]]:
         """Crime pseudonyms per cell (all dimensions) from every worker."""
-        out: dict[Row, list[str]] = {}
         parts = [c.refs_by_row(first, last) for c in list(self.dw.counts.values())]
         others = self.peers()
         if others:
@@ -86,10 +85,7 @@ class Cluster:
                     *(self._fetch(session, f"{u}/api/refs/local", params) for u in others)
                 )
             parts += [{tuple(r[:-1]): r[-1] for r in a["rows"]} for a in answers]
-        for part in parts:
-            for row, refs in part.items():
-                out.setdefault(row, []).extend(refs)
-        return out
+        return merge_refs(parts)
 
     async def rows(
         self, group_by: Sequence[str], first: dt.date, last: dt.date

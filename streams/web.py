@@ -20,18 +20,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from streams import metrics
 from streams.access import Denied, Scope, authorize
 from streams.app import DisposalApp
-from streams.buckets import parse_group_by, window_days
+from streams.buckets import merge_refs, parse_group_by, window_days
 from streams.cluster import Cluster, PeerError
 
 log = logging.getLogger(__name__)
-
-
-def merge_refs(parts: Any) -> dict[tuple[str, ...], list[str]]:
-    out: dict[tuple[str, ...], list[str]] = {}
-    for part in parts:
-        for row, refs in part.items():
-            out.setdefault(row, []).extend(refs)
-    return out
 
 
 def register(dw: DisposalApp, cluster: Cluster) -> Any:
