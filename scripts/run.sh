@@ -45,5 +45,7 @@ disposal-watch is running:
   health   http://127.0.0.1:$DW_WEB_PORT/healthz
   counts   http://127.0.0.1:$DW_WEB_PORT/api/counts?group_by=force,disposal&window=28d
            $BIN/disposal-watch counts --group-by category,disposal
+  alerts   http://127.0.0.1:$DW_WEB_PORT/api/alerts   (live: /api/alerts/stream)
+           $BIN/disposal-watch alerts
 stop everything with: make stop
 MSG
