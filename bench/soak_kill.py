@@ -50,11 +50,38 @@ def one_round(store: str, events_n: int, seed: int) -> tuple[bool, int]:
         d.wait()
         got, want = d.counts(w), expected_counts(events, reference_category)
         diff = sum(abs(got.get(k, 0) - want.get(k, 0)) for k in set(got) | set(want))
+        if diff:
+            explain(d, events)
         return diff == 0, diff
     finally:
         for w in d.workers:
             w.stop()
         assert sum(lag(d.settings).values()) == 0
+
+
+def explain(d: Deployment, events: list) -> None:  # type: ignore[type-arg]
+    """Print the crimes whose state in the changelog is not their latest outcome."""
+    from kafka import KafkaConsumer
+    from streams.codec import decode_held
+
+    latest: dict[str, object] = {}
+    for ev in events:
+        if ev.crime_key not in latest or ev.outcome_date >= latest[ev.crime_key].outcome_date:  # type: ignore[attr-defined]
+            latest[ev.crime_key] = ev
+    s = d.settings
+    c = KafkaConsumer(
+        f"{s.app_id}-crimes-changelog",
+        bootstrap_servers=s.kafka,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    table = {m.key.decode(): (decode_held(m.value), m.partition, m.offset) for m in c}
+    for key, ev in latest.items():
+        held = table.get(key)
+        if held is None or held[0][0].cell.day != ev.outcome_date or held[0][0].cell.disposal != ev.disposal:  # type: ignore[attr-defined]
+            mine = [(e.event_id, e.disposal, str(e.outcome_date)) for e in events if e.crime_key == key]
+            print(f"  {key}: changelog {held}; events {mine}", flush=True)
+    print(f"  logs and state under {d.dir}", flush=True)
 
 
 def main() -> None:
