@@ -58,6 +58,7 @@ class AlertLog:
         self.current: dict[str, dict[str, Any]] = {}  # fingerprint -> latest feed JSON
         self.position = 0  # next offset to read
         self.changed = asyncio.Condition()
+        self._probe: Any = None
 
     def state_of(self) -> dict[str, str]:
         return {fp: rec["state"] for fp, rec in self.current.items()}
@@ -120,16 +121,16 @@ class AlertLog:
             await consumer.stop()
 
     async def caught_up(self) -> bool:
-        """Whether everything on the topic now has been read."""
+        """Whether everything on the topic now has been read (asks the broker for the end offset:
+        the follower's own view may be up to one fetch old, and a previous leader may just have
+        written)."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         tp = TopicPartition(self.topic, 0)
-        probe = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await probe.start()
-        try:
-            end = (await probe.end_offsets([tp]))[tp]
-        finally:
-            await probe.stop()
+        if self._probe is None:  # one long-lived consumer, used only to ask for end offsets
+            self._probe = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+            await self._probe.start()
+        end = (await self._probe.end_offsets([tp]))[tp]
         return bool(self.position >= end)
 
 
