@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,7 +105,7 @@ class EventProducer:
         name = type(exc).__name__
         self.stats.errors[name] = self.stats.errors.get(name, 0) + 1
 
-    def send(self, event: OutcomeEvent, on_sent: Callable[[], None] | None = None) -> None:
+    def send(self, event: OutcomeEvent) -> None:
         self.send_raw(event.crime_key.encode(), encode_outcome(event))
 
     def send_raw(self, key: bytes | None, value: bytes) -> None:
