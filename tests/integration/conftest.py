@@ -58,6 +58,12 @@ class Worker:
         with urllib.request.urlopen(self.url + path, timeout=30) as resp:
             return json.load(resp)
 
+    def log_tail(self, lines: int = 40) -> str:
+        """The last timestamped lines of the worker's log (Faust's tables left out)."""
+        text = self.log.read_text(errors="replace")
+        stamped = [ln for ln in text.splitlines() if ln.startswith(("[", "20"))]
+        return "\n".join(stamped[-lines:])
+
     def metrics(self) -> str:
         with urllib.request.urlopen(self.url + "/metrics", timeout=30) as resp:
             return resp.read().decode()

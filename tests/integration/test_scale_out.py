@@ -1,8 +1,29 @@
 """Two workers in one consumer group share the partitions; either answers for all of them."""
 
+import time
+from typing import Any
+
 from streams.simulate import simulate
 
-from .conftest import Deployment, expected_counts, reference_category
+from .conftest import Deployment, Worker, expected_counts, reference_category
+
+
+def settled(a: Worker, b: Worker, partitions: int, timeout_s: float = 120.0) -> tuple[Any, Any]:
+    """Both workers' /healthz once the group has settled: both ok, every partition owned by
+    exactly one of them. A rebalance can follow the first one (a slow join, a missed heartbeat),
+    so a snapshot with both members owning something is not yet the settled state."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ha, hb = a.get("/healthz"), b.get("/healthz")
+        owned = sorted(ha["partitions"] + hb["partitions"])
+        if ha["status"] == hb["status"] == "ok" and owned == list(range(partitions)):
+            return ha, hb
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"group not settled in {timeout_s}s: a={ha} b={hb}\n"
+                f"--- a.log\n{a.log_tail()}\n--- b.log\n{b.log_tail()}"
+            )
+        time.sleep(0.5)
 
 
 def test_two_workers_each_answer_for_all_partitions(deployment: Deployment) -> None:
@@ -12,15 +33,9 @@ def test_two_workers_each_answer_for_all_partitions(deployment: Deployment) -> N
     b = deployment.start_worker("b")
     deployment.wait()
     expected = expected_counts(events, reference_category)
-    for _ in range(60):  # until the group has settled with both members owning partitions
-        ha, hb = a.get("/healthz"), b.get("/healthz")
-        if ha["status"] == hb["status"] == "ok" and ha["partitions"] and hb["partitions"]:
-            break
-        import time
-
-        time.sleep(1)
+    ha, hb = settled(a, b, deployment.settings.partitions)
+    assert ha["partitions"] and hb["partitions"]
     assert set(ha["partitions"]).isdisjoint(hb["partitions"])
-    assert sorted(ha["partitions"] + hb["partitions"]) == list(range(deployment.settings.partitions))
     for w in (a, b):
         data = w.get("/api/counts?group_by=force&window=all")
         assert data["workers"] == 2
