@@ -7,6 +7,7 @@ Hierarchy::
     ├── KafkaSetupError      the local broker cannot be resolved, started or reached
     ├── DecodeError          bytes are not a readable event (reason: undecodable, unknown_schema)
     ├── EncodeError          a value cannot be written with the schema
+    ├── StateError           the worker's own stored state is unreadable (a bug, not bad input)
     ├── RejectedEvent        a decoded event breaks the contract (reason: unknown_force, ...)
     └── InputError           a row of an input file cannot become an event (reason: as RejectedEvent)
 
@@ -42,6 +43,10 @@ class DecodeError(_WithReason):
     """Bytes that are not a readable disposal event."""
 
     reason = "undecodable"
+
+
+class StateError(StreamError):
+    """The worker's own stored state is unreadable: a bug or a foreign writer, never bad input."""
 
 
 class EncodeError(StreamError):

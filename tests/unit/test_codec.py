@@ -1,11 +1,13 @@
 import datetime as dt
 import json
 import shutil
+import tracemalloc
 from pathlib import Path
 
 import avro.name
 import avro.schema
 import fastavro.schema
+import orjson
 import pytest
 
 from streams.classify import Cell
@@ -18,8 +20,8 @@ from streams.codec import (
     encode_held,
     encode_outcome,
 )
-from streams.crimes import Held
-from streams.errors import DecodeError
+from streams.crimes import Held, event_digest
+from streams.errors import DecodeError, StateError
 from streams.model import OutcomeEvent
 
 EVENT = OutcomeEvent(
@@ -131,6 +133,42 @@ def test_reader_resolves_an_older_writer_schema(tmp_path: Path) -> None:
     assert v2.decode(old_bytes)["crime_ref"] == "DUR/24/1"
 
 
+HELD = Held(
+    Cell("kent", "stalking", "caution", dt.date(2024, 1, 2), True),
+    (event_digest("e1"), event_digest("e2")),
+    42,
+)
+
+
 def test_held_state_round_trip() -> None:
-    held = Held(Cell("kent", "stalking", "caution", dt.date(2024, 1, 2), True), ("ab", "cd"), 42)
-    assert decode_held(encode_held(held, 3)) == (held, 3)
+    assert decode_held(encode_held(HELD, 3)) == (HELD, 3)
+    no_da = Held(Cell("metropolitan", "rape", "charge", dt.date(2019, 12, 31), False), (), -1)
+    assert decode_held(encode_held(no_da, 70_000)) == (no_da, 70_000)
+
+
+def test_held_state_is_compact() -> None:
+    """Per-crime state is what national volume multiplies: one outcome packs into under 80 bytes
+    and the object holding it is its own size (orjson >= 3.12 returns 4 KiB buffers)."""
+    one = Held(HELD.cell, HELD.seen[:1], 123_456)
+    data = encode_held(one, 7)
+    assert len(data) < 80
+    tracemalloc.start()
+    try:
+        kept = [encode_held(one, 7) for _ in range(1000)]
+        per_value = tracemalloc.get_traced_memory()[0] / len(kept)
+    finally:
+        tracemalloc.stop()
+    assert per_value < 200
+
+
+def test_held_state_written_as_json_by_earlier_versions_still_decodes() -> None:
+    legacy = orjson.dumps(
+        ["kent", "stalking", "caution", HELD.cell.day.toordinal(), 1, [d.hex() for d in HELD.seen], 42, 3]
+    )
+    assert decode_held(legacy) == (HELD, 3)
+
+
+@pytest.mark.parametrize("data", [b"", b"\x01\x00", b"\x09" + bytes(30), encode_held(HELD, 3)[:-9] + b"\xff"])
+def test_unreadable_held_state_is_a_state_error(data: bytes) -> None:
+    with pytest.raises(StateError, match="unreadable crime state"):
+        decode_held(data)
