@@ -25,7 +25,7 @@ import fastavro.schema
 import orjson
 
 from streams.classify import Cell
-from streams.crimes import Held
+from streams.crimes import KEEP_SEEN, Held
 from streams.errors import DecodeError, EncodeError, StateError
 from streams.model import OutcomeEvent
 
@@ -163,7 +163,7 @@ def decode_outcome(data: bytes) -> OutcomeEvent:
 # --- per-crime state, as the worker's `crimes` table stores it --------------------------------
 # One table value per crime, kept in memory (or RocksDB) and in the changelog, so it is packed:
 #   format (1) | flags (1: bit 0 domestic abuse) | partition (u32) | offset (i64) |
-#   day ordinal (u32) | number of digests (1) | the 8-byte event digests | force US category US
+#   day ordinal (u32) | number of digests n (1) | n event digests (u64) | force US category US
 #   disposal (UTF-8, US = \x1f)
 # about 70 bytes for a crime with one outcome. The partition lets counters be rebuilt per
 # partition. (This was an orjson array until 0.3: orjson >= 3.12 returns every small result in
@@ -171,20 +171,16 @@ def decode_outcome(data: bytes) -> OutcomeEvent:
 
 _HELD_FORMAT = 1
 _HELD_HEAD = struct.Struct("<BBIqIB")
-_DIGEST = 8
+#: the head followed by n digests, one Struct per n (a crime keeps at most KEEP_SEEN)
+_HELD_STRUCTS = [struct.Struct(f"<BBIqIB{n}Q") for n in range(KEEP_SEEN + 1)]
 
 
 def encode_held(held: Held, partition: int) -> bytes:
     c = held.cell
-    return b"".join(
-        (
-            _HELD_HEAD.pack(
-                _HELD_FORMAT, c.domestic_abuse, partition, held.offset, c.day.toordinal(), len(held.seen)
-            ),
-            *held.seen,
-            f"{c.force}\x1f{c.category}\x1f{c.disposal}".encode(),
-        )
+    head = _HELD_STRUCTS[len(held.seen)].pack(
+        _HELD_FORMAT, c.domestic_abuse, partition, held.offset, c.day.toordinal(), len(held.seen), *held.seen
     )
+    return head + f"{c.force}\x1f{c.category}\x1f{c.disposal}".encode()
 
 
 def decode_held(data: bytes) -> tuple[Held, int]:
@@ -195,12 +191,11 @@ def decode_held(data: bytes) -> tuple[Held, int]:
         fmt, flags, partition, offset, day, n = _HELD_HEAD.unpack_from(data)
         if fmt != _HELD_FORMAT:
             raise ValueError(f"format {fmt}")
-        at = _HELD_HEAD.size
-        end = at + n * _DIGEST
-        seen = tuple(data[i : i + _DIGEST] for i in range(at, end, _DIGEST))
-        force, category, disposal = data[end:].decode().split("\x1f")
+        layout = _HELD_STRUCTS[n]
+        seen = layout.unpack_from(data)[6:]
+        force, category, disposal = data[layout.size :].decode().split("\x1f")
         cell = Cell(force, category, disposal, dt.date.fromordinal(day), bool(flags & 1))
-    except (ValueError, struct.error) as exc:
+    except (ValueError, IndexError, struct.error) as exc:
         raise StateError(f"unreadable crime state {data[:40]!r}: {exc}") from exc
     return Held(cell, seen, offset), partition
 
@@ -208,4 +203,4 @@ def decode_held(data: bytes) -> tuple[Held, int]:
 def _decode_held_json(data: bytes) -> tuple[Held, int]:
     force, category, disposal, day, da, seen, offset, partition = orjson.loads(data)
     cell = Cell(force, category, disposal, dt.date.fromordinal(day), bool(da))
-    return Held(cell, tuple(bytes.fromhex(d) for d in seen), offset), partition
+    return Held(cell, tuple(int.from_bytes(bytes.fromhex(d), "little") for d in seen), offset), partition

@@ -43,8 +43,8 @@ class Held:
     """What the worker keeps per crime: the cell of its latest outcome, and the events seen."""
 
     cell: Cell
-    #: 8-byte digests of the last KEEP_SEEN event ids applied (see ``event_digest``)
-    seen: tuple[bytes, ...]
+    #: 64-bit digests of the last KEEP_SEEN event ids applied (see ``event_digest``)
+    seen: tuple[int, ...]
     #: partition offset of the last event applied to this crime (-1: unknown)
     offset: int = -1
 
@@ -60,13 +60,13 @@ class Applied:
     added: Cell | None = None
 
 
-def event_digest(event_id: str) -> bytes:
+def event_digest(event_id: str) -> int:
     """Short stable digest of an event id (64 bits: collisions within one crime are negligible)."""
-    return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
 
 
 def apply(
-    held: Held | None, digest: bytes, cell: Cell, *, offset: int = -1, keep_seen: int = KEEP_SEEN
+    held: Held | None, digest: int, cell: Cell, *, offset: int = -1, keep_seen: int = KEEP_SEEN
 ) -> Applied:
     """Apply an event (its ``digest``, ``cell`` and partition ``offset``) to a crime's state."""
     if held is None:

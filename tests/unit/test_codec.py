@@ -163,7 +163,16 @@ def test_held_state_is_compact() -> None:
 
 def test_held_state_written_as_json_by_earlier_versions_still_decodes() -> None:
     legacy = orjson.dumps(
-        ["kent", "stalking", "caution", HELD.cell.day.toordinal(), 1, [d.hex() for d in HELD.seen], 42, 3]
+        [
+            "kent",
+            "stalking",
+            "caution",
+            HELD.cell.day.toordinal(),
+            1,
+            [d.to_bytes(8, "little").hex() for d in HELD.seen],
+            42,
+            3,
+        ]
     )
     assert decode_held(legacy) == (HELD, 3)
 

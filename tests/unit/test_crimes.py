@@ -17,46 +17,46 @@ def cell(disposal: str, day: dt.date = D1) -> Cell:
 
 
 def test_new_crime_is_counted() -> None:
-    a = apply(None, b"a", cell("charge"))
+    a = apply(None, 1, cell("charge"))
     assert a.change is Change.NEW and a.added == cell("charge") and a.removed is None
-    assert a.state == Held(cell("charge"), (b"a",), -1)
+    assert a.state == Held(cell("charge"), (1,), -1)
 
 
 def test_newer_outcome_moves_the_count() -> None:
-    held = Held(cell("pending"), (b"a",))
-    a = apply(held, b"b", cell("community-resolution", D2))
+    held = Held(cell("pending"), (1,))
+    a = apply(held, 2, cell("community-resolution", D2))
     assert a.change is Change.MOVED
     assert (a.removed, a.added) == (cell("pending"), cell("community-resolution", D2))
 
 
 def test_equal_date_replaces() -> None:
-    a = apply(Held(cell("pending"), (b"a",)), b"b", cell("caution"))
+    a = apply(Held(cell("pending"), (1,)), 2, cell("caution"))
     assert a.change is Change.MOVED and a.added == cell("caution")
 
 
 def test_same_cell_replaces_without_moving() -> None:
-    a = apply(Held(cell("caution"), (b"a",)), b"b", cell("caution"))
+    a = apply(Held(cell("caution"), (1,)), 2, cell("caution"))
     assert a.change is Change.REPLACED and a.added is None and a.removed is None
-    assert a.state is not None and a.state.seen == (b"a", b"b")
+    assert a.state is not None and a.state.seen == (1, 2)
 
 
 def test_older_outcome_is_superseded_but_remembered() -> None:
-    held = Held(cell("charge", D2), (b"a",))
-    a = apply(held, b"b", cell("caution", D1))
+    held = Held(cell("charge", D2), (1,))
+    a = apply(held, 2, cell("caution", D1))
     assert a.change is Change.SUPERSEDED and a.added is None and a.removed is None
-    assert a.state == Held(cell("charge", D2), (b"a", b"b"))
+    assert a.state == Held(cell("charge", D2), (1, 2))
 
 
 def test_seen_event_is_a_duplicate_and_writes_nothing() -> None:
-    a = apply(Held(cell("charge", D2), (b"a", b"b")), b"a", cell("pending", D2))
+    a = apply(Held(cell("charge", D2), (1, 2)), 1, cell("pending", D2))
     assert a.change is Change.DUPLICATE and a.state is None
 
 
 def test_redelivered_offset_is_a_duplicate_even_if_its_id_was_forgotten() -> None:
-    held = Held(cell("charge", D2), (b"b",), offset=10)
-    assert apply(held, b"a", cell("pending", D2), offset=7).change is Change.DUPLICATE
-    assert apply(held, b"a", cell("pending", D2), offset=10).change is Change.DUPLICATE
-    assert apply(held, b"a", cell("pending", D2), offset=11).change is Change.MOVED
+    held = Held(cell("charge", D2), (2,), offset=10)
+    assert apply(held, 1, cell("pending", D2), offset=7).change is Change.DUPLICATE
+    assert apply(held, 1, cell("pending", D2), offset=10).change is Change.DUPLICATE
+    assert apply(held, 1, cell("pending", D2), offset=11).change is Change.MOVED
 
 
 def test_seen_list_is_bounded() -> None:
@@ -67,7 +67,7 @@ def test_seen_list_is_bounded() -> None:
 
 def test_digest_is_stable_and_short() -> None:
     assert event_digest("x") == event_digest("x") != event_digest("y")
-    assert len(event_digest("x")) == 8
+    assert 0 <= event_digest("x") < 2**64
 
 
 # --- properties ---------------------------------------------------------------------------
@@ -167,7 +167,7 @@ def test_producing_everything_twice_changes_nothing(
 
 @given(events_st)
 def test_inputs_are_not_mutated(events: list[tuple[int, int, str, int]]) -> None:
-    held = Held(cell("charge"), (b"x",))
+    held = Held(cell("charge"), (24,))
     before = (held.cell, held.seen)
-    apply(held, b"y", cell("caution", D2))
+    apply(held, 25, cell("caution", D2))
     assert (held.cell, held.seen) == before
