@@ -164,6 +164,32 @@ def answers_metadata(bootstrap: str, timeout_s: float = 2.0) -> bool:
         admin.close()
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a random UUID, URL-safe base64 (22 characters; may begin with '-')."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+def format_storage(java: str, cp: str, props: Path, data: Path, cluster_id: str | None = None) -> None:
+    """Format KRaft storage under ``data``. The id is passed as ``--cluster-id=ID``: one id in 32
+    begins with '-', which the tool's argument parser would take for an option after ``-t``."""
+    fmt = subprocess.run(
+        [
+            java,
+            "-cp",
+            cp,
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={cluster_id or new_cluster_id()}",
+            "-c",
+            str(props),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if fmt.returncode != 0:
+        raise KafkaSetupError(f"formatting KRaft storage in {data} failed: {fmt.stdout}{fmt.stderr}".strip())
+
+
 def start(dir: Path, port: int = 9092, *, timeout_s: float = 90.0, heap: str = "1g") -> Broker:
     """Start a broker whose state lives under ``dir``; returns once it answers metadata requests."""
     dir = dir.resolve()
@@ -186,26 +212,7 @@ def start(dir: Path, port: int = 9092, *, timeout_s: float = 90.0, heap: str = "
     props.write_text(SERVER_PROPERTIES.format(port=port, controller_port=controller_port, data=data))
     (dir / "log4j.properties").write_text(LOG4J.format(log=dir / "server.log"))
     if not (data / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        fmt = subprocess.run(
-            [
-                java,
-                "-cp",
-                cp,
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                cluster_id,
-                "-c",
-                str(props),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if fmt.returncode != 0:
-            raise KafkaSetupError(
-                f"formatting KRaft storage in {data} failed: {fmt.stdout}{fmt.stderr}".strip()
-            )
+        format_storage(java, cp, props, data)
     log = (dir / "broker.log").open("ab")
     proc = subprocess.Popen(
         [

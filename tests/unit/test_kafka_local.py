@@ -43,3 +43,14 @@ def test_missing_maven(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_stop_when_nothing_runs(tmp_path: Path) -> None:
     with pytest.raises(KafkaSetupError, match="no broker is running from"):
         kafka_local.stop(tmp_path)
+
+
+def test_cluster_id_beginning_with_a_dash_formats(tmp_path: Path) -> None:
+    """About one random id in 32 begins with '-'; formatting must not take it for an option.
+    Uses the real Kafka storage tool (the classpath `make test` has already resolved)."""
+    java = kafka_local._require("java", "install Java")
+    props = tmp_path / "server.properties"
+    data = tmp_path / "data"
+    props.write_text(kafka_local.SERVER_PROPERTIES.format(port=19092, controller_port=19093, data=data))
+    kafka_local.format_storage(java, kafka_local.classpath(), props, data, cluster_id="-" + "A" * 21)
+    assert "cluster.id=-AAAA" in (data / "meta.properties").read_text()
