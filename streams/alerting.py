@@ -1,13 +1,18 @@
 """Alerts in the worker: follow the alerts topic, evaluate rules on the leader, serve the feed.
 
-Exactly-once transitions without Kafka transactions:
+Exactly-once transitions:
 - the ``alerts`` topic (one partition, keyed by fingerprint) is the source of truth for each
-  alert's state; every worker follows it from the beginning (``AlertLog``) and serves the feed
-  from what it has read;
+  alert's state; every worker follows it from the beginning (``AlertLog``, read-committed) and
+  serves the feed from what it has read;
 - only the worker that owns partition 0 of ``disposals`` evaluates (the leader), on a timer
-  (``DW_ALERT_INTERVAL_S``), and only once its ``AlertLog`` has read to the end of the topic and
-  no worker is recovering: a transition that reached the topic before a crash or a move of
-  leadership is known, so it is never emitted again, and one that did not is emitted once;
+  (``DW_ALERT_INTERVAL_S``) or at once when it counted a case-rule breach;
+- the leader writes through ``AlertWriter``: a Kafka transactional producer under one
+  transactional id for the whole deployment. Starting it fences every earlier holder and
+  aborts its open transaction, so a worker that lost leadership but does not know it yet (a
+  rebalance in flight, a long pause) cannot write a transition any more;
+- only after that, and once its ``AlertLog`` has read to the end of the topic and no worker is
+  recovering, does the leader evaluate: a transition that reached the topic before a crash or a
+  move of leadership is known, so it is never emitted again, and one that did not is emitted once;
 - evaluation uses every worker's counts (``Cluster``), so alerts are correct with any number of
   workers; because the timer re-evaluates, alerts resolve when the window moves on with no new
   event (under ``DW_CLOCK=stream`` the newest outcome date held drives the window).
@@ -24,6 +29,7 @@ import logging
 from typing import Any
 
 import aiohttp.web
+from aiokafka.errors import KafkaError
 
 from alerts.engine import evaluate
 from alerts.lifecycle import Transition, transitions
@@ -106,7 +112,9 @@ class AlertLog:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         tp = TopicPartition(self.topic, 0)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+        )
         await consumer.start()
         try:
             consumer.assign([tp])
@@ -116,22 +124,91 @@ class AlertLog:
                 for msg in batch.get(tp, []):
                     if msg.value is not None:
                         await self.add(msg.offset, msg.value)
-                    self.position = msg.offset + 1
+                # past the transactions' commit markers too, which are never returned as records
+                self.position = await consumer.position(tp)
         finally:
             await consumer.stop()
 
-    async def caught_up(self) -> bool:
-        """Whether everything on the topic now has been read (asks the broker for the end offset:
-        the follower's own view may be up to one fetch old, and a previous leader may just have
-        written)."""
+    async def caught_up(self, timeout_s: float = 5.0) -> bool:
+        """Whether everything committed on the topic now has been read, waiting up to
+        ``timeout_s`` for the follower. Asks the broker for the end (the last stable offset):
+        the follower's own view may be a fetch old, and a previous leader may just have written."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         tp = TopicPartition(self.topic, 0)
         if self._probe is None:  # one long-lived consumer, used only to ask for end offsets
-            self._probe = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+            self._probe = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+            )
             await self._probe.start()
         end = (await self._probe.end_offsets([tp]))[tp]
-        return bool(self.position >= end)
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self.position < end:
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+
+class Fenced(Exception):
+    """Another worker has started writing alerts: this one is no longer the leader."""
+
+
+class AlertWriter:
+    """The one writer of the alerts topic: a transactional producer whose transactional id is
+    the same in every worker of a deployment, so at most one of them can write at a time.
+
+    ``claim`` starts the producer; the broker then fences the previous holder and aborts its open
+    transaction. ``write`` sends one evaluation's transitions in one transaction. ``release``
+    closes the producer when this worker stops leading."""
+
+    def __init__(self, bootstrap: list[str], topic: str, transactional_id: str) -> None:
+        self.bootstrap, self.topic, self.transactional_id = bootstrap, topic, transactional_id
+        self._producer: Any = None
+
+    @property
+    def claimed(self) -> bool:
+        return self._producer is not None
+
+    async def claim(self) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                transactional_id=self.transactional_id,
+                enable_idempotence=True,
+                acks="all",
+            )
+            await producer.start()  # InitProducerId: fences every earlier holder of the id
+            self._producer = producer
+
+    async def write(self, records: list[tuple[bytes, bytes]]) -> list[int]:
+        """Send ``(key, value)`` records in one transaction; their offsets once committed.
+        Raises ``Fenced`` (nothing was written) if another worker has claimed the topic since."""
+        from aiokafka.errors import KafkaError, ProducerFenced
+
+        await self.claim()
+        producer = self._producer
+        try:
+            async with producer.transaction():
+                sent = [
+                    await producer.send(self.topic, value, key=key, partition=0) for key, value in records
+                ]
+                metas = [await fut for fut in sent]
+        except ProducerFenced as exc:
+            await self.release()
+            raise Fenced(f"another worker now writes {self.topic}") from exc
+        except KafkaError:
+            await self.release()  # the transaction is aborted; a fresh producer next time
+            raise
+        return [m.offset for m in metas]
+
+    async def release(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
 
 
 def retired(entry: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
@@ -165,6 +242,7 @@ def with_refs(t: Transition, refs: dict[tuple[str, ...], list[str]]) -> Transiti
 def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule], guard: Any) -> AlertLog:
     app, settings = dw.app, dw.settings
     alert_log = AlertLog(settings.kafka.split(","), settings.alerts_topic)
+    writer = AlertWriter(settings.kafka.split(","), settings.alerts_topic, f"{settings.app_id}-alerts")
     by_id = {r.id: r for r in rules}
     span_days = 2 * max((r.window_days for r in rules), default=1)  # spike looks one window back
     firing_labels: dict[str, tuple[str, str, str, str]] = {}
@@ -203,7 +281,13 @@ def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule], guard: Any) -
 
     async def evaluate_once() -> int:
         """One evaluation on the leader; returns the number of transitions emitted."""
-        if dw.recovering or not is_leader() or not await alert_log.caught_up():
+        if not is_leader():
+            await writer.release()
+            return 0
+        if dw.recovering:
+            return 0
+        await writer.claim()  # first: from here no earlier leader can write
+        if not await alert_log.caught_up():
             return 0
         at = await cluster.today()
         if at is None:
@@ -216,33 +300,32 @@ def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule], guard: Any) -
         }
         evals = evaluate(rules, counts, at=at, forces=FORCE_NAMES)
         now = dt.datetime.now(dt.UTC)
-        emitted = 0
         found = transitions(evals, alert_log.state_of(), by_id, at=now)
         if any(t.state == "firing" and t.rule.measure in ("count", "case") for t in found):
             refs = await cluster.refs(at - dt.timedelta(days=span_days - 1), at)
             found = [with_refs(t, refs) if t.rule.measure in ("count", "case") else t for t in found]
         # alerts of rules no longer in the file resolve (a rules change takes effect on restart)
-        for fp, entry in list(alert_log.current.items()):
-            if entry["state"] == "firing" and entry["rule_id"] not in by_id:
-                meta = await (
-                    await dw.alerts_out.send(key=fp.encode(), value=ALERTS.encode(retired(entry, now)))
-                )
-                alert_log.remember(to_json(retired(entry, now), meta.offset))
-                metrics.ALERT_TRANSITIONS.labels(entry["rule_id"], "resolved").inc()
-                emitted += 1
+        out: list[tuple[str, str, str, dict[str, Any]]] = [
+            (fp, entry["rule_id"], "resolved", retired(entry, now))
+            for fp, entry in alert_log.current.items()
+            if entry["state"] == "firing" and entry["rule_id"] not in by_id
+        ]
+        out += [(t.fingerprint, t.rule.id, t.state, t.record()) for t in found]
+        if not out:
+            return 0
+        offsets = await writer.write([(fp.encode(), ALERTS.encode(record)) for fp, _, _, record in out])
+        # committed: from here the transitions are on the topic (the follower will read the same)
+        for (_, rule_id, state, record), offset in zip(out, offsets, strict=True):
+            alert_log.remember(to_json(record, offset))
+            metrics.ALERT_TRANSITIONS.labels(rule_id, state).inc()
         for t in found:
-            fut = await dw.alerts_out.send(key=t.fingerprint.encode(), value=ALERTS.encode(t.record()))
-            meta = await fut  # acked: from here the transition is on the topic
-            alert_log.remember(to_json(t.record(), meta.offset))  # the follower will read the same
-            metrics.ALERT_TRANSITIONS.labels(t.rule.id, t.state).inc()
             labels = (t.rule.id, t.evaluation.force, t.evaluation.category, t.rule.severity)
             if t.state == "firing":
                 metrics.ALERTS_FIRING.labels(*labels).set(1)
                 firing_labels[t.fingerprint] = labels
             elif t.fingerprint in firing_labels:
                 metrics.ALERTS_FIRING.remove(*firing_labels.pop(t.fingerprint))
-            emitted += 1
-        return emitted
+        return len(out)
 
     @app.task
     async def evaluate_alerts() -> None:
@@ -255,6 +338,12 @@ def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule], guard: Any) -
                 n = await evaluate_once()
             except PeerError as exc:
                 log.warning("alerts not evaluated: %s", exc)
+                continue
+            except Fenced as exc:
+                log.info("alerts not written: %s", exc)
+                continue
+            except KafkaError as exc:
+                log.warning("alerts not written (the transaction was aborted; retried): %r", exc)
                 continue
             if n:
                 log.info("%d alert transitions emitted", n)

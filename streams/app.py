@@ -36,7 +36,6 @@ class DisposalApp:
     disposals: Any
     dead_letters: Any
     crimes: Any
-    alerts_out: Any
     #: hashed bearer tokens from DW_TOKENS_FILE; None when not configured (localhost only)
     tokens: list[Any] | None = None
     #: per partition of ``disposals`` this worker owns: counts derived from the crimes it holds
@@ -94,13 +93,12 @@ def create_app(settings: Settings) -> DisposalApp:
 
     disposals = app.topic(settings.disposals_topic, partitions=settings.partitions, schema=raw())
     dead_letters = app.topic(settings.dlq_topic, partitions=settings.partitions, schema=raw())
-    alerts_out = app.topic(settings.alerts_topic, partitions=1, schema=raw())
     # key_type/value_type bytes (not a Schema) is what makes the table's store use the raw
     # serializer; with only a schema, the RocksDB store would JSON-decode the values.
     crimes = app.Table(
         CRIMES_TABLE, default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes
     )
-    dw = DisposalApp(settings, app, disposals, dead_letters, crimes, alerts_out)
+    dw = DisposalApp(settings, app, disposals, dead_letters, crimes)
     if settings.tokens_file is not None:
         from streams.access import load_tokens
 

@@ -112,6 +112,7 @@ async def deliver_forever(
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        isolation_level="read_committed",  # never a transition from an aborted (fenced) write
     )
     await consumer.start()
     try:
