@@ -13,7 +13,9 @@ Usage (a broker in DW_KAFKA; `make bench` starts one):
    topic; once the group has settled the events are produced, and events/s is measured from
    the worker's first processed record to its last (polling /healthz, which is cheap).
    Then the same events again (all duplicates: no new crimes) to show memory does not grow
-   and counts do not change.
+   and counts do not change. Then the workers are stopped and started again on their data
+   directories: the time until they are ready again (the memory store rebuilds from the
+   changelog) and the crimes they hold then.
 5. The same with two workers in one group.
 Prints a table and writes bench/results/throughput-<date>.json. Timings drift on shared
 machines: compare the ratio, not absolute rates.
@@ -115,28 +117,25 @@ def get_json(url: str) -> dict:
 
 def run_workers(env: dict[str, str], count: int, workdir: Path, profile: bool) -> dict[str, float]:
     """Start `count` workers on an empty topic, let the group settle, then produce and time them."""
-    procs, urls = [], []
-    for i in range(count):
-        port = free_port()
-        wenv = {**env, "DW_DATA_DIR": str(workdir / f"w{i}"), "DW_WEB_PORT": str(port)}
+    ports = [free_port() for _ in range(count)]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+
+    def start(i: int, log_mode: str = "w") -> subprocess.Popen[bytes]:
+        wenv = {**env, "DW_DATA_DIR": str(workdir / f"w{i}"), "DW_WEB_PORT": str(ports[i])}
         cmd = [CLI, "worker"]
-        if profile and i == 0:
-            cmd = [
-                sys.executable,
-                "-m",
-                "cProfile",
-                "-o",
-                str(workdir / "worker.prof"),
-                "-m",
-                "streams.cli",
-                "worker",
-            ]
-        procs.append(
-            subprocess.Popen(
-                cmd, env=wenv, stdout=(workdir / f"w{i}.log").open("w"), stderr=subprocess.STDOUT
-            )
-        )
-        urls.append(f"http://127.0.0.1:{port}")
+        if profile and i == 0 and log_mode == "w":
+            cmd = [sys.executable, "-m", "cProfile", "-o", str(workdir / "worker.prof")]
+            cmd += ["-m", "streams.cli", "worker"]
+        log = (workdir / f"w{i}.log").open(log_mode)
+        return subprocess.Popen(cmd, env=wenv, stdout=log, stderr=subprocess.STDOUT)
+
+    def stop_all() -> None:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(60)
+
+    procs = [start(i) for i in range(count)]
     settings = load_settings(**{k[3:].lower(): v for k, v in env.items() if k.startswith("DW_")})
     n = len(EVENTS)
 
@@ -194,6 +193,19 @@ def run_workers(env: dict[str, str], count: int, workdir: Path, profile: bool) -
         rate_dup = drain(2 * n)
         rss_after = [rss_mb(p.pid) for p in procs]
         crimes_after = sum(r["count"] for r in get_json(urls[0] + "/api/counts?group_by=&window=all")["rows"])
+        # restart: the memory store rebuilds from the changelog, so this is what a deploy costs
+        stop_all()
+        t = time.perf_counter()
+        procs[:] = [start(i, "a") for i in range(count)]
+        deadline = time.monotonic() + 900
+        while not settled():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"workers did not recover; logs in {workdir}")
+            time.sleep(0.2)
+        restart_s = time.perf_counter() - t
+        crimes_restarted = sum(
+            r["count"] for r in get_json(urls[0] + "/api/counts?group_by=&window=all")["rows"]
+        )
         return {
             "events_per_s": rate,
             "duplicates_per_s": rate_dup,
@@ -202,12 +214,11 @@ def run_workers(env: dict[str, str], count: int, workdir: Path, profile: bool) -
             "rss_mb_after_duplicates": sum(rss_after),
             "crimes": crimes,
             "crimes_after_duplicates": crimes_after,
+            "restart_to_ready_s": restart_s,
+            "crimes_after_restart": crimes_restarted,
         }
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(60)
+        stop_all()
 
 
 EVENTS: list[OutcomeEvent] = []
@@ -257,7 +268,8 @@ def main() -> None:
             f"raw consume+decode {raw:,.0f}/s; "
             f"ratio {w['events_per_s'] / raw:.2f}; duplicates {w['duplicates_per_s']:,.0f}/s; "
             f"RSS {w['rss_mb']:.0f} MB -> {w['rss_mb_after_duplicates']:.0f} MB after duplicates; "
-            f"crimes {w['crimes']:,} -> {w['crimes_after_duplicates']:,}",
+            f"crimes {w['crimes']:,} -> {w['crimes_after_duplicates']:,}; "
+            f"restart to ready {w['restart_to_ready_s']:.1f} s with {w['crimes_after_restart']:,} crimes",
             flush=True,
         )
         prof = workdir / "worker.prof"

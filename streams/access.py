@@ -12,6 +12,10 @@
 
 `disposal-watch token new --name N --forces kent,essex` makes a token and prints its entry.
 Without a tokens file (local use) the API answers requests from localhost only.
+
+The workers' own endpoints (partial counts, crime pseudonyms, clocks) answer only requests that
+carry the peer credential in the ``X-DW-Peer`` header: an HMAC of a fixed label under
+``DW_PSEUDONYM_KEY``, which every worker of a deployment already shares (pseudonyms must agree).
 """
 
 from __future__ import annotations
@@ -51,8 +55,26 @@ class Scope:
 @dataclass(frozen=True)
 class Denied:
     status: int  # 401 or 403
-    reason: str  # metric label: missing_token, wrong_token, not_localhost, forbidden_force
+    #: metric label: missing_token, wrong_token, not_localhost, forbidden_force, missing_peer, wrong_peer
+    reason: str
     message: str
+
+
+PEER_HEADER = "X-DW-Peer"
+
+
+def peer_credential(secret: bytes) -> str:
+    """What a worker presents to another worker of the same deployment."""
+    return hmac.new(secret, b"disposal-watch peer v1", hashlib.sha256).hexdigest()
+
+
+def authorize_peer(expected: str, presented: str | None) -> Denied | None:
+    """None if ``presented`` is the peer credential; else why not."""
+    if presented is None:
+        return Denied(401, "missing_peer", f"worker-to-worker endpoint: the {PEER_HEADER} header is required")
+    if not hmac.compare_digest(expected, presented):
+        return Denied(401, "wrong_peer", f"the {PEER_HEADER} credential is not this deployment's")
+    return None
 
 
 def digest(token: str) -> str:

@@ -239,7 +239,7 @@ def with_refs(t: Transition, refs: dict[tuple[str, ...], list[str]]) -> Transiti
     return dataclasses.replace(t, crime_refs=tuple(out[:10]))
 
 
-def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule], guard: Any) -> AlertLog:
+def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule], scoped: Any) -> AlertLog:
     app, settings = dw.app, dw.settings
     alert_log = AlertLog(settings.kafka.split(","), settings.alerts_topic)
     writer = AlertWriter(settings.kafka.split(","), settings.alerts_topic, f"{settings.app_id}-alerts")
@@ -357,10 +357,8 @@ def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule], guard: Any) -
         return True
 
     @app.page("/api/alerts")
-    async def alerts_page(view: Any, request: Any) -> Any:
-        scope = guard(view, request)
-        if not isinstance(scope, Scope):
-            return scope
+    @scoped
+    async def alerts_page(view: Any, request: Any, scope: Scope) -> Any:
         q = request.query
         state = q.get("state", "firing")
         if state not in ("firing", "resolved", "all"):
@@ -374,11 +372,9 @@ def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule], guard: Any) -
         return view.json({"alerts": items, "position": alert_log.position})
 
     @app.page("/api/alerts/stream")
-    async def alerts_stream(view: Any, request: Any) -> Any:
+    @scoped
+    async def alerts_stream(view: Any, request: Any, scope: Scope) -> Any:
         """Server-sent events: every transition, in order; reconnect with Last-Event-ID to resume."""
-        scope = guard(view, request)
-        if not isinstance(scope, Scope):
-            return scope
         last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or "-1"
         try:
             after = int(last)

@@ -113,6 +113,6 @@ def create_app(settings: Settings) -> DisposalApp:
     agents.register(dw)
     rules = load_rules(settings.rules, known_forces=FORCE_NAMES)
     dw.case_rules = [r for r in rules if r.measure == "case"]
-    guard = web.register(dw, cluster)
-    alerting.register(dw, cluster, rules, guard)
+    scoped = web.register(dw, cluster)
+    alerting.register(dw, cluster, rules, scoped)
     return dw

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from streams.access import PEER_HEADER, peer_credential
 from streams.app import CRIMES_TABLE, DisposalApp
 from streams.buckets import Row, merge_refs, merge_rows
 
@@ -27,6 +28,7 @@ class PeerError(Exception):
 class Cluster:
     def __init__(self, dw: DisposalApp) -> None:
         self.dw = dw
+        self.credential = peer_credential(dw.settings.pseudonym_key.encode())
 
     def local_clock(self) -> dt.date | None:
         days = [c.newest for c in self.dw.counts.values() if c.newest is not None]
@@ -57,7 +59,9 @@ class Cluster:
             raise PeerError(f"{url} did not answer: {type(exc).__name__} {exc}") from exc
 
     def _session(self) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S))
+        return aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S), headers={PEER_HEADER: self.credential}
+        )
 
     async def today(self) -> dt.date | None:
         """Today by DW_CLOCK: the UTC date, or the newest outcome date any worker holds."""

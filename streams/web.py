@@ -6,24 +6,30 @@
   answers asks every other worker of the group (found through Faust's partition assignor) for
   its partial counts and adds them up; a worker that does not answer fails the request (503)
   rather than returning a silently partial figure
-- ``GET /api/counts/local``, ``GET /api/clock``: the per-worker halves of that
+- ``GET /api/counts/local``, ``GET /api/refs/local``, ``GET /api/clock``: the per-worker halves
+  of that, for the other workers only (``X-DW-Peer`` credential, see ``streams.access``)
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams import metrics
-from streams.access import Denied, Scope, authorize
+from streams.access import PEER_HEADER, Denied, Scope, authorize, authorize_peer
 from streams.app import DisposalApp
 from streams.buckets import merge_refs, parse_group_by, window_days
 from streams.cluster import Cluster, PeerError
 
 log = logging.getLogger(__name__)
+
+#: an endpoint that needs the caller's Scope: (view, request, scope) -> response
+Handler = Callable[[Any, Any, Scope], Awaitable[Any]]
 
 
 def register(dw: DisposalApp, cluster: Cluster) -> Any:
@@ -33,14 +39,35 @@ def register(dw: DisposalApp, cluster: Cluster) -> Any:
     def bad_request(view: Any, message: str) -> Any:
         return view.json({"error": message}, status=400)
 
-    def guard(view: Any, request: Any) -> Any:
-        """The request's Scope, or the 401/403 response to send (counted)."""
-        result = authorize(dw.tokens, request.headers.get("Authorization"), request.remote)
-        if isinstance(result, Denied):
-            metrics.API_DENIED.labels(result.reason).inc()
-            headers = {"WWW-Authenticate": "Bearer"} if result.status == 401 else None
-            return view.json({"error": result.message}, status=result.status, headers=headers)
-        return result
+    def deny(view: Any, denied: Denied, challenge: str | None) -> Any:
+        metrics.API_DENIED.labels(denied.reason).inc()
+        headers = {"WWW-Authenticate": challenge} if challenge and denied.status == 401 else None
+        return view.json({"error": denied.message}, status=denied.status, headers=headers)
+
+    def scoped(handler: Handler) -> Any:
+        """A user-facing endpoint: the handler gets the Scope of the request's bearer token;
+        a missing or wrong token, or a scope violation, gets 401/403 (counted)."""
+
+        @functools.wraps(handler)
+        async def page(view: Any, request: Any) -> Any:
+            scope = authorize(dw.tokens, request.headers.get("Authorization"), request.remote)
+            if isinstance(scope, Denied):
+                return deny(view, scope, "Bearer")
+            return await handler(view, request, scope)
+
+        return page
+
+    def peers_only(handler: Any) -> Any:
+        """A worker-to-worker endpoint: only requests with the peer credential (counted)."""
+
+        @functools.wraps(handler)
+        async def page(view: Any, request: Any) -> Any:
+            denied = authorize_peer(cluster.credential, request.headers.get(PEER_HEADER))
+            if denied is not None:
+                return deny(view, denied, None)
+            return await handler(view, request)
+
+        return page
 
     @app.page("/metrics")
     async def metrics_page(view: Any, request: Any) -> Any:
@@ -60,6 +87,7 @@ def register(dw: DisposalApp, cluster: Cluster) -> Any:
         )
 
     @app.page("/api/clock")
+    @peers_only
     async def clock_page(view: Any, request: Any) -> Any:
         clock = cluster.local_clock()
         return view.json(
@@ -67,6 +95,7 @@ def register(dw: DisposalApp, cluster: Cluster) -> Any:
         )
 
     @app.page("/api/counts/local")
+    @peers_only
     async def counts_local(view: Any, request: Any) -> Any:
         q = request.query
         try:
@@ -79,6 +108,7 @@ def register(dw: DisposalApp, cluster: Cluster) -> Any:
         return view.json({"rows": [[*r, n] for r, n in rows.items()], "recovering": dw.recovering})
 
     @app.page("/api/refs/local")
+    @peers_only
     async def refs_local(view: Any, request: Any) -> Any:
         q = request.query
         try:
@@ -89,10 +119,8 @@ def register(dw: DisposalApp, cluster: Cluster) -> Any:
         return view.json({"rows": [[*r, refs] for r, refs in rows.items()]})
 
     @app.page("/api/counts")
-    async def counts(view: Any, request: Any) -> Any:
-        scope = guard(view, request)
-        if not isinstance(scope, Scope):
-            return scope
+    @scoped
+    async def counts(view: Any, request: Any, scope: Scope) -> Any:
         q = request.query
         try:
             group_by = parse_group_by(q.get("group_by", "force,category,disposal"))
@@ -133,4 +161,4 @@ def register(dw: DisposalApp, cluster: Cluster) -> Any:
             }
         )
 
-    return guard
+    return scoped

@@ -19,6 +19,7 @@ from alerts.lifecycle import fingerprint
 from kafka import KafkaConsumer
 from streams.codec import AvroCodec
 from streams.reference import FORCE_NAMES, OUT_OF_COURT
+from streams.settings import DEV_PSEUDONYM_KEY
 from streams.simulate import simulate
 
 from .conftest import Deployment, Worker, reference_category
@@ -272,9 +273,19 @@ def test_tokens_scope_the_feed_and_refusals_are_counted(deployment: Deployment, 
     assert get_status(worker.url + "/api/counts?group_by=category", "met-secret")[0] == 403
     status, counts = get_status(worker.url + "/api/counts?group_by=force", "met-secret")
     assert status == 200 and [r["force"] for r in counts["rows"]] == ["metropolitan"]
+    # the workers' own endpoints answer only the peer credential, even on localhost
+    from streams.access import PEER_HEADER, peer_credential
+
+    local = worker.url + "/api/counts/local?group_by=force"
+    assert get_status(local)[0] == 401
+    assert get_status(worker.url + "/api/refs/local?first=2024-01-01&last=2024-12-31")[0] == 401
+    req = urllib.request.Request(local, headers={PEER_HEADER: peer_credential(DEV_PSEUDONYM_KEY.encode())})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert json.load(resp)["rows"]
     # scraping and health stay open; refusals are counted
     assert worker.get("/healthz")["status"] == "ok"
     metrics = worker.metrics()
+    assert 'disposal_api_denied_total{reason="missing_peer"} 2.0' in metrics
     assert 'disposal_api_denied_total{reason="missing_token"} 1.0' in metrics
     assert 'disposal_api_denied_total{reason="wrong_token"} 1.0' in metrics
     assert 'disposal_api_denied_total{reason="forbidden_force"} 1.0' in metrics

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.access import Denied, Scope, authorize, digest, load_tokens
+from streams.access import Denied, Scope, authorize, authorize_peer, digest, load_tokens, peer_credential
 from streams.errors import ConfigError
 
 FORCES = {"kent", "essex", "durham"}
@@ -48,3 +48,13 @@ def test_tokens_are_stored_hashed_and_checked(tmp_path: Path) -> None:
     f.write_text(f"tokens:\n  - {{name: x, sha256: {digest('t')}, forces: [gotham]}}\n")
     with pytest.raises(ConfigError, match="unknown force id gotham"):
         load_tokens(f, FORCES)
+
+
+def test_peer_endpoints_need_this_deployments_credential() -> None:
+    mine = peer_credential(b"deployment-key-0123456789")
+    assert mine == peer_credential(b"deployment-key-0123456789")
+    assert authorize_peer(mine, mine) is None
+    missing = authorize_peer(mine, None)
+    assert isinstance(missing, Denied) and (missing.status, missing.reason) == (401, "missing_peer")
+    other = authorize_peer(mine, peer_credential(b"another-deployment-key"))
+    assert isinstance(other, Denied) and other.reason == "wrong_peer"
