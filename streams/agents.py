@@ -62,6 +62,7 @@ def register(dw: DisposalApp) -> None:
     wall = WallClock()
     stream_clock = settings.clock == "stream"
     event_counters: dict[tuple[str, str, str], Any] = {}
+    changes = {c: metrics.CHANGES.labels(c.value) for c in Change}
 
     def accepted(force: str, category: str, disposal: str) -> Any:
         key = (force, category, disposal)
@@ -144,7 +145,7 @@ def register(dw: DisposalApp) -> None:
                 latest_day=wall_today + dt.timedelta(days=1),
                 keep_days=keep_days,
                 offset=event.message.offset,
-                ref=pseudonym(ev.crime_key, secret),
+                secret=secret,
             )
         except RejectedEvent as exc:
             await reject(event, exc.reason, str(exc))
@@ -152,7 +153,7 @@ def register(dw: DisposalApp) -> None:
         if applied.state is not None:
             crimes[key] = encode_held(applied.state, partition)
         accepted(ev.force_id, applied.cell.category, ev.disposal).inc()
-        metrics.CHANGES.labels(applied.change.value).inc()
+        changes[applied.change].inc()
         if applied.change is Change.NEW or applied.change is Change.MOVED:
             prune(counts, counts.newest if stream_clock else wall_today)
             if dw.case_rules and breaches_any(applied.cell):

@@ -109,6 +109,11 @@ def create_app(settings: Settings) -> DisposalApp:
 
     if settings.pseudonym_key == DEV_PSEUDONYM_KEY:
         log.warning("DW_PSEUDONYM_KEY is not set: crime references in alerts use the development key")
+    if settings.store == "rocksdb":
+        log.warning(
+            "DW_STORE=rocksdb is not yet exact when a worker is killed (README, 'Known limit'): "
+            "a few crimes may be counted in an older cell; the default DW_STORE=memory is exact"
+        )
     cluster = Cluster(dw)
     agents.register(dw)
     rules = load_rules(settings.rules, known_forces=FORCE_NAMES)

@@ -26,19 +26,21 @@ def count_event(
     latest_day: dt.date,
     keep_days: int,
     offset: int = -1,
-    ref: str | None = None,
+    secret: bytes | None = None,
 ) -> Applied:
     """Apply ``event`` to one crime and the partition's ``counts`` (mutated in place).
 
-        ``today`` is the clock the retention horizon is measured from (None: no event yet under the
-        stream clock); ``latest_day`` the newest outcome date accepted; ``offset`` the event's offset
-    in its partition (recognises redeliveries); ``ref`` the crime's pseudonym, kept as evidence.
-    Raises ``RejectedEvent``.
+    ``today`` is the clock the retention horizon is measured from (None: no event yet under the
+    stream clock); ``latest_day`` the newest outcome date accepted; ``offset`` the event's offset
+    in its partition (recognises redeliveries); ``secret`` the pseudonym key: when a count moves,
+    the crime's pseudonym is kept with it as alert evidence. Raises ``RejectedEvent``.
     """
     cell = classify(event, latest_day=latest_day)
     check_retention(cell.day, today=today, keep_days=keep_days)
     applied = apply(held, event_digest(event.event_id), cell, offset=offset)
-    counts.move(applied.removed, applied.added, ref)
+    if applied.removed is not None or applied.added is not None:
+        ref = pseudonym(event.crime_key, secret) if secret is not None else None
+        counts.move(applied.removed, applied.added, ref)
     return applied
 
 
