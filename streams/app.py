@@ -19,6 +19,7 @@ from typing import Any
 
 import faust
 
+from streams import metrics
 from streams.buckets import DayCounts
 from streams.settings import Settings
 
@@ -51,7 +52,7 @@ class DisposalApp:
 
 def create_app(settings: Settings) -> DisposalApp:
     from alerts.rules import load_rules
-    from streams import agents, alerting, web  # wiring: they register on the app
+    from streams import agents, alerting, commit_guard, web  # wiring: they register on the app
     from streams.cluster import Cluster
     from streams.reference import FORCE_NAMES
 
@@ -87,6 +88,10 @@ def create_app(settings: Settings) -> DisposalApp:
         web_metrics_enabled=False,
         web_in_thread=False,
     )
+    # commits wait for every changelog record before them to be acknowledged (Faust's own flush
+    # can return early: see streams/commit_guard.py)
+    unacked = commit_guard.guard(app.producer.buffer)
+    metrics.UNACKED.set_function(lambda: len(unacked))
 
     def raw() -> Any:
         return faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")

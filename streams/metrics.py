@@ -33,6 +33,10 @@ STREAM_DAY = Gauge(
     "Newest outcome date held by this worker (midnight UTC), as a Unix time",
 )
 PARTITIONS = Gauge("disposal_partitions_assigned", "Partitions of the disposals topic this worker owns")
+UNACKED = Gauge(
+    "disposal_produced_unacknowledged",
+    "Changelog and dead-letter records produced and not yet acknowledged; offsets wait for them",
+)
 REBUILD_SECONDS = Histogram(
     "disposal_counts_rebuild_seconds",
     "Time to rebuild the counters from the recovered per-crime table after a rebalance",
