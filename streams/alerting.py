@@ -149,6 +149,12 @@ class AlertLog:
             await asyncio.sleep(0.01)
         return True
 
+    async def close(self) -> None:
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            with contextlib.suppress(Exception):
+                await probe.stop()
+
 
 class Fenced(Exception):
     """Another worker has started writing alerts: this one is no longer the leader."""
@@ -250,6 +256,12 @@ def register(dw: DisposalApp, cluster: Cluster, rules: list[Rule], scoped: Any) 
     @app.task
     async def follow_alerts() -> None:
         await alert_log.follow()
+
+    async def close_clients(sender: Any, **kwargs: Any) -> None:
+        await writer.release()
+        await alert_log.close()
+
+    app.on_before_shutdown.connect(close_clients)
 
     if settings.webhooks_file is not None:
         from streams.webhooks import deliver_forever, load_webhooks
