@@ -85,3 +85,31 @@ async def test_failed_sends_count_as_finished() -> None:
     fut.exception()  # retrieved: no 'never retrieved' warning
     await unacked.wait(timeout_s=1)
     assert len(unacked) == 0
+
+
+async def test_flush_under_a_steady_stream_ends() -> None:
+    """Messages keep arriving while a flush waits: it waits for those before it, not forever."""
+    buffer, sent = await started_buffer(send_s=0.02)
+    unacked = guard(buffer, timeout_s=5)
+    stop = asyncio.Event()
+
+    async def steady() -> None:
+        i = 0
+        while not stop.is_set():
+            buffer.put(message(f"m{i}"))
+            i += 1
+            await asyncio.sleep(0.01)  # faster than they are sent: the buffer never empties
+
+    producer = asyncio.create_task(steady())
+    try:
+        await asyncio.sleep(0.1)
+        before = len(unacked)
+        started = time.monotonic()
+        await buffer.flush()
+        assert time.monotonic() - started < 5
+        assert len(sent) >= before and len(unacked) > 0  # newer messages still in flight
+    finally:
+        stop.set()
+        await producer
+        await unacked.wait(timeout_s=30)
+        await buffer.stop()
