@@ -1,12 +1,13 @@
 """Soak: SIGKILL the worker mid-replay again and again; compare counts with one clean run.
 
-    DW_KAFKA=... python bench/soak_kill.py [--store memory|rocksdb] [--rounds 5] [--events 40000]
+    DW_KAFKA=... python bench/soak_kill.py [--store memory|rocksdb-unsafe] [--rounds 5] [--events 40000]
 
 Each round: a fresh deployment (topics, group), 40,000 simulated events, four SIGKILLs at random
 points of progress, a final worker, then the counts compared cell by cell with the independent
 model in tests/integration/conftest.py. Prints one line a round and exits 1 if any round differs.
-Known (2026-11-23): `--store rocksdb` differs in about one round in four (a few crimes left in
-an older cell); `--store memory` has not differed.
+Known (2026-11-23): `--store rocksdb-unsafe` differs now and then: a few crimes left in an older
+cell, and once (1 of 5 rounds) about 19,000 crime-cells short, with the group's committed offsets
+far ahead of anything processed; it also stalls now and then. `--store memory` has not differed.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def explain(d: Deployment, events: list) -> None:  # type: ignore[type-arg]
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--store", default="memory", choices=["memory", "rocksdb"])
+    ap.add_argument("--store", default="memory", choices=["memory", "rocksdb-unsafe"])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--events", type=int, default=40000)
     args = ap.parse_args()

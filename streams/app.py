@@ -59,7 +59,7 @@ def create_app(settings: Settings) -> DisposalApp:
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{hp}" for hp in settings.kafka.split(",")],
-        store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+        store="rocksdb://" if settings.store == "rocksdb-unsafe" else "memory://",
         datadir=str(settings.data_dir / "faust"),
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
@@ -114,10 +114,10 @@ def create_app(settings: Settings) -> DisposalApp:
 
     if settings.pseudonym_key == DEV_PSEUDONYM_KEY:
         log.warning("DW_PSEUDONYM_KEY is not set: crime references in alerts use the development key")
-    if settings.store == "rocksdb":
+    if settings.store == "rocksdb-unsafe":
         log.warning(
-            "DW_STORE=rocksdb is not yet exact when a worker is killed (README, 'Known limit'): "
-            "a few crimes may be counted in an older cell; the default DW_STORE=memory is exact"
+            "DW_STORE=rocksdb-unsafe: this store has lost counts when a worker was killed "
+            "(README, 'Known limit'); use it only to investigate that, never for figures"
         )
     cluster = Cluster(dw)
     agents.register(dw)

@@ -22,8 +22,8 @@ def kill_after(worker: Worker, records: int, timeout_s: float = 120) -> None:
 
 
 def test_killed_worker_and_duplicates_end_with_the_counts_of_one_clean_run(deployment: Deployment) -> None:
-    """With the default (memory) store. The RocksDB store loses an update now and then under
-    this test (about one run in four): bench/soak_kill.py --store rocksdb reproduces it."""
+    """With the default (memory) store. The RocksDB store has lost counts under this kind of run
+    (DW_STORE=rocksdb-unsafe; bench/soak_kill.py --store rocksdb-unsafe reproduces it)."""
     store = deployment.settings.store
     assert store == "memory"
     events = list(simulate(40000, seed=31))

@@ -47,3 +47,12 @@ def test_topic_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
         "t1.disposals.dlq",
         "t1.alerts",
     )
+
+
+def test_plain_rocksdb_store_is_refused_with_the_reason() -> None:
+    with pytest.raises(
+        ConfigError, match=r"DW_STORE='rocksdb': .*refused: the RocksDB store has lost counts"
+    ):
+        load_settings(store="rocksdb")
+    assert load_settings(store="rocksdb-unsafe").store == "rocksdb-unsafe"
+    assert load_settings().store == "memory"
