@@ -54,6 +54,10 @@ class WallClock:
         return self._today
 
 
+#: seconds without a record taken, with records waiting, before the worker logs that it stalled
+STALL_CHECK_S = 30.0
+
+
 def register(dw: DisposalApp) -> None:
     settings = dw.settings
     app, crimes = dw.app, dw.crimes
@@ -62,6 +66,8 @@ def register(dw: DisposalApp) -> None:
     wall = WallClock()
     stream_clock = settings.clock == "stream"
     event_counters: dict[tuple[str, str, str], Any] = {}
+    #: offset of the last record taken, per partition (for the stall watch)
+    taken: dict[int, int] = {}
     changes = {c: metrics.CHANGES.labels(c.value) for c in Change}
 
     def accepted(force: str, category: str, disposal: str) -> Any:
@@ -120,6 +126,7 @@ def register(dw: DisposalApp) -> None:
     async def count_one(event: Any) -> None:
         dw.processed += 1
         partition = event.message.partition
+        taken[partition] = event.message.offset
         raw = event.value
         if not isinstance(raw, bytes | bytearray):
             await reject(event, "undecodable", "record has no value (tombstone)")
@@ -182,6 +189,41 @@ def register(dw: DisposalApp) -> None:
     @app.timer(interval=5.0)
     async def gauges() -> None:
         refresh_gauges()
+
+    last_seen = {"processed": -1}
+
+    @app.timer(interval=STALL_CHECK_S)
+    async def stall_watch() -> None:
+        """Log when records wait on an assigned partition but none was taken for a whole
+        interval: what the consumer, the producer and the commit guard were doing then."""
+        processed, last_seen["processed"] = last_seen["processed"], dw.processed
+        if dw.processed != processed or dw.recovering:
+            return
+        consumer = app.consumer
+        waiting = {}
+        try:
+            for tp in consumer.assignment():
+                if tp.topic != dw.settings.disposals_topic:
+                    continue
+                end = consumer.highwater(tp)
+                last = taken.get(tp.partition)
+                start = last + 1 if last is not None else await consumer.position(tp)
+                if end is not None and start is not None and end > start:
+                    waiting[tp.partition] = end - start
+        except Exception as exc:  # a diagnostic must never take the worker down
+            log.debug("stall watch skipped: %r", exc)
+            return
+        if waiting:
+            log.warning(
+                "no record taken for %.0f s while partitions have records waiting %s; "
+                "flow_active=%s suspend_flow=%s producer_buffer=%d unacknowledged=%d",
+                STALL_CHECK_S,
+                waiting,
+                consumer.flow_active,
+                consumer.suspend_flow.is_set(),
+                app.producer.buffer.size,
+                len(dw.unacked) if dw.unacked is not None else -1,
+            )
 
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         dw.recovering = True

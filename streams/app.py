@@ -48,6 +48,8 @@ class DisposalApp:
     evaluate_soon: asyncio.Event = field(default_factory=asyncio.Event)
     #: case rules, for the agent's breach check
     case_rules: list[Any] = field(default_factory=list)
+    #: produced records not yet acknowledged (streams/commit_guard.py); None until wired
+    unacked: Any = None
 
 
 def create_app(settings: Settings) -> DisposalApp:
@@ -103,7 +105,7 @@ def create_app(settings: Settings) -> DisposalApp:
     crimes = app.Table(
         CRIMES_TABLE, default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes
     )
-    dw = DisposalApp(settings, app, disposals, dead_letters, crimes)
+    dw = DisposalApp(settings, app, disposals, dead_letters, crimes, unacked=unacked)
     if settings.tokens_file is not None:
         from streams.access import load_tokens
 

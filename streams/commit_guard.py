@@ -17,9 +17,13 @@ cannot finish within ``timeout_s`` raises ``FlushTimeout`` rather than let the c
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
+log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_S = 120.0
+#: a flush still waiting after this long is logged (a broker that does not acknowledge)
+SLOW_S = 5.0
 
 
 class FlushTimeout(RuntimeError):
@@ -46,7 +50,12 @@ class UnackedMessages:
         pending = list(self._futures)
         if not pending:
             return
-        _, not_done = await asyncio.wait(pending, timeout=timeout_s)
+        _, not_done = await asyncio.wait(pending, timeout=min(SLOW_S, timeout_s))
+        if not_done and timeout_s > SLOW_S:
+            log.warning(
+                "commit waiting: %d produced messages not acknowledged after %.0f s", len(not_done), SLOW_S
+            )
+            _, not_done = await asyncio.wait(not_done, timeout=timeout_s - SLOW_S)
         if not_done:
             raise FlushTimeout(f"{len(not_done)} produced messages not acknowledged in {timeout_s}s")
 
