@@ -54,8 +54,10 @@ class WallClock:
         return self._today
 
 
-#: seconds without a record taken, with records waiting, before the worker logs that it stalled
-STALL_CHECK_S = 30.0
+#: how often the worker checks that it is taking records when records wait
+STALL_CHECK_S = 10.0
+#: exit code of a worker that stalled (DW_STALL_EXIT_S): its supervisor should restart it
+EXIT_STALLED = 75
 
 
 def register(dw: DisposalApp) -> None:
@@ -190,14 +192,16 @@ def register(dw: DisposalApp) -> None:
     async def gauges() -> None:
         refresh_gauges()
 
-    last_seen = {"processed": -1}
+    watch = {"processed": -1, "stalled_s": 0.0}
 
     @app.timer(interval=STALL_CHECK_S)
     async def stall_watch() -> None:
-        """Log when records wait on an assigned partition but none was taken for a whole
-        interval: what the consumer, the producer and the commit guard were doing then."""
-        processed, last_seen["processed"] = last_seen["processed"], dw.processed
+        """When records wait on an assigned partition but none was taken for a while, log what
+        the consumer, the producer and the commit guard are doing; after DW_STALL_EXIT_S, exit
+        so that a supervisor restarts the worker (nothing past the last commit is lost)."""
+        processed, watch["processed"] = watch["processed"], dw.processed
         if dw.processed != processed or dw.recovering:
+            watch["stalled_s"] = 0.0
             return
         consumer = app.consumer
         waiting = {}
@@ -213,17 +217,24 @@ def register(dw: DisposalApp) -> None:
         except Exception as exc:  # a diagnostic must never take the worker down
             log.debug("stall watch skipped: %r", exc)
             return
-        if waiting:
-            log.warning(
-                "no record taken for %.0f s while partitions have records waiting %s; "
-                "flow_active=%s suspend_flow=%s producer_buffer=%d unacknowledged=%d",
-                STALL_CHECK_S,
-                waiting,
-                consumer.flow_active,
-                consumer.suspend_flow.is_set(),
-                app.producer.buffer.size,
-                len(dw.unacked) if dw.unacked is not None else -1,
-            )
+        if not waiting:
+            watch["stalled_s"] = 0.0
+            return
+        watch["stalled_s"] += STALL_CHECK_S
+        stalled = watch["stalled_s"]
+        detail = (
+            f"no record taken for {stalled:.0f} s while partitions have records waiting {waiting}; "
+            f"flow_active={consumer.flow_active} suspend_flow={consumer.suspend_flow.is_set()} "
+            f"producer_buffer={app.producer.buffer.size} "
+            f"unacknowledged={len(dw.unacked) if dw.unacked is not None else -1}"
+        )
+        limit = dw.settings.stall_exit_s
+        if limit and stalled >= limit:
+            log.critical("%s: exiting (code %d) to be restarted", detail, EXIT_STALLED)
+            logging.shutdown()
+            os._exit(EXIT_STALLED)
+        if stalled % 30 < STALL_CHECK_S:
+            log.warning("%s", detail)
 
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         dw.recovering = True

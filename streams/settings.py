@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     #: "rocksdb-unsafe": Faust's RocksDB store, on disk with fast restarts, but it has lost
     #: counts when workers were killed (README, "Known limit"); only for investigating that.
     store: Literal["memory", "rocksdb-unsafe"] = "memory"
+    #: a worker that takes no record for this long while records wait exits with code 75, for its
+    #: supervisor to restart it (Faust consumers can stop consuming with no error, faust-streaming
+    #: #175); 0: never
+    stall_exit_s: float = Field(default=120.0, ge=0)
     #: seconds between evaluations of the alert rules (on the leader)
     alert_interval_s: float = Field(default=2.0, gt=0, le=3600)
     #: YAML file of hashed bearer tokens and their forces (streams/access.py); none: localhost only

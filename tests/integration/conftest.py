@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -36,17 +37,41 @@ def kafka_bootstrap() -> str:
     return bootstrap
 
 
+#: the worker's exit code when it stalled (streams/agents.py): a supervisor restarts it
+EXIT_STALLED = 75
+
+
 @dataclass
 class Worker:
     proc: subprocess.Popen[bytes]
     url: str
     log: Path
+    #: starts the same worker again (same port, data dir and log); set by Deployment
+    respawn: Any = None
+    #: times the supervisor restarted it after it exited as stalled
+    restarts: int = 0
+    stopping: bool = False
+
+    def supervise(self) -> None:
+        """Restart the worker when it exits as stalled, as a production supervisor would;
+        any other exit (a test's SIGKILL, a crash) is left for the test to see."""
+
+        def run() -> None:
+            while not self.stopping:
+                if self.proc.poll() == EXIT_STALLED and not self.stopping:
+                    self.restarts += 1
+                    self.proc = self.respawn()
+                time.sleep(0.5)
+
+        threading.Thread(target=run, daemon=True).start()
 
     def kill(self) -> None:
+        self.stopping = True
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 
     def stop(self) -> None:
+        self.stopping = True
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -113,9 +138,13 @@ class Deployment:
             **env,
         }
         log = self.dir / f"{name}.log"
-        with log.open("ab") as out:
-            proc = subprocess.Popen([CLI, "worker"], env=wenv, stdout=out, stderr=subprocess.STDOUT)
-        w = Worker(proc, f"http://127.0.0.1:{port}", log)
+
+        def spawn() -> subprocess.Popen[bytes]:
+            with log.open("ab") as out:
+                return subprocess.Popen([CLI, "worker"], env=wenv, stdout=out, stderr=subprocess.STDOUT)
+
+        w = Worker(spawn(), f"http://127.0.0.1:{port}", log, respawn=spawn)
+        w.supervise()
         self.workers.append(w)
         if ready:
             w.wait_ready()
@@ -156,6 +185,9 @@ def deployment(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Deployment]:
         "DW_APP_ID": f"dw-{tag}",
         "DW_PARTITIONS": "4",
         "DW_LOG_LEVEL": "info",
+        # a stalled worker exits sooner than in production, so the supervisor restarts it
+        # well within the tests' waits
+        "DW_STALL_EXIT_S": "40",
     }
     d = Deployment(env, tmp_path)
     ensure_topics(d.settings)
