@@ -19,7 +19,8 @@ echo "kafka:   $DW_KAFKA (state in $VAR/kafka; log $VAR/kafka/server.log)"
 if [ -f "$VAR/worker.pid" ] && kill -0 "$(cat "$VAR/worker.pid")" 2>/dev/null; then
   echo "worker:  already running (pid $(cat "$VAR/worker.pid"))"
 else
-  nohup $BIN/disposal-watch worker >"$VAR/worker.log" 2>&1 &
+  # restarted when it exits 70 (a bug on a record) or 75 (stalled); see scripts/supervise.sh
+  nohup scripts/supervise.sh $BIN/disposal-watch worker >"$VAR/worker.log" 2>&1 &
   echo $! >"$VAR/worker.pid"
   for _ in $(seq 1 60); do
     curl -fs "http://127.0.0.1:$DW_WEB_PORT/healthz" >/dev/null 2>&1 && break
