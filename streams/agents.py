@@ -204,18 +204,22 @@ def register(dw: DisposalApp) -> None:
             watch["stalled_s"] = 0.0
             return
         consumer = app.consumer
-        waiting = {}
+        waiting: dict[int, int] = {}
+        paused: list[int] = []
         try:
-            for tp in consumer.assignment():
-                if tp.topic != dw.settings.disposals_topic:
-                    continue
-                end = consumer.highwater(tp)
+            tps = [tp for tp in consumer.assignment() if tp.topic == dw.settings.disposals_topic]
+            # end offsets from the broker: a consumer that stopped fetching has no fresh highwater
+            ends = await consumer.highwaters(*tps) if tps else {}
+            for tp in tps:
                 last = taken.get(tp.partition)
                 start = last + 1 if last is not None else await consumer.position(tp)
+                end = ends.get(tp)
                 if end is not None and start is not None and end > start:
                     waiting[tp.partition] = end - start
+            kafka_consumer = consumer._thread._ensure_consumer()  # aiokafka's, for paused()
+            paused = sorted(tp.partition for tp in kafka_consumer.paused() if tp in tps)
         except Exception as exc:  # a diagnostic must never take the worker down
-            log.debug("stall watch skipped: %r", exc)
+            log.warning("stall watch could not look: %r", exc)
             return
         if not waiting:
             watch["stalled_s"] = 0.0
@@ -224,7 +228,8 @@ def register(dw: DisposalApp) -> None:
         stalled = watch["stalled_s"]
         detail = (
             f"no record taken for {stalled:.0f} s while partitions have records waiting {waiting}; "
-            f"flow_active={consumer.flow_active} suspend_flow={consumer.suspend_flow.is_set()} "
+            f"paused={paused} flow_active={consumer.flow_active} "
+            f"suspend_flow={consumer.suspend_flow.is_set()} "
             f"producer_buffer={app.producer.buffer.size} "
             f"unacknowledged={len(dw.unacked) if dw.unacked is not None else -1}"
         )
