@@ -29,7 +29,8 @@ import logging
 from typing import Any
 
 import aiohttp.web
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError, ProducerFenced
 
 from alerts.engine import evaluate
 from alerts.lifecycle import Transition, transitions
@@ -109,8 +110,6 @@ class AlertLog:
         self.current[entry["fingerprint"]] = entry
 
     async def follow(self) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
         tp = TopicPartition(self.topic, 0)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap, enable_auto_commit=False, isolation_level="read_committed"
@@ -133,8 +132,6 @@ class AlertLog:
         """Whether everything committed on the topic now has been read, waiting up to
         ``timeout_s`` for the follower. Asks the broker for the end (the last stable offset):
         the follower's own view may be a fetch old, and a previous leader may just have written."""
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
         tp = TopicPartition(self.topic, 0)
         if self._probe is None:  # one long-lived consumer, used only to ask for end offsets
             self._probe = AIOKafkaConsumer(
@@ -177,8 +174,6 @@ class AlertWriter:
         return self._producer is not None
 
     async def claim(self) -> None:
-        from aiokafka import AIOKafkaProducer
-
         if self._producer is None:
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap,
@@ -192,8 +187,6 @@ class AlertWriter:
     async def write(self, records: list[tuple[bytes, bytes]]) -> list[int]:
         """Send ``(key, value)`` records in one transaction; their offsets once committed.
         Raises ``Fenced`` (nothing was written) if another worker has claimed the topic since."""
-        from aiokafka.errors import KafkaError, ProducerFenced
-
         await self.claim()
         producer = self._producer
         try:
