@@ -7,6 +7,7 @@ the headers; they never stop the stream.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import os
@@ -204,20 +205,28 @@ def register(dw: DisposalApp) -> None:
             watch["stalled_s"] = 0.0
             return
         consumer = app.consumer
-        waiting: dict[int, int] = {}
-        paused: list[int] = []
-        try:
-            tps = [tp for tp in consumer.assignment() if tp.topic == dw.settings.disposals_topic]
+        tps = [tp for tp in consumer.assignment() if tp.topic == dw.settings.disposals_topic]
+
+        async def look() -> tuple[dict[int, int | str], list[int]]:
             # end offsets from the broker: a consumer that stopped fetching has no fresh highwater
             ends = await consumer.highwaters(*tps) if tps else {}
+            found: dict[int, int | str] = {}
             for tp in tps:
                 last = taken.get(tp.partition)
                 start = last + 1 if last is not None else await consumer.position(tp)
                 end = ends.get(tp)
                 if end is not None and start is not None and end > start:
-                    waiting[tp.partition] = end - start
+                    found[tp.partition] = end - start
             kafka_consumer = consumer._thread._ensure_consumer()  # aiokafka's, for paused()
-            paused = sorted(tp.partition for tp in kafka_consumer.paused() if tp in tps)
+            return found, sorted(tp.partition for tp in kafka_consumer.paused() if tp in tps)
+
+        paused: list[int] = []
+        try:
+            # these questions go through Faust's consumer thread: if that is what hangs, the
+            # missing answer is the finding, and the watch must not hang with it
+            waiting, paused = await asyncio.wait_for(look(), STALL_CHECK_S / 2)
+        except TimeoutError:
+            waiting = {p.partition: "consumer thread did not answer" for p in tps}
         except Exception as exc:  # a diagnostic must never take the worker down
             log.warning("stall watch could not look: %r", exc)
             return
