@@ -14,6 +14,8 @@ import os
 import time
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
+
 from alerts.engine import breaches
 from streams import metrics
 from streams.app import DisposalApp
@@ -194,6 +196,7 @@ def register(dw: DisposalApp) -> None:
         refresh_gauges()
 
     watch = {"processed": -1, "stalled_s": 0.0}
+    probe: dict[str, Any] = {}  # "consumer": our own, only for end offsets
 
     @app.timer(interval=STALL_CHECK_S)
     async def stall_watch() -> None:
@@ -208,25 +211,30 @@ def register(dw: DisposalApp) -> None:
         tps = [tp for tp in consumer.assignment() if tp.topic == dw.settings.disposals_topic]
 
         async def look() -> tuple[dict[int, int | str], list[int]]:
-            # end offsets from the broker: a consumer that stopped fetching has no fresh highwater
-            ends = await consumer.highwaters(*tps) if tps else {}
+            # end offsets from the broker through a consumer of our own: Faust's consumer may be
+            # what hangs, and questions through its thread must not disturb its fetching
+            ends_of = probe.get("consumer")
+            if ends_of is None:
+                ends_of = AIOKafkaConsumer(
+                    bootstrap_servers=dw.settings.kafka.split(","), enable_auto_commit=False
+                )
+                await ends_of.start()
+                probe["consumer"] = ends_of
+            ends = await ends_of.end_offsets(tps) if tps else {}
             found: dict[int, int | str] = {}
             for tp in tps:
                 last = taken.get(tp.partition)
-                start = last + 1 if last is not None else await consumer.position(tp)
                 end = ends.get(tp)
-                if end is not None and start is not None and end > start:
-                    found[tp.partition] = end - start
+                if last is not None and end is not None and end > last + 1:
+                    found[tp.partition] = end - last - 1
             kafka_consumer = consumer._thread._ensure_consumer()  # aiokafka's, for paused()
             return found, sorted(tp.partition for tp in kafka_consumer.paused() if tp in tps)
 
-        paused: list[int] = []
         try:
-            # these questions go through Faust's consumer thread: if that is what hangs, the
-            # missing answer is the finding, and the watch must not hang with it
             waiting, paused = await asyncio.wait_for(look(), STALL_CHECK_S / 2)
         except TimeoutError:
-            waiting = {p.partition: "consumer thread did not answer" for p in tps}
+            log.warning("stall watch: the broker did not answer for end offsets")
+            return
         except Exception as exc:  # a diagnostic must never take the worker down
             log.warning("stall watch could not look: %r", exc)
             return
