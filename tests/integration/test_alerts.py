@@ -110,12 +110,14 @@ def pseudonyms_in_scope(events: list[Any]) -> dict[tuple[str, str, str], set[str
 
 
 def settled_alerts(worker: Worker, timeout_s: float = 120) -> dict[str, Any]:
-    """The alert view once it has stopped changing for a few evaluation intervals."""
+    """The alert view once it has stopped changing for longer than one evaluation can be held
+    back: the leader skips an evaluation when its follower has not read past the last
+    transaction's commit marker within 5 s (``AlertLog.caught_up``)."""
     deadline, last, same = time.monotonic() + timeout_s, None, 0
     while time.monotonic() < deadline:
         data = worker.get("/api/alerts?state=all")
         same = same + 1 if last is not None and data["position"] == last["position"] else 0
-        if same >= 4:
+        if same >= 8:
             return data
         last = data
         time.sleep(1.0)
