@@ -1,130 +1,170 @@
-"""The Faust application: topics, the per-crime table, and wiring. No logic lives here.
+"""The composition root: builds the worker's objects once and registers thin pages and tasks.
 
-Choices that keep counts exact (see README, "Exactness"):
-- ``processing_guarantee`` stays at-least-once: Faust's exactly-once mode has open duplicate
-  and crash bugs (faust-streaming #517, #323); redeliveries are made harmless instead, by the
-  idempotent per-crime state (``streams.crimes``).
-- agents run with concurrency 1 (#606: concurrency > 1 can commit past an in-flight message).
-- no windowed tables (#385, #193, #250): day buckets are keys of our own, expired by our clock.
-- Faust flushes the producer (table changelog and dead-letter sends) before it commits offsets,
-  so a committed offset never runs ahead of the state it produced.
+Nothing imports this module. ``build(settings)`` returns a typed ``Worker``; ``cli.worker`` runs it.
+
+    Faust app (host: lifecycle, web server, tasks)
+      RuntimeService: CountingLoop (source topic, store, changelog, checkpoints) + Watchdog
+      tasks: AlertLog.follow, Evaluator.run, one webhook delivery per receiver
+      pages: /metrics /healthz /api/counts /api/alerts /api/alerts/stream (users, scoped)
+             /api/counts/local /api/refs/local /api/clock (other workers, peer credential)
 """
 
 from __future__ import annotations
 
-import asyncio
+import datetime as dt
+import functools
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import faust
-
+from alerts.engine import breaches
+from alerts.rules import Rule, load_rules
 from streams import metrics
-from streams.buckets import DayCounts
-from streams.settings import Settings
+from streams.access import load_tokens, peer_credential
+from streams.alerting.evaluator import Evaluator
+from streams.alerting.log import AlertLog
+from streams.alerting.webhooks import deliver_forever, load_webhooks
+from streams.alerting.writer import AlertWriter
+from streams.cluster import Cluster
+from streams.core.classify import Cell
+from streams.core.clock import clock_for
+from streams.http.alerts import AlertPages
+from streams.http.counts import CountsPages
+from streams.http.guards import Guard
+from streams.http.health import HealthPages
+from streams.reference import FORCE_NAMES
+from streams.runtime import host
+from streams.runtime.loop import CountingLoop
+from streams.runtime.store import Deployment, open_store
+from streams.runtime.watchdog import Watchdog
+from streams.settings import DEV_PSEUDONYM_KEY, Settings
 
 log = logging.getLogger(__name__)
 
-CRIMES_TABLE = "crimes"
-
 
 @dataclass
-class DisposalApp:
-    """The Faust app with its topics and table, and the worker's in-memory counts."""
+class Worker:
+    """Everything one worker process runs, built once."""
 
     settings: Settings
-    app: Any  # faust.App (untyped library)
-    disposals: Any
-    dead_letters: Any
-    crimes: Any
-    #: hashed bearer tokens from DW_TOKENS_FILE; None when not configured (localhost only)
-    tokens: list[Any] | None = None
-    #: per partition of ``disposals`` this worker owns: counts derived from the crimes it holds
-    counts: dict[int, DayCounts] = field(default_factory=dict)
-    recovering: bool = True
-    #: records the agent has taken from the disposals topic since start (accepted or rejected)
-    processed: int = 0
-    #: set by the agent when it counted a case-rule breach: the evaluator runs without waiting
-    evaluate_soon: asyncio.Event = field(default_factory=asyncio.Event)
-    #: case rules, for the agent's breach check
-    case_rules: list[Any] = field(default_factory=list)
-    #: produced records not yet acknowledged (streams/commit_guard.py); None until wired
-    unacked: Any = None
+    app: Any  # the Faust app (host)
+    loop: CountingLoop
+    watchdog: Watchdog
+    cluster: Cluster
+    alert_log: AlertLog
+    evaluator: Evaluator
+
+    def run(self) -> None:
+        host.run_worker(self.app, self.settings.log_level)
 
 
-def create_app(settings: Settings) -> DisposalApp:
-    from alerts.rules import load_rules
-    from streams import agents, alerting, commit_guard, web  # wiring: they register on the app
-    from streams.cluster import Cluster
-    from streams.reference import FORCE_NAMES
+def breach_test(case_rules: Sequence[Rule]) -> Callable[[Cell], bool]:
+    """Whether a crime's new cell breaches a case rule (remembered per combination)."""
+    known: dict[tuple[str, str, bool], bool] = {}
 
-    app = faust.App(
-        settings.app_id,
-        broker=[f"kafka://{hp}" for hp in settings.kafka.split(",")],
-        store="rocksdb://" if settings.store == "rocksdb-unsafe" else "memory://",
-        datadir=str(settings.data_dir / "faust"),
-        topic_partitions=settings.partitions,
-        topic_replication_factor=1,
-        processing_guarantee="at_least_once",
-        consumer_auto_offset_reset="earliest",
-        broker_commit_interval=1.0,
-        # a worker that dies is noticed after 10 s (Kafka's default is 45 s), so its partitions
-        # move to a live worker, or to its restarted self, quickly
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=3.0,
-        broker_commit_every=5000,
-        table_standby_replicas=0,
-        # changelog records are small (~150 bytes) and one is written per event: let the
-        # producer gather them into large batches instead of a request every record or two
-        producer_linger=0.02,
-        producer_max_batch_size=512 * 1024,
-        stream_buffer_maxsize=16384,
-        web_enabled=True,
-        web_bind=settings.web_host,
-        web_host=settings.web_host,
-        web_port=settings.web_port,
-        web_stats_enabled=False,
-        web_graph_enabled=False,
-        web_router_enabled=False,
-        web_tables_enabled=False,
-        web_metrics_enabled=False,
-        web_in_thread=False,
-    )
-    # commits wait for every changelog record before them to be acknowledged (Faust's own flush
-    # can return early: see streams/commit_guard.py)
-    unacked = commit_guard.guard(app.producer.buffer)
-    metrics.UNACKED.set_function(lambda: len(unacked))
+    def is_breach(cell: Cell) -> bool:
+        key = (cell.category, cell.disposal, cell.domestic_abuse)
+        hit = known.get(key)
+        if hit is None:
+            hit = known[key] = any(
+                breaches(
+                    r, category=cell.category, disposal=cell.disposal, domestic_abuse=cell.domestic_abuse
+                )
+                for r in case_rules
+            )
+        return hit
 
-    def raw() -> Any:
-        return faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    return is_breach
 
-    disposals = app.topic(settings.disposals_topic, partitions=settings.partitions, schema=raw())
-    dead_letters = app.topic(settings.dlq_topic, partitions=settings.partitions, schema=raw())
-    # key_type/value_type bytes (not a Schema) is what makes the table's store use the raw
-    # serializer; with only a schema, the RocksDB store would JSON-decode the values.
-    crimes = app.Table(
-        CRIMES_TABLE, default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes
-    )
-    dw = DisposalApp(settings, app, disposals, dead_letters, crimes, unacked=unacked)
+
+def build(settings: Settings) -> Worker:
+    rules = load_rules(settings.rules, known_forces=FORCE_NAMES)
+    tokens = None
     if settings.tokens_file is not None:
-        from streams.access import load_tokens
-
-        dw.tokens = list(load_tokens(settings.tokens_file, set(FORCE_NAMES)))
+        tokens = load_tokens(settings.tokens_file, set(FORCE_NAMES))
     else:
         log.warning("no DW_TOKENS_FILE: the API answers unauthenticated requests from localhost only")
-    from streams.settings import DEV_PSEUDONYM_KEY
-
     if settings.pseudonym_key == DEV_PSEUDONYM_KEY:
         log.warning("DW_PSEUDONYM_KEY is not set: crime references in alerts use the development key")
-    if settings.store == "rocksdb-unsafe":
-        log.warning(
-            "DW_STORE=rocksdb-unsafe: this store has lost counts when a worker was killed "
-            "(README, 'Known limit'); use it only to investigate that, never for figures"
+    webhooks = load_webhooks(settings.webhooks_file) if settings.webhooks_file is not None else []
+    bootstrap = settings.kafka.split(",")
+    key = settings.pseudonym_key.encode()
+
+    store = open_store(
+        settings.store,
+        settings.data_dir,
+        Deployment(settings.app_id, settings.changelog_topic, settings.partitions),
+    )
+    wake: list[Callable[[], None]] = []  # the evaluator's, once built
+    loop = CountingLoop(
+        settings,
+        store,
+        clock_for(settings.clock),
+        is_breach=breach_test([r for r in rules if r.measure == "case"]),
+        on_breach=lambda: wake[0](),
+    )
+    watchdog = Watchdog(loop, bootstrap, settings.stall_exit_s)
+    credential = peer_credential(key)
+    cluster = Cluster(loop, settings.web_url, credential, key)
+    alert_log = AlertLog(bootstrap, settings.alerts_topic)
+    writer = AlertWriter(bootstrap, settings.alerts_topic, f"{settings.app_id}-alerts")
+    evaluator = Evaluator(
+        rules,
+        loop,
+        cluster,
+        alert_log,
+        writer,
+        clock_kind=settings.clock,
+        interval_s=settings.alert_interval_s,
+    )
+    wake.append(evaluator.wake)
+
+    metrics.CRIMES.set_function(lambda: sum(p.counts.total for p in list(loop.partitions.values())))
+    metrics.STREAM_DAY.set_function(lambda: _midnight(loop.newest()))
+
+    app = host.create_app(settings)
+    app.service(host.RuntimeService(loop, watchdog))
+    guard = Guard(tokens, credential)
+    health = HealthPages(loop, settings.clock)
+    counts = CountsPages(cluster, clock_kind=settings.clock, retention_days=settings.retention_days)
+    feed = AlertPages(alert_log)
+    host.add_page(app, "/metrics", health.metrics, "metrics")
+    host.add_page(app, "/healthz", health.healthz, "healthz")
+    host.add_page(app, "/api/counts", guard.scoped(counts.counts), "counts")
+    host.add_page(app, "/api/alerts", guard.scoped(feed.alerts), "alerts")
+    host.add_page(app, "/api/alerts/stream", guard.scoped(feed.stream), "alerts_stream")
+    host.add_page(app, "/api/counts/local", guard.peers_only(counts.counts_local), "counts_local")
+    host.add_page(app, "/api/refs/local", guard.peers_only(counts.refs_local), "refs_local")
+    host.add_page(app, "/api/clock", guard.peers_only(counts.clock), "clock")
+
+    host.add_task(app, alert_log.follow, "follow_alerts")
+    host.add_task(app, evaluator.run, "evaluate_alerts")
+    for hook in webhooks:
+
+        def record(name: str, ok: bool) -> None:
+            metrics.WEBHOOK_ATTEMPTS.labels(name, "delivered" if ok else "failed").inc()
+
+        deliver = functools.partial(
+            deliver_forever,
+            hook,
+            bootstrap,
+            settings.alerts_topic,
+            f"{settings.app_id}-webhook-{hook.name}",
+            settings.webhook_max_backoff_s,
+            on_result=record,
         )
-    cluster = Cluster(dw)
-    agents.register(dw)
-    rules = load_rules(settings.rules, known_forces=FORCE_NAMES)
-    dw.case_rules = [r for r in rules if r.measure == "case"]
-    scoped = web.register(dw, cluster)
-    alerting.register(dw, cluster, rules, scoped)
-    return dw
+        host.add_task(app, deliver, f"webhook_{hook.name}")
+
+    async def close_clients() -> None:
+        await evaluator.close()
+        await alert_log.close()
+
+    host.on_shutdown(app, close_clients)
+    return Worker(settings, app, loop, watchdog, cluster, alert_log, evaluator)
+
+
+def _midnight(day: dt.date | None) -> float:
+    if day is None:
+        return 0.0
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()

@@ -106,40 +106,26 @@ def worker() -> None:
     from streams.producer import ensure_topics
 
     ensure_topics(settings)  # also checks that DW_KAFKA answers
-    from alerts.rules import load_rules
-    from streams.reference import FORCE_NAMES
-
-    rules = load_rules(settings.rules, known_forces=FORCE_NAMES)
-    log.info("%d alert rules loaded from %s", len(rules), settings.rules)
     import asyncio
 
     import uvloop
 
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    from faust.worker import Worker
-
-    from streams.app import create_app
+    from streams.app import build
 
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
-    dw = create_app(settings)
-
-    class QuietWorker(Worker):
-        """Faust's worker without its terminal spinner: for log levels at WARN or above the
-        spinner sets the root logger to DEBUG so that it turns on every message, which makes
-        every aiokafka debug call build a log record (about 10% of the worker's time)."""
-
-        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-            self.spinner = None
-
+    worker = build(settings)
     log.info(
-        "worker %s: kafka %s, web %s, clock %s, store %s",
+        "worker %s: kafka %s, web %s, clock %s, store %s, %d alert rules from %s",
         settings.app_id,
         settings.kafka,
         settings.web_url,
         settings.clock,
         settings.store,
+        len(worker.evaluator.rules),
+        settings.rules,
     )
-    QuietWorker(dw.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    worker.run()
 
 
 # --- ingestion --------------------------------------------------------------------------------

@@ -24,8 +24,8 @@ import fastavro
 import fastavro.schema
 import orjson
 
-from streams.classify import Cell
-from streams.crimes import KEEP_SEEN, Held
+from streams.core.classify import Cell
+from streams.core.crimes import KEEP_SEEN, Held
 from streams.errors import DecodeError, EncodeError, StateError
 from streams.model import OutcomeEvent
 
@@ -158,6 +158,19 @@ def decode_outcome(data: bytes) -> OutcomeEvent:
     r = _EVENTS.decode(data)
     r["disposal"] = r["disposal"].replace("_", "-")
     return OutcomeEvent(**r)
+
+
+_ALERTS = AvroCodec("disposalwatch.Alert")
+
+
+def encode_alert(record: Mapping[str, Any]) -> bytes:
+    """An alert transition (``alerts.lifecycle.Transition.record()``) -> alerts-topic bytes."""
+    return _ALERTS.encode(record)
+
+
+def decode_alert(data: bytes) -> dict[str, Any]:
+    """Alerts-topic bytes -> the record; raises ``DecodeError``."""
+    return _ALERTS.decode(data)
 
 
 # --- per-crime state, as the worker's `crimes` table stores it --------------------------------

@@ -6,6 +6,9 @@ crime references. Counters are declared without ``_total``: the client adds it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
@@ -33,14 +36,23 @@ STREAM_DAY = Gauge(
     "Newest outcome date held by this worker (midnight UTC), as a Unix time",
 )
 PARTITIONS = Gauge("disposal_partitions_assigned", "Partitions of the disposals topic this worker owns")
-UNACKED = Gauge(
-    "disposal_produced_unacknowledged",
-    "Changelog and dead-letter records produced and not yet acknowledged; offsets wait for them",
-)
-REBUILD_SECONDS = Histogram(
-    "disposal_counts_rebuild_seconds",
-    "Time to rebuild the counters from the recovered per-crime table after a rebalance",
+RESTORE_SECONDS = Histogram(
+    "disposal_partition_restore_seconds",
+    "Time to restore an assigned partition: its store brought up to the changelog, counts derived",
     buckets=(0.01, 0.1, 0.5, 1, 5, 15, 60, 300),
+)
+RESTORED = Counter(
+    "disposal_changelog_restored_records",
+    "Changelog records read into the local store while restoring partitions",
+)
+CONSUMER_LAG = Gauge(
+    "disposal_consumer_lag",
+    "Records of an owned partition of the disposals topic past the committed offset",
+    ["partition"],
+)
+LAST_COMMIT = Gauge(
+    "disposal_last_commit_timestamp_seconds",
+    "When this worker last committed offsets (after changelog and store), as a Unix time",
 )
 ALERTS_FIRING = Gauge(
     "alerts_firing",
@@ -62,3 +74,22 @@ WEBHOOK_ATTEMPTS = Counter(
     "Webhook delivery attempts, by webhook and outcome (delivered, failed: retried with backoff)",
     ["webhook", "outcome"],
 )
+
+
+_accepted_children: dict[tuple[str, str, str], Any] = {}
+_change_children: dict[str, Any] = {}
+
+
+def count_accepted(accepted: Mapping[tuple[str, str, str], int], changes: Mapping[Any, int]) -> None:
+    """Add one batch's tallies: one increment per label set, not one per event."""
+    for labels, n in accepted.items():
+        child = _accepted_children.get(labels)
+        if child is None:
+            child = _accepted_children[labels] = EVENTS.labels(*labels)
+        child.inc(n)
+    for change, n in changes.items():
+        key = str(change)
+        child = _change_children.get(key)
+        if child is None:
+            child = _change_children[key] = CHANGES.labels(key)
+        child.inc(n)

@@ -1,7 +1,8 @@
 """kafka-python side: topic set-up, reachability, the CLI's event producer and its lag check.
 
-Only the CLI uses this module; the worker sends through Faust (``topic.send``), never through
-kafka-python, whose ``send`` can block the event loop for ``max_block_ms``.
+The CLI's producer; the worker also uses ``ensure_topics`` before it starts. The worker itself
+produces through aiokafka (``streams.runtime.outbox``), never through kafka-python, whose
+``send`` can block the event loop for ``max_block_ms``.
 """
 
 from __future__ import annotations
@@ -40,34 +41,56 @@ def admin(settings: Settings) -> Any:
         raise _unreachable(settings, exc) from exc
 
 
-def ensure_topics(settings: Settings) -> None:
-    """Create the disposals, dead-letter and alerts topics if missing; check partition counts.
+#: the crimes' changelog is compacted (the latest state of each crime is kept), with small
+#: segments so that compaction, which cleans only closed segments, runs within the hour
+CHANGELOG_CONFIG = {
+    "cleanup.policy": "compact",
+    "segment.ms": str(60 * 60 * 1000),
+    "segment.bytes": str(64 * 1024 * 1024),
+    "min.cleanable.dirty.ratio": "0.3",
+}
 
-    The worker's tables are co-partitioned with ``disposals``, so its partition count must equal
-    ``DW_PARTITIONS``; a mismatch is refused with a message rather than failing inside Faust.
+
+def ensure_topics(settings: Settings) -> None:
+    """Create the disposals, dead-letter, alerts and changelog topics if missing; check
+    partition counts.
+
+    The changelog is co-partitioned with ``disposals`` (the state of a crime of source partition
+    p is written to changelog partition p), so both must have ``DW_PARTITIONS`` partitions; a
+    mismatch is refused with a message rather than failing inside the worker.
     """
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
     client = admin(settings)
     try:
-        wanted = [settings.disposals_topic, settings.dlq_topic, settings.alerts_topic]
+        wanted = [
+            settings.disposals_topic,
+            settings.dlq_topic,
+            settings.alerts_topic,
+            settings.changelog_topic,
+        ]
         existing = set(client.list_topics())
         # alerts: one partition, so the feed has one order (its ids are offsets)
         parts = {settings.alerts_topic: 1}
-        new = [NewTopic(t, parts.get(t, settings.partitions), 1) for t in wanted if t not in existing]
+        configs = {settings.changelog_topic: CHANGELOG_CONFIG}
+        new = [
+            NewTopic(t, parts.get(t, settings.partitions), 1, topic_configs=configs.get(t, {}))
+            for t in wanted
+            if t not in existing
+        ]
         if new:
             # another process may create it between list and create
             with contextlib.suppress(TopicAlreadyExistsError):
                 client.create_topics(new, timeout_ms=15000)
-        meta = client.describe_topics([settings.disposals_topic])
-        got = len(meta[0]["partitions"]) if meta and meta[0].get("partitions") else None
-        if got is not None and got != settings.partitions:
-            raise ConfigError(
-                f"topic {settings.disposals_topic} has {got} partitions "
-                f"but DW_PARTITIONS={settings.partitions}; "
-                f"set DW_PARTITIONS={got} (the worker's tables must match the topic)"
-            )
+        for topic in (settings.disposals_topic, settings.changelog_topic):
+            meta = client.describe_topics([topic])
+            got = len(meta[0]["partitions"]) if meta and meta[0].get("partitions") else None
+            if got is not None and got != settings.partitions:
+                raise ConfigError(
+                    f"topic {topic} has {got} partitions but DW_PARTITIONS={settings.partitions}; "
+                    f"set DW_PARTITIONS={got} (the changelog must match the disposals topic)"
+                )
     finally:
         client.close()
 

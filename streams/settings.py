@@ -40,18 +40,25 @@ class Settings(BaseSettings):
     #: partitions of the disposals topic (and so of the worker's tables):
     #: the most workers that can share the work
     partitions: int = Field(default=8, ge=1, le=1024)
-    #: consumer group and Faust application id
+    #: consumer group, Faust application id, and the name of the changelog topic
     app_id: str = Field(default="disposal-watch", pattern=r"^[A-Za-z0-9._\-]+$")
     #: prefix for every topic name (lets several deployments or tests share one broker)
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._\-]*$")
-    #: table store: "memory" (rebuilt from the changelog at start; exact under SIGKILL, tested).
-    #: "rocksdb-unsafe": Faust's RocksDB store, on disk with fast restarts, but it has lost
-    #: counts when workers were killed (README, "Known limit"); only for investigating that.
-    store: Literal["memory", "rocksdb-unsafe"] = "memory"
-    #: a worker that takes no record for this long while records wait exits with code 75, for its
-    #: supervisor to restart it (Faust consumers can stop consuming with no error, faust-streaming
-    #: #175); 0: never
+    #: local store of the crimes' state: "rocksdb" (on disk in DW_DATA_DIR/store; a restart reads
+    #: only the changelog written since) or "memory" (empty at every start: the whole changelog
+    #: is read; for tests)
+    store: Literal["rocksdb", "memory"] = "rocksdb"
+    #: a worker whose committed offsets do not move for this long while records wait (and which
+    #: is not restoring) exits with code 75, for its supervisor to restart it; 0: never
     stall_exit_s: float = Field(default=120.0, ge=0)
+    #: most records the counting loop takes from Kafka at once
+    batch_records: int = Field(default=2000, ge=1, le=100_000)
+    #: seconds between checkpoints (changelog acknowledged, store written, offsets committed)
+    commit_interval_s: float = Field(default=1.0, gt=0, le=300)
+    #: a checkpoint comes sooner once this many crimes have changed since the last one
+    checkpoint_max_pending: int = Field(default=50_000, ge=1)
+    #: for tests of the watchdog: when this file exists, the counting loop removes it and hangs
+    fault_hang_file: Path | None = None
     #: seconds between evaluations of the alert rules (on the leader)
     alert_interval_s: float = Field(default=2.0, gt=0, le=3600)
     #: YAML file of hashed bearer tokens and their forces (streams/access.py); none: localhost only
@@ -78,11 +85,10 @@ class Settings(BaseSettings):
 
     @field_validator("store", mode="before")
     @classmethod
-    def _no_plain_rocksdb(cls, v: object) -> object:
-        if v == "rocksdb":
+    def _no_unsafe_store(cls, v: object) -> object:
+        if v == "rocksdb-unsafe":
             raise ValueError(
-                "refused: the RocksDB store has lost counts when a worker was killed (README, "
-                "'Known limit'); use memory (the default), or rocksdb-unsafe to investigate it"
+                "rocksdb-unsafe (Faust's store) is gone: use rocksdb, now the default, or memory"
             )
         return v
 
@@ -104,6 +110,11 @@ class Settings(BaseSettings):
     @property
     def alerts_topic(self) -> str:
         return f"{self.topic_prefix}alerts"
+
+    @property
+    def changelog_topic(self) -> str:
+        """The crimes' compacted changelog (the name Faust gave its table's changelog)."""
+        return f"{self.app_id}-crimes-changelog"
 
     @property
     def web_url(self) -> str:

@@ -221,7 +221,7 @@ def expected_counts(
 
 
 def reference_category(ev: OutcomeEvent) -> str:
-    """Category straight from the reference files (not through streams.classify)."""
+    """Category straight from the reference files (not through streams.core.classify)."""
     import re
 
     from streams.reference import OFFENCE_CATEGORIES

@@ -13,7 +13,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import ProducerFenced
 
-from streams.alerting import AlertLog, AlertWriter, Fenced
+from streams.alerting.log import AlertLog
+from streams.alerting.writer import AlertWriter, Fenced
 
 
 @pytest.fixture

@@ -95,7 +95,7 @@ def direct(events: list[Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
 
 def pseudonyms_in_scope(events: list[Any]) -> dict[tuple[str, str, str], set[str]]:
     """Pseudonyms (development key) of every crime each count/case alert could cite."""
-    from streams.counting import pseudonym
+    from streams.core.counting import pseudonym
     from streams.settings import DEV_PSEUDONYM_KEY
 
     out: dict[tuple[str, str, str], set[str]] = defaultdict(set)

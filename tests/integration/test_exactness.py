@@ -22,10 +22,9 @@ def kill_after(worker: Worker, records: int, timeout_s: float = 120) -> None:
 
 
 def test_killed_worker_and_duplicates_end_with_the_counts_of_one_clean_run(deployment: Deployment) -> None:
-    """With the default (memory) store. The RocksDB store has lost counts under this kind of run
-    (DW_STORE=rocksdb-unsafe; bench/soak_kill.py --store rocksdb-unsafe reproduces it)."""
+    """With the default (RocksDB) store: each restart keeps the data directory of the killed one."""
     store = deployment.settings.store
-    assert store == "memory"
+    assert store == "rocksdb"
     events = list(simulate(40000, seed=31))
     deployment.produce(events)
     expected = expected_counts(events, reference_category)

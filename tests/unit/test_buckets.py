@@ -4,8 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.buckets import DayCounts, merge_rows, parse_group_by, window_days
-from streams.classify import Cell
+from streams.core.buckets import DayCounts, merge_rows
+from streams.core.classify import Cell
+from streams.core.query import parse_group_by, window_days
 
 D = dt.date(2025, 3, 31)
 

@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from streams.classify import Cell, category_of, check_retention, classify
+from streams.core.classify import Cell, category_of, check_retention, classify
 from streams.errors import RejectedEvent
 from streams.model import OutcomeEvent
 from streams.reference import (

@@ -10,7 +10,6 @@ import fastavro.schema
 import orjson
 import pytest
 
-from streams.classify import Cell
 from streams.codec import (
     _EVENTS,
     SCHEMA_DIR,
@@ -20,7 +19,8 @@ from streams.codec import (
     encode_held,
     encode_outcome,
 )
-from streams.crimes import Held, event_digest
+from streams.core.classify import Cell
+from streams.core.crimes import Held, event_digest
 from streams.errors import DecodeError, StateError
 from streams.model import OutcomeEvent
 

@@ -5,9 +5,9 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.buckets import DayCounts
-from streams.classify import Cell
-from streams.crimes import Change, Held, apply, event_digest
+from streams.core.buckets import DayCounts
+from streams.core.classify import Cell
+from streams.core.crimes import Change, Held, apply, event_digest
 
 D1, D2 = dt.date(2025, 1, 1), dt.date(2025, 2, 1)
 

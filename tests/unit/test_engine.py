@@ -9,7 +9,7 @@ import pytest
 from alerts import funnel
 from alerts.engine import breaches, evaluate, window
 from alerts.rules import OUT_OF_COURT, Rule
-from streams.classify import category_of
+from streams.core.classify import category_of
 from streams.simulate import simulate
 
 AT = dt.date(2025, 6, 30)

@@ -49,10 +49,12 @@ def test_topic_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-def test_plain_rocksdb_store_is_refused_with_the_reason() -> None:
-    with pytest.raises(
-        ConfigError, match=r"DW_STORE='rocksdb': .*refused: the RocksDB store has lost counts"
-    ):
-        load_settings(store="rocksdb")
-    assert load_settings(store="rocksdb-unsafe").store == "rocksdb-unsafe"
-    assert load_settings().store == "memory"
+def test_store_defaults_to_rocksdb_and_the_removed_unsafe_store_is_named() -> None:
+    assert load_settings().store == "rocksdb"
+    assert load_settings(store="memory").store == "memory"
+    with pytest.raises(ConfigError, match=r"DW_STORE='rocksdb-unsafe': .*is gone: use rocksdb"):
+        load_settings(store="rocksdb-unsafe")
+
+
+def test_changelog_topic_keeps_the_name_faust_gave_it() -> None:
+    assert load_settings(app_id="dw-1", topic_prefix="t.").changelog_topic == "dw-1-crimes-changelog"

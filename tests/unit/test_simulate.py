@@ -1,7 +1,7 @@
 import datetime as dt
 from collections import Counter
 
-from streams.classify import category_of
+from streams.core.classify import category_of
 from streams.reference import FORCE_WEIGHTS, OUT_OF_COURT
 from streams.simulate import simulate
 

@@ -35,7 +35,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from streams.codec import decode_alert
 from streams.errors import ConfigError
+from streams.wire import alert_json
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +106,6 @@ async def deliver_forever(
     import aiohttp
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from streams.alerting import ALERTS, to_json
-
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -118,7 +118,7 @@ async def deliver_forever(
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
             async for msg in consumer:
-                entry = to_json(ALERTS.decode(msg.value), msg.offset)
+                entry = alert_json(decode_alert(msg.value), msg.offset)
                 if hook.allows(entry["force_id"]):
                     body = json.dumps(entry).encode()
                     msg_id = f"{topic}-{msg.offset}"

@@ -11,9 +11,9 @@ import datetime as dt
 import hashlib
 import hmac
 
-from streams.buckets import DayCounts
-from streams.classify import check_retention, classify
-from streams.crimes import Applied, Held, apply, event_digest
+from streams.core.buckets import DayCounts
+from streams.core.classify import check_retention, classify
+from streams.core.crimes import Applied, Held, apply, event_digest
 from streams.model import OutcomeEvent
 
 
@@ -26,21 +26,20 @@ def count_event(
     latest_day: dt.date,
     keep_days: int,
     offset: int = -1,
-    secret: bytes | None = None,
 ) -> Applied:
     """Apply ``event`` to one crime and the partition's ``counts`` (mutated in place).
 
     ``today`` is the clock the retention horizon is measured from (None: no event yet under the
     stream clock); ``latest_day`` the newest outcome date accepted; ``offset`` the event's offset
-    in its partition (recognises redeliveries); ``secret`` the pseudonym key: when a count moves,
-    the crime's pseudonym is kept with it as alert evidence. Raises ``RejectedEvent``.
+    in its partition (recognises redeliveries). When a count moves, the crime's key moves with
+    it, as alert evidence (pseudonymised where it leaves the process: ``pseudonym``). Raises
+    ``RejectedEvent``.
     """
     cell = classify(event, latest_day=latest_day)
     check_retention(cell.day, today=today, keep_days=keep_days)
     applied = apply(held, event_digest(event.event_id), cell, offset=offset)
     if applied.removed is not None or applied.added is not None:
-        ref = pseudonym(event.crime_key, secret) if secret is not None else None
-        counts.move(applied.removed, applied.added, ref)
+        counts.move(applied.removed, applied.added, event.crime_key)
     return applied
 
 

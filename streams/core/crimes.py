@@ -24,7 +24,7 @@ import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 
-from streams.classify import Cell
+from streams.core.classify import Cell
 
 #: how many event digests a crime remembers (a crime has a handful of outcomes)
 KEEP_SEEN = 32

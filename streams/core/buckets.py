@@ -12,54 +12,29 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from streams.classify import Cell
+from streams.core.classify import Cell
+from streams.core.query import DIMENSIONS, Row
 
-#: dimensions a query can group by, in the order rows are keyed and sorted
-DIMENSIONS: tuple[str, ...] = ("force", "category", "disposal", "day", "domestic_abuse")
-
-Row = tuple[str, ...]
-
-#: crime pseudonyms kept per cell, as evidence for alerts
+#: crimes kept per cell, as evidence for alerts
 REFS_PER_CELL = 10
-
-
-def parse_group_by(text: str) -> tuple[str, ...]:
-    """``"force,category"`` -> ``("force", "category")``; raises ``ValueError`` naming a bad one."""
-    dims = tuple(d.strip() for d in text.split(",") if d.strip())
-    bad = [d for d in dims if d not in DIMENSIONS]
-    if bad:
-        raise ValueError(f"cannot group by {', '.join(bad)}; choose from {', '.join(DIMENSIONS)}")
-    if len(set(dims)) != len(dims):
-        raise ValueError(f"group_by repeats a dimension: {text}")
-    return dims
-
-
-def window_days(window: str, *, at: dt.date, keep_days: int) -> tuple[dt.date, dt.date]:
-    """First and last day (inclusive) of ``window`` (``all`` or ``<N>d``) ending on ``at``.
-
-    A window of N days ending on day D covers days D-N+1 to D; ``all`` covers the retention
-    horizon (``keep_days`` before ``at``) to ``at``.
-    """
-    if window == "all":
-        return at - dt.timedelta(days=keep_days), at
-    if window.endswith("d") and window[:-1].isdigit() and int(window[:-1]) > 0:
-        return at - dt.timedelta(days=int(window[:-1]) - 1), at
-    raise ValueError(f"window must be 'all' or a number of days like '28d', not {window!r}")
 
 
 class DayCounts:
     """Crime counts per cell for one partition, and its stream clock."""
 
-    __slots__ = ("_cells", "_refs", "newest", "floor")
+    __slots__ = ("_cells", "_refs", "newest", "floor", "total")
 
     def __init__(self) -> None:
         self._cells: dict[Cell, int] = defaultdict(int)
-        #: up to REFS_PER_CELL pseudonyms of crimes counted in each cell (alert evidence)
+        #: up to REFS_PER_CELL keys of crimes counted in each cell (alert evidence). Crime keys
+        #: never leave the process: whoever sends them out pseudonymises them first.
         self._refs: dict[Cell, list[str]] = {}
         #: newest outcome day held (the stream clock of this partition), None when empty
         self.newest: dt.date | None = None
         #: cells before this day have been pruned: moves out of them are not counted down
         self.floor: dt.date | None = None
+        #: crimes counted (the sum of every cell)
+        self.total = 0
 
     def __len__(self) -> int:
         return len(self._cells)
@@ -68,6 +43,7 @@ class DayCounts:
         if self.floor is not None and cell.day < self.floor:
             return
         self._cells[cell] += 1
+        self.total += 1
         if ref is not None:
             refs = self._refs.setdefault(cell, [])
             if len(refs) < REFS_PER_CELL:
@@ -84,6 +60,7 @@ class DayCounts:
         n = self._cells.get(cell, 0)
         if n <= 0:  # a bug, not bad input: the counts no longer match the crimes held
             raise RuntimeError(f"count of {cell} would go below zero")
+        self.total -= 1
         if n == 1:
             del self._cells[cell]
             self._refs.pop(cell, None)
@@ -97,21 +74,21 @@ class DayCounts:
             self.add(added, ref)
 
     def refs(self, cell: Cell) -> list[str]:
-        """Pseudonyms of (up to REFS_PER_CELL of) the crimes counted in ``cell``."""
+        """Keys of (up to REFS_PER_CELL of) the crimes counted in ``cell``."""
         return list(self._refs.get(cell, ()))
 
     def prune(self, before: dt.date) -> int:
         """Forget cells of days before ``before``; returns how many cells went."""
         old = [c for c in self._cells if c.day < before]
         for c in old:
-            del self._cells[c]
+            self.total -= self._cells.pop(c)
             self._refs.pop(c, None)
         if self.floor is None or before > self.floor:
             self.floor = before
         return len(old)
 
     def refs_by_row(self, first: dt.date, last: dt.date) -> dict[Row, list[str]]:
-        """Pseudonyms per cell (keyed like ``rows(DIMENSIONS)``) over days ``first``..``last``."""
+        """Crime keys per cell (keyed like ``rows(DIMENSIONS)``) over days ``first``..``last``."""
         key = _row_key(DIMENSIONS)
         return {key(c): list(r) for c, r in self._refs.items() if r and first <= c.day <= last}
 
@@ -153,7 +130,7 @@ def merge_rows(parts: Iterable[Mapping[Row, int]]) -> dict[Row, int]:
 
 
 def merge_refs(parts: Iterable[Mapping[Row, Sequence[str]]]) -> dict[Row, list[str]]:
-    """Concatenate partial crime-pseudonym samples per row."""
+    """Concatenate partial samples of crime references per row."""
     out: dict[Row, list[str]] = {}
     for part in parts:
         for row, refs in part.items():

@@ -1,0 +1,173 @@
+"""The alert leader's evaluation: rules over every worker's counts, transitions written once.
+
+Only the worker that owns partition 0 of ``disposals`` evaluates (``CountingLoop.is_leader``):
+every ``DW_ALERT_INTERVAL_S``, and at once when the loop counted a case-rule breach (``wake``).
+One evaluation (``Evaluator.evaluate_once``):
+
+1. claim the alerts topic (``AlertWriter.claim``): from here no earlier leader can write;
+2. wait until the alert log has read every committed transition, so that a transition that
+   reached the topic before a crash or a move of leadership is known and never emitted again;
+3. gather every worker's counts (``Cluster``; skipped while any worker is recovering), evaluate
+   the rules, and write the transitions in one transaction.
+
+Because the timer re-evaluates, alerts resolve when the window moves on with no new event (under
+``DW_CLOCK=stream`` the newest outcome date held drives the windows). Alerts of rules removed
+from the rules file resolve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka.errors import KafkaError
+
+from alerts.engine import evaluate
+from alerts.lifecycle import Transition, transitions
+from alerts.rules import Rule
+from streams import metrics
+from streams.alerting.log import AlertLog
+from streams.alerting.writer import AlertWriter, Fenced
+from streams.cluster import Cluster, PeerError
+from streams.codec import encode_alert
+from streams.core.query import DIMENSIONS
+from streams.reference import FORCE_NAMES
+from streams.runtime.loop import CountingLoop
+from streams.wire import alert_json
+
+log = logging.getLogger(__name__)
+
+
+def retired(entry: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """The resolved record of a firing alert whose rule was removed from the rules file."""
+    record = {k: v for k, v in entry.items() if k not in ("id", "fired_at")}
+    record.update(state="resolved", transition_at=now, description=f"rule removed: {entry['description']}")
+    for k in ("window_start", "window_end"):
+        record[k] = dt.date.fromisoformat(entry[k])
+    return record
+
+
+def with_refs(t: Transition, refs: dict[tuple[str, ...], list[str]]) -> Transition:
+    """``t`` with up to 10 pseudonyms of the crimes its rule counted in the window."""
+    r, e = t.rule, t.evaluation
+    first, last = e.window_start.isoformat(), e.window_end.isoformat()
+    out: list[str] = []
+    for (force, category, disposal, day, da), pseudonyms in sorted(refs.items()):
+        if (
+            force != e.force
+            or category != e.category
+            or disposal not in r.disposals
+            or not first <= day <= last
+        ):
+            continue
+        if r.domestic_abuse is not None and (da == "true") != r.domestic_abuse:
+            continue
+        out.extend(p for p in pseudonyms if p not in out)
+    return dataclasses.replace(t, crime_refs=tuple(out[:10]))
+
+
+class Evaluator:
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        loop: CountingLoop,
+        cluster: Cluster,
+        alert_log: AlertLog,
+        writer: AlertWriter,
+        *,
+        clock_kind: str,
+        interval_s: float,
+    ) -> None:
+        self.rules = list(rules)
+        self._by_id = {r.id: r for r in rules}
+        self._loop = loop
+        self._cluster = cluster
+        self._log = alert_log
+        self._writer = writer
+        self._clock_kind = clock_kind
+        self._interval_s = interval_s
+        #: spike rules look one window back
+        self._span_days = 2 * max((r.window_days for r in rules), default=1)
+        self._soon = asyncio.Event()
+        self._firing_labels: dict[str, tuple[str, str, str, str]] = {}
+
+    def wake(self) -> None:
+        """Evaluate now rather than at the next tick (a case breach was counted)."""
+        self._soon.set()
+
+    async def run(self) -> None:
+        """Every DW_ALERT_INTERVAL_S, or at once when woken."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._soon.wait(), self._interval_s)
+            self._soon.clear()
+            try:
+                n = await self.evaluate_once()
+            except PeerError as exc:
+                log.warning("alerts not evaluated: %s", exc)
+                continue
+            except Fenced as exc:
+                log.info("alerts not written: %s", exc)
+                continue
+            except KafkaError as exc:
+                log.warning("alerts not written (the transaction was aborted; retried): %r", exc)
+                continue
+            if n:
+                log.info("%d alert transitions emitted", n)
+
+    async def close(self) -> None:
+        await self._writer.release()
+
+    async def evaluate_once(self) -> int:
+        """One evaluation on the leader; returns the number of transitions emitted."""
+        if not self._loop.is_leader():
+            await self._writer.release()
+            return 0
+        if self._loop.recovering:
+            return 0
+        await self._writer.claim()  # first: from here no earlier leader can write
+        if not await self._log.caught_up():
+            return 0
+        at = await self._cluster.today(self._clock_kind)
+        if at is None:
+            return 0
+        first = at - dt.timedelta(days=self._span_days - 1)
+        rows, recovering, _ = await self._cluster.rows(DIMENSIONS, first, at)
+        if recovering:
+            return 0
+        counts = {
+            (f, c, d, dt.date.fromisoformat(day), da == "true"): n for (f, c, d, day, da), n in rows.items()
+        }
+        evals = evaluate(self.rules, counts, at=at, forces=FORCE_NAMES)
+        now = dt.datetime.now(dt.UTC)
+        found = transitions(evals, self._log.state_of(), self._by_id, at=now)
+        if any(t.state == "firing" and t.rule.measure in ("count", "case") for t in found):
+            refs = await self._cluster.refs(first, at)
+            found = [with_refs(t, refs) if t.rule.measure in ("count", "case") else t for t in found]
+        # alerts of rules no longer in the file resolve (a rules change takes effect on restart)
+        out: list[tuple[str, str, str, dict[str, Any]]] = [
+            (fp, entry["rule_id"], "resolved", retired(entry, now))
+            for fp, entry in self._log.current.items()
+            if entry["state"] == "firing" and entry["rule_id"] not in self._by_id
+        ]
+        out += [(t.fingerprint, t.rule.id, t.state, t.record()) for t in found]
+        if not out:
+            return 0
+        offsets = await self._writer.write([(fp.encode(), encode_alert(record)) for fp, _, _, record in out])
+        # committed: from here the transitions are on the topic (the follower will read the same)
+        for (_, rule_id, state, record), offset in zip(out, offsets, strict=True):
+            self._log.remember(alert_json(record, offset))
+            metrics.ALERT_TRANSITIONS.labels(rule_id, state).inc()
+        for t in found:
+            labels = (t.rule.id, t.evaluation.force, t.evaluation.category, t.rule.severity)
+            if t.state == "firing":
+                metrics.ALERTS_FIRING.labels(*labels).set(1)
+                self._firing_labels[t.fingerprint] = labels
+            elif t.fingerprint in self._firing_labels:
+                metrics.ALERTS_FIRING.remove(*self._firing_labels.pop(t.fingerprint))
+        return len(out)

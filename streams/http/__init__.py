@@ -1,0 +1,1 @@
+"""The worker's HTTP endpoints: guards (who may ask) and handlers (deps, request) -> response."""

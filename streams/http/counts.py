@@ -1,0 +1,100 @@
+"""Counts over HTTP.
+
+- ``GET /api/counts?group_by=&window=&at=``: counts across *all* partitions: the worker that
+  answers asks every other worker of the group for its partial counts and adds them up; a worker
+  that does not answer fails the request (503) rather than return a silently partial figure. A
+  token scoped to some forces must group by force and sees only its forces' rows.
+- ``GET /api/counts/local``, ``GET /api/refs/local``, ``GET /api/clock``: the per-worker halves of
+  that, for the other workers only (``Guard.peers_only``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from aiohttp import web
+
+from streams.access import Denied, Scope
+from streams.cluster import Cluster, PeerError
+from streams.core.query import parse_group_by, window_days
+from streams.http.guards import deny, error
+
+
+class CountsPages:
+    def __init__(self, cluster: Cluster, *, clock_kind: str, retention_days: int) -> None:
+        self.cluster = cluster
+        self.clock_kind = clock_kind
+        self.retention_days = retention_days
+
+    async def clock(self, request: web.Request) -> web.Response:
+        newest = self.cluster.local_clock()
+        return web.json_response(
+            {
+                "newest_outcome_date": newest.isoformat() if newest else None,
+                "recovering": self.cluster.loop.recovering,
+            }
+        )
+
+    async def counts_local(self, request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            group_by = parse_group_by(q.get("group_by", ""))
+            first = dt.date.fromisoformat(q["first"]) if q.get("first") else None
+            last = dt.date.fromisoformat(q["last"]) if q.get("last") else None
+        except ValueError as exc:
+            return error(400, str(exc))
+        rows = self.cluster.local_rows(group_by, first, last)
+        return web.json_response(
+            {"rows": [[*r, n] for r, n in rows.items()], "recovering": self.cluster.loop.recovering}
+        )
+
+    async def refs_local(self, request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            first, last = dt.date.fromisoformat(q["first"]), dt.date.fromisoformat(q["last"])
+        except (KeyError, ValueError) as exc:
+            return error(400, f"first and last must be YYYY-MM-DD: {exc}")
+        rows = self.cluster.local_refs(first, last)
+        return web.json_response({"rows": [[*r, refs] for r, refs in rows.items()]})
+
+    async def counts(self, request: web.Request, scope: Scope) -> web.Response:
+        q = request.query
+        try:
+            group_by = parse_group_by(q.get("group_by", "force,category,disposal"))
+            window = q.get("window", "all")
+            at_text = q.get("at")
+            at = dt.date.fromisoformat(at_text) if at_text else None
+            window_days(window, at=dt.date(2000, 1, 1), keep_days=1)  # validates `window` only
+        except ValueError as exc:
+            return error(400, str(exc))
+        if scope.forces is not None and "force" not in group_by:
+            return deny(
+                Denied(403, "forbidden_force", "this token is limited to some forces: group by force")
+            )
+        try:
+            if at is None:
+                at = await self.cluster.today(self.clock_kind)
+            if at is None:  # stream clock, nothing counted yet
+                return web.json_response(
+                    {"group_by": list(group_by), "window": window, "at": None, "rows": []}
+                )
+            first, last = window_days(window, at=at, keep_days=self.retention_days)
+            rows, recovering, workers = await self.cluster.rows(group_by, first, last)
+        except PeerError as exc:
+            return error(503, f"cannot gather counts from every worker: {exc}")
+        if scope.forces is not None:  # a scoped token sees only its forces' rows
+            i = group_by.index("force")
+            rows = {r: n for r, n in rows.items() if scope.allows(r[i])}
+        return web.json_response(
+            {
+                "group_by": list(group_by),
+                "window": window,
+                "at": at.isoformat(),
+                "first_day": first.isoformat(),
+                "workers": workers,
+                "recovering": recovering,
+                "rows": [
+                    {**dict(zip(group_by, r, strict=True)), "count": n} for r, n in sorted(rows.items())
+                ],
+            }
+        )

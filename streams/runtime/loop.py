@@ -1,0 +1,353 @@
+"""The counting loop: one task per worker owns the source topic.
+
+One batch (``CountingLoop.run``):
+
+    fetch (aiokafka ``getmany``, at most ``DW_BATCH_RECORDS``)
+      -> decode and validate each record; a bad one becomes a dead letter
+      -> apply each event to its crime (``streams.core.counting.count_event``: pure), keeping the
+         changed crime pending and moving the partition's counts
+      -> send the batch's dead letters
+      -> when a checkpoint is due (every ``DW_COMMIT_INTERVAL_S``, or sooner with many changes):
+         changelog acknowledged -> store written -> offsets committed (``Checkpoint.commit``,
+         whose docstring holds the exactness argument)
+
+Nothing is awaited per record: the I/O is per batch and per checkpoint. A lookup of a crime reads
+the pending changes first, then the store.
+
+Rebalances (aiokafka's eager protocol: every partition is revoked, then the new set assigned) go
+through ``on_revoked`` and ``on_assigned``, which take the same lock as a batch: a revocation
+waits for the batch in hand, checkpoints everything processed, and only then lets go; an
+assignment restores each partition (``streams.runtime.recovery``) before any of its records is
+processed. A batch fetched under an earlier assignment is dropped unprocessed (the consumer has
+been reset to the committed offsets, so those records come again).
+
+An unexpected error (a bug, not bad input, which is dead-lettered) ends the process with code 70
+before anything past the last checkpoint is committed; a broker that does not acknowledge ends
+it with code 75 (``streams.runtime.exits``). aiokafka would log and swallow an error raised in a
+rebalance listener, so the listener leaves the process itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import IllegalStateError, KafkaError
+
+from streams import metrics
+from streams.codec import decode_held, decode_outcome
+from streams.core.classify import Cell
+from streams.core.clock import Clock, horizon, latest_accepted_day, utc_today
+from streams.core.counting import count_event
+from streams.core.crimes import Change
+from streams.errors import DecodeError, RejectedEvent
+from streams.runtime.assignor import MembershipAssignor
+from streams.runtime.checkpoint import Checkpoint
+from streams.runtime.exits import ExitCode, leave
+from streams.runtime.outbox import DeadLetter, Outbox, ProduceFailed
+from streams.runtime.partition import PartitionState
+from streams.runtime.recovery import ChangelogReader, Recovery
+from streams.runtime.store import Store
+from streams.settings import Settings
+from streams.wire import MemberInfo, Membership
+
+log = logging.getLogger(__name__)
+
+#: how long one fetch waits for records
+FETCH_TIMEOUT_MS = 200
+
+
+class CountingLoop:
+    """Owns the source topic: consumer, producer, changelog reader, store, owned partitions."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        clock: Clock,
+        *,
+        is_breach: Callable[[Cell], bool] = lambda cell: False,
+        on_breach: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self._is_breach = is_breach
+        self._on_breach = on_breach
+        self.topic = settings.disposals_topic
+        self._assignor = MembershipAssignor(self._me, self._on_membership)
+        self.recovery = Recovery(store, clock, settings.retention_days)
+        # Kafka clients bind to the running event loop: made in ``start``
+        self._consumer: Any = None
+        self._producer: Any = None
+        self.outbox: Outbox
+        self.checkpoint: Checkpoint
+        self.partitions: dict[int, PartitionState] = {}
+        self.membership = Membership()
+        #: True from a revocation until every assigned partition is restored
+        self.recovering = True
+        #: records taken from the source topic since start (accepted or rejected)
+        self.records_processed = 0
+        self._generation = 0
+        self._lock = asyncio.Lock()
+        self._stopping = False
+        self._dead: list[DeadLetter] = []
+        self._hang_file = Path(settings.fault_hang_file) if settings.fault_hang_file else None
+        self._started = False
+        self._done = asyncio.Event()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        settings = self.settings
+        bootstrap = settings.kafka.split(",")
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=settings.app_id,
+            client_id=f"{settings.app_id}-counting",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            partition_assignment_strategy=(self._assignor,),
+            # a worker that dies is noticed in 10 s (Kafka's default is 45 s)
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=3_000,
+            # restoring a partition inside the rebalance listener does not poll: allow long ones
+            max_poll_interval_ms=900_000,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id=f"{settings.app_id}-counting",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_batch_size=1024 * 1024,
+            max_request_size=2 * 1024 * 1024,
+        )
+        self.outbox = Outbox(self._producer, settings.changelog_topic, settings.dlq_topic)
+        self.checkpoint = Checkpoint(
+            self.outbox,
+            self.store,
+            self._consumer.commit,
+            self.topic,
+            interval_s=settings.commit_interval_s,
+            max_pending=settings.checkpoint_max_pending,
+        )
+        await self._producer.start()
+        await self.recovery.start(ChangelogReader(bootstrap, settings.changelog_topic))
+        await self._consumer.start()
+        self._consumer.subscribe([self.topic], listener=_Listener(self))
+        self._started = True
+
+    async def run(self) -> None:
+        """Until ``stop``: fetch, process, checkpoint; then a last checkpoint."""
+        try:
+            while not self._stopping:
+                batch = await self._consumer.getmany(
+                    timeout_ms=FETCH_TIMEOUT_MS, max_records=self.settings.batch_records
+                )
+                # aiokafka returns only records of the assignment active when getmany returns
+                generation = self._generation
+                async with self._lock:
+                    if generation != self._generation:
+                        continue  # a rebalance since: the consumer restarts from the committed offsets
+                    if self.recovering:
+                        self._fetch_again(batch)  # the assignment is not restored yet
+                        continue
+                    self._process(batch)
+                    if self._dead:
+                        dead, self._dead = self._dead, []
+                        await self.outbox.dead_letters(dead)
+                    if self.checkpoint.due(self.partitions):
+                        await self.checkpoint.commit(self.partitions)
+                    if self._hang_file is not None and self._hang_file.exists():
+                        await self._hang()
+            async with self._lock:
+                await self.checkpoint.commit(self.partitions)
+            self._done.set()
+        except ProduceFailed as exc:
+            leave(ExitCode.STALLED, f"the broker did not take what the worker produced: {exc}")
+        except KafkaError as exc:
+            leave(ExitCode.STALLED, f"Kafka error in the counting loop: {exc!r}", exc_info=True)
+        except Exception:
+            leave(
+                ExitCode.BUG,
+                "bug in the counting loop; nothing past the last checkpoint is committed",
+                exc_info=True,
+            )
+
+    async def stop(self, timeout_s: float = 30.0) -> None:
+        """Let ``run`` finish the batch in hand and checkpoint; then leave the group and close."""
+        self._stopping = True
+        if not self._started:
+            return
+        try:
+            await asyncio.wait_for(self._done.wait(), timeout_s)
+        except TimeoutError:
+            log.warning(
+                "the counting loop did not finish within %.0f s; the last batch is replayed", timeout_s
+            )
+        await self._consumer.stop()
+        await self.recovery.stop()
+        await self._producer.stop()
+        self.store.close()
+
+    async def _hang(self) -> None:
+        """A fault for tests (``DW_FAULT_HANG_FILE``): the loop stops making progress, as a stalled
+        consumer would, while holding the lock; the file is removed so that a restart runs."""
+        assert self._hang_file is not None
+        self._hang_file.unlink(missing_ok=True)
+        log.warning("fault injected (DW_FAULT_HANG_FILE): the counting loop hangs")
+        await asyncio.Event().wait()
+
+    # --- one batch --------------------------------------------------------------------------------
+
+    def _fetch_again(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        """Put the consumer back before records it returned but the loop did not process: its
+        position has moved past them, and a commit would otherwise skip them."""
+        for tp, records in batch.items():
+            if records:
+                with contextlib.suppress(IllegalStateError):  # no longer assigned: not ours
+                    self._consumer.seek(tp, records[0].offset)
+
+    def _process(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        accepted: Counter[tuple[str, str, str]] = Counter()
+        changes: Counter[Change] = Counter()
+        breach = False
+        wall_today = utc_today()
+        latest_day = latest_accepted_day(wall_today)
+        keep_days = self.settings.retention_days
+        today_of = self.clock.today
+        for tp, records in batch.items():
+            if not records:
+                continue
+            part = self.partitions[tp.partition]  # a record of a partition not restored: a bug
+            stored = self.store.reader(tp.partition)
+            pending, counts = part.pending, part.counts
+            for msg in records:
+                value = msg.value
+                try:
+                    if value is None:
+                        raise DecodeError("record has no value (tombstone)")
+                    event = decode_outcome(value)
+                    key = event.crime_key.encode()
+                    held = pending.get(key)
+                    if held is None:
+                        raw = stored(key)
+                        held = decode_held(raw)[0] if raw is not None else None
+                    applied = count_event(
+                        event,
+                        held,
+                        counts,
+                        today=today_of(counts.newest),
+                        latest_day=latest_day,
+                        keep_days=keep_days,
+                        offset=msg.offset,
+                    )
+                except (DecodeError, RejectedEvent) as exc:
+                    self._reject(msg, exc.reason, str(exc))
+                    continue
+                if applied.state is not None:
+                    pending[key] = applied.state
+                accepted[(event.force_id, applied.cell.category, event.disposal)] += 1
+                changes[applied.change] += 1
+                if applied.added is not None and self._is_breach(applied.added):
+                    breach = True
+            part.processed = records[-1].offset + 1
+            self.records_processed += len(records)
+            today = today_of(counts.newest)
+            if today is not None:
+                floor = horizon(today, keep_days)
+                if counts.floor is None or floor > counts.floor:
+                    counts.prune(floor)
+        metrics.count_accepted(accepted, changes)
+        if breach:
+            self._on_breach()
+
+    def _reject(self, msg: Any, reason: str, error: str) -> None:
+        log.warning("dead-lettered %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, reason, error)
+        metrics.REJECTED.labels(reason).inc()
+        self._dead.append(DeadLetter(msg.key, msg.value, reason, error, msg.topic, msg.partition, msg.offset))
+
+    # --- membership and rebalances ----------------------------------------------------------------
+
+    def _me(self) -> MemberInfo:
+        return MemberInfo(
+            self.settings.web_url, tuple(sorted(self.partitions)), tuple(self.store.partitions())
+        )
+
+    def _on_membership(self, membership: Membership) -> None:
+        self.membership = membership
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self._lock:
+            self._generation += 1
+            self.recovering = True
+            await self.checkpoint.commit(self.partitions)
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        async with self._lock:
+            self._generation += 1
+            mine = sorted(tp.partition for tp in assigned if tp.topic == self.topic)
+            for p in set(self.partitions) - set(mine):
+                del self.partitions[p]  # its counts go; its store stays, for a later assignment
+            for p in mine:
+                part = await self.recovery.restore(p, self.partitions.get(p))
+                committed = await self._consumer.committed(TopicPartition(self.topic, p))
+                part.committed = committed
+                self.partitions[p] = part
+            self.recovering = False
+            metrics.PARTITIONS.set(len(mine))
+            log.info("owning partitions %s of %s", mine, self.topic)
+
+    # --- what others read -------------------------------------------------------------------------
+
+    def is_leader(self) -> bool:
+        """The alert leader is the owner of partition 0 of the source topic."""
+        return 0 in self.partitions
+
+    def newest(self) -> dt.date | None:
+        days = [p.counts.newest for p in self.partitions.values() if p.counts.newest is not None]
+        return max(days) if days else None
+
+    def lag_inputs(self) -> dict[int, int | None]:
+        """Owned partition -> the group's committed offset (None: none yet)."""
+        return {p: part.committed for p, part in self.partitions.items()}
+
+    def progress(self) -> int:
+        """A number that grows whenever the loop commits or restores anything."""
+        return sum(part.committed or 0 for part in self.partitions.values()) + self.recovery.records_read
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """aiokafka's rebalance callbacks; an error here would be swallowed, so it ends the worker."""
+
+    def __init__(self, loop: CountingLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        try:
+            await self._loop.on_revoked(revoked)
+        except ProduceFailed as exc:
+            leave(ExitCode.STALLED, f"checkpoint before revocation failed: {exc}")
+        except Exception:
+            leave(ExitCode.BUG, "bug while partitions were revoked", exc_info=True)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        started = time.monotonic()
+        try:
+            await self._loop.on_assigned(assigned)
+        except KafkaError as exc:
+            leave(ExitCode.STALLED, f"cannot restore assigned partitions: {exc!r}", exc_info=True)
+        except Exception:
+            leave(ExitCode.BUG, "bug while restoring assigned partitions", exc_info=True)
+        log.info("assignment ready in %.2f s", time.monotonic() - started)

@@ -1,0 +1,25 @@
+"""One partition the worker owns: its derived counts, the crimes changed since the last
+checkpoint, and where it stands in the source topic and the changelog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from streams.core.buckets import DayCounts
+from streams.core.crimes import Held
+
+
+@dataclass(slots=True)
+class PartitionState:
+    partition: int
+    #: counts of the crimes the partition holds: derived from the store at assignment, then
+    #: moved with every change (never stored, so they cannot disagree with the crimes)
+    counts: DayCounts
+    #: next changelog offset not yet in the store
+    changelog_next: int
+    #: crimes changed since the last checkpoint: read before the store, written at the checkpoint
+    pending: dict[bytes, Held] = field(default_factory=dict)
+    #: offset after the last source record processed (None: none yet since assignment)
+    processed: int | None = None
+    #: the group's committed offset for this partition (None: none yet)
+    committed: int | None = None

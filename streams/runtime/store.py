@@ -1,0 +1,255 @@
+"""The worker's local state: each crime's latest state, and where each partition's state stands.
+
+A crime's state and its partition's positions move together, in one atomic write, so the
+positions never run ahead of or behind the state they describe:
+
+- ``Positions.changelog_next``: the next changelog offset not yet in the store. Recovery reads the
+  changelog from here to its end (``streams.runtime.recovery``).
+- ``Positions.source_next``: the next offset of ``disposals`` whose effects are not yet in the
+  store (for diagnostics: consumption restarts from the group's committed offset, and replays are
+  harmless because ``streams.core.crimes.apply`` ignores what a crime has already seen).
+
+Two implementations of one interface:
+
+- ``RocksStore`` (``DW_STORE=rocksdb``, the default): RocksDB through rocksdict, in
+  ``DW_DATA_DIR/store``. One column family per partition (``p<n>``: crime key -> packed state, see
+  ``streams.codec.encode_held``) and a ``meta`` column family (``p<n>`` -> positions,
+  ``deployment`` -> who wrote the store). A write is one RocksDB ``WriteBatch``, atomic across
+  column families. Writes go to the write-ahead log without fsync: a killed process loses
+  nothing (the operating system holds the log); a machine that loses power may lose the last
+  writes, and then the stored positions are older too, so recovery reads those records again.
+- ``MemoryStore`` (``DW_STORE=memory``): dictionaries, empty at every start, so each start
+  restores every partition from the changelog. For tests and small deployments.
+
+A store written by another deployment (another app id, changelog topic or partition count) is
+wiped when opened: its positions would point into someone else's changelog.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from streams.errors import ConfigError, StateError
+
+log = logging.getLogger(__name__)
+
+_POSITIONS = struct.Struct("<qq")
+META = "meta"
+
+
+@dataclass(frozen=True, slots=True)
+class Positions:
+    """Where a partition's stored state stands (see the module docstring)."""
+
+    source_next: int
+    changelog_next: int
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """What a store belongs to; a store of another deployment is wiped when opened."""
+
+    app_id: str
+    changelog_topic: str
+    partitions: int
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {"app_id": self.app_id, "changelog": self.changelog_topic, "partitions": self.partitions},
+            sort_keys=True,
+        ).encode()
+
+
+#: a crime's stored state, or None to delete it
+States = Mapping[bytes, bytes | None]
+
+
+class Store(Protocol):
+    """Crime states and positions per partition (see the module docstring)."""
+
+    def reader(self, partition: int) -> Callable[[bytes], bytes | None]:
+        """A fast lookup of crime states of one partition (bound once per batch)."""
+        ...
+
+    def positions(self, partition: int) -> Positions | None:
+        """None: nothing stored for this partition yet."""
+        ...
+
+    def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]: ...
+
+    def write(self, partition: int, states: States, positions: Positions) -> None:
+        """Store ``states`` and ``positions`` in one atomic write."""
+        ...
+
+    def drop(self, partition: int) -> None:
+        """Forget a partition's states and positions."""
+        ...
+
+    def partitions(self) -> list[int]:
+        """Partitions with stored positions (a member prefers to be given these)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """The store in dictionaries: empty at every start."""
+
+    def __init__(self) -> None:
+        self._states: dict[int, dict[bytes, bytes]] = {}
+        self._positions: dict[int, Positions] = {}
+
+    def reader(self, partition: int) -> Callable[[bytes], bytes | None]:
+        return self._states.setdefault(partition, {}).get
+
+    def positions(self, partition: int) -> Positions | None:
+        return self._positions.get(partition)
+
+    def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        return iter(list(self._states.get(partition, {}).items()))
+
+    def write(self, partition: int, states: States, positions: Positions) -> None:
+        table = self._states.setdefault(partition, {})
+        for key, value in states.items():
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
+        self._positions[partition] = positions
+
+    def drop(self, partition: int) -> None:
+        self._states.pop(partition, None)
+        self._positions.pop(partition, None)
+
+    def partitions(self) -> list[int]:
+        return sorted(self._positions)
+
+    def close(self) -> None:
+        self._states.clear()
+        self._positions.clear()
+
+
+class RocksStore:
+    """The store in RocksDB (rocksdict), one column family per partition."""
+
+    def __init__(self, path: Path, deployment: Deployment) -> None:
+        from rocksdict import Options, Rdict
+
+        self.path = path
+        self._options = Options(raw_mode=True)
+        self._options.create_if_missing(True)
+        self._options.create_missing_column_families(True)
+        families = self._existing_families()
+        try:
+            self._db: Any = Rdict(
+                str(path), self._options, column_families={n: self._cf_options() for n in families}
+            )
+        except Exception as exc:  # rocksdict raises plain Exception with RocksDB's message
+            if "lock" in str(exc).lower():
+                raise ConfigError(
+                    f"DW_DATA_DIR: the store {path} is in use by another worker; "
+                    "give each worker its own DW_DATA_DIR"
+                ) from None
+            raise StateError(f"cannot open the store {path}: {exc}") from exc
+        self._cfs: dict[str, Any] = {n: self._db.get_column_family(n) for n in families if n != "default"}
+        if META not in self._cfs:
+            self._cfs[META] = self._db.create_column_family(META, self._cf_options())
+        stored = self._cfs[META].get(b"deployment")
+        if stored is not None and stored != deployment.encode():
+            log.warning(
+                "the store %s belongs to another deployment (%s); wiping it, so every partition "
+                "is restored from the changelog",
+                path,
+                stored.decode(errors="replace"),
+            )
+            for name in [n for n in self._cfs if n != META]:
+                self._drop_family(name)
+            self._cfs[META].delete_range(b"", b"\xff" * 8)
+        self._cfs[META].put(b"deployment", deployment.encode())
+
+    def _existing_families(self) -> list[str]:
+        from rocksdict import Rdict
+
+        if not (self.path / "CURRENT").exists():
+            return []
+        return list(Rdict.list_cf(str(self.path), self._options))
+
+    @staticmethod
+    def _cf_options() -> Any:
+        from rocksdict import Options
+
+        return Options(raw_mode=True)
+
+    @staticmethod
+    def _name(partition: int) -> str:
+        return f"p{partition}"
+
+    def _family(self, partition: int) -> Any:
+        name = self._name(partition)
+        cf = self._cfs.get(name)
+        if cf is None:
+            cf = self._cfs[name] = self._db.create_column_family(name, self._cf_options())
+        return cf
+
+    def _drop_family(self, name: str) -> None:
+        if self._cfs.pop(name, None) is not None:
+            self._db.drop_column_family(name)
+
+    def reader(self, partition: int) -> Callable[[bytes], bytes | None]:
+        get: Callable[[bytes], bytes | None] = self._family(partition).get
+        return get
+
+    def positions(self, partition: int) -> Positions | None:
+        raw = self._cfs[META].get(self._name(partition).encode())
+        return Positions(*_POSITIONS.unpack(raw)) if raw is not None else None
+
+    def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        items: Iterator[tuple[bytes, bytes]] = self._family(partition).items()
+        return items
+
+    def write(self, partition: int, states: States, positions: Positions) -> None:
+        from rocksdict import WriteBatch
+
+        self._family(partition)
+        handle = self._db.get_column_family_handle(self._name(partition))
+        batch = WriteBatch(raw_mode=True)
+        for key, value in states.items():
+            if value is None:
+                batch.delete(key, handle)
+            else:
+                batch.put(key, value, handle)
+        batch.put(
+            self._name(partition).encode(),
+            _POSITIONS.pack(positions.source_next, positions.changelog_next),
+            self._db.get_column_family_handle(META),
+        )
+        self._db.write(batch)
+
+    def drop(self, partition: int) -> None:
+        self._drop_family(self._name(partition))
+        self._cfs[META].delete(self._name(partition).encode())
+
+    def partitions(self) -> list[int]:
+        out = []
+        for key in self._cfs[META].keys():  # noqa: SIM118 (an Rdict has no __iter__)
+            name = bytes(key).decode()
+            if name.startswith("p") and name[1:].isdigit():
+                out.append(int(name[1:]))
+        return sorted(out)
+
+    def close(self) -> None:
+        self._cfs.clear()
+        self._db.close()
+
+
+def open_store(kind: str, data_dir: Path, deployment: Deployment) -> Store:
+    """The store ``DW_STORE`` names, opened."""
+    if kind == "memory":
+        return MemoryStore()
+    return RocksStore(data_dir / "store", deployment)

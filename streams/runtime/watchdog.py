@@ -1,0 +1,114 @@
+"""The watchdog: a worker that makes no progress while work waits leaves, to be restarted.
+
+It watches commits, not fetches. Every few seconds it asks the broker for the end offsets of the
+owned partitions, through a consumer of its own (the loop's consumer may be what hangs), and
+compares them with the offsets the loop last committed: records wait when an end offset is past
+the committed one. Progress is a committed offset moving, or changelog records being restored.
+When records wait and nothing has progressed for ``DW_STALL_EXIT_S``, it logs the loop's state
+and exits with code 75 (``streams.runtime.exits``); its supervisor restarts the worker, which
+resumes from the last commit. It also sets the lag and last-commit gauges.
+
+``StallDetector`` is the decision, pure; ``Watchdog`` is the task around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from streams import metrics
+from streams.runtime.exits import ExitCode, leave
+from streams.runtime.loop import CountingLoop
+
+log = logging.getLogger(__name__)
+
+#: the longest time between two checks
+CHECK_S = 10.0
+
+
+class StallDetector:
+    """How long work has waited with no progress: ``observe`` once per check."""
+
+    def __init__(self) -> None:
+        self._progress: int | None = None
+        self._since: float | None = None
+
+    def observe(self, now_s: float, *, waiting: bool, progress: int) -> float:
+        """Seconds since the last progress, while work waits; 0 when nothing waits or it moved."""
+        moved = progress != self._progress
+        self._progress = progress
+        if not waiting or moved or self._since is None:
+            self._since = now_s
+            return 0.0
+        return now_s - self._since
+
+
+class Watchdog:
+    def __init__(self, loop: CountingLoop, bootstrap: list[str], stall_exit_s: float) -> None:
+        self._loop = loop
+        self._bootstrap = bootstrap
+        self.stall_exit_s = stall_exit_s
+        self.check_s = min(CHECK_S, max(0.5, stall_exit_s / 6)) if stall_exit_s else CHECK_S
+        self._detector = StallDetector()
+        self._probe: Any = None
+        self._lagging: set[int] = set()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(self.check_s)
+                await self.check()
+        finally:
+            if self._probe is not None:
+                with contextlib.suppress(Exception):
+                    await self._probe.stop()
+
+    async def _offsets(self, tps: list[TopicPartition]) -> tuple[dict[Any, int], dict[Any, int]]:
+        if self._probe is None:
+            self._probe = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+            await self._probe.start()
+        begins = await self._probe.beginning_offsets(tps)
+        ends = await self._probe.end_offsets(tps)
+        return begins, ends
+
+    async def check(self) -> None:
+        loop = self._loop
+        committed = loop.lag_inputs()
+        tps = [TopicPartition(loop.topic, p) for p in sorted(committed)]
+        lags: dict[int, int] = {}
+        if tps:
+            try:
+                begins, ends = await asyncio.wait_for(self._offsets(tps), self.check_s)
+            except (TimeoutError, KafkaError, OSError) as exc:
+                log.warning("watchdog: no end offsets from the broker (%r)", exc)
+                return  # the broker is away: no verdict on the worker
+            for tp in tps:
+                base = committed[tp.partition]
+                lags[tp.partition] = max(0, ends[tp] - (base if base is not None else begins[tp]))
+        for p in self._lagging - set(lags):
+            with contextlib.suppress(KeyError):
+                metrics.CONSUMER_LAG.remove(str(p))
+        for p, lag in lags.items():
+            metrics.CONSUMER_LAG.labels(str(p)).set(lag)
+        self._lagging = set(lags)
+        if loop.checkpoint.committed_at:
+            metrics.LAST_COMMIT.set(loop.checkpoint.committed_at)
+        waiting = any(lags.values()) or loop.recovery.restoring is not None
+        stalled_s = self._detector.observe(time.monotonic(), waiting=waiting, progress=loop.progress())
+        if not stalled_s:
+            return
+        detail = (
+            f"no progress for {stalled_s:.0f} s while records wait: lag per partition {lags}, "
+            f"committed {committed}, recovering={loop.recovering} restoring={loop.recovery.restoring}, "
+            f"records processed {loop.records_processed}, awaiting acknowledgement {len(loop.outbox)}"
+        )
+        if self.stall_exit_s and stalled_s >= self.stall_exit_s:
+            leave(ExitCode.STALLED, detail)
+        if stalled_s >= 30 and stalled_s % 30 < self.check_s:
+            log.warning("%s", detail)
