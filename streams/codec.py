@@ -8,6 +8,11 @@ and ``schemas/avro/history``) and resolves that writer schema to its own, so rec
 with an older schema stay readable after fields are added (with defaults).
 
 fastavro does the encoding and decoding; its parser validates the schema files at import.
+Decoding is on the worker's per-record path, and fastavro's public ``schemaless_reader`` walks
+the whole schema again at every call to collect its named types (about 11 of its 17 us for an
+event). ``AvroCodec`` collects them once per writer schema and calls the reader behind it,
+``fastavro._read._read_data`` (6 us): the one place the project touches fastavro's internals,
+pinned by ``pyproject.toml`` and held equal to the public reader by ``tests/unit/test_codec.py``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+import fastavro._read
 import fastavro.schema
 import orjson
 
@@ -66,6 +72,19 @@ def _inline_named_types(schema: Any, schema_dir: Path, skip: str) -> Any:
     return walk(schema)
 
 
+#: fastavro's reader behind ``schemaless_reader`` (not in its type stubs)
+_read_data: Any = fastavro._read._read_data  # type: ignore[attr-defined]
+
+#: fastavro's reader options, as its public ``schemaless_reader`` passes them by default
+_READ_OPTIONS = {
+    "return_record_name": False,
+    "return_record_name_override": False,
+    "handle_unicode_errors": "strict",
+    "return_named_type": False,
+    "return_named_type_override": False,
+}
+
+
 class AvroCodec:
     """Encodes and decodes one record type with single-object framing."""
 
@@ -77,14 +96,30 @@ class AvroCodec:
         self.schema = fastavro.schema.load_schema(str(path), _write_hint=False)
         self.fingerprint = fingerprint(self.schema)
         self._header = MAGIC + self.fingerprint
-        #: fingerprint -> writer schema; None marks the reader's own schema (no resolution needed)
-        self._writers: dict[bytes, Any] = {self.fingerprint: None}
+        #: fingerprint -> how to read a body that writer wrote: (writer schema, named types of
+        #: writer and reader, reader schema or None when the writer is the reader's own schema)
+        self._readers: dict[bytes, tuple[Any, dict[str, dict[str, Any]], Any]] = {
+            self.fingerprint: self._reader(self.schema, None)
+        }
         history = schema_dir / "history"
         if history.is_dir():
             for old in sorted(history.glob(f"{name}.*.avsc")):
                 old_json = _inline_named_types(json.loads(old.read_text()), schema_dir, skip=name)
                 parsed = fastavro.schema.parse_schema(old_json, _write_hint=False)
-                self._writers.setdefault(fingerprint(parsed), parsed)
+                self._readers.setdefault(fingerprint(parsed), self._reader(parsed, self.schema))
+
+    @staticmethod
+    def _reader(writer: Any, reader: Any) -> tuple[Any, dict[str, dict[str, Any]], Any]:
+        named: dict[str, dict[str, Any]] = {"writer": {}, "reader": {}}
+        writer = fastavro.schema.parse_schema(writer, named["writer"], _write_hint=False)
+        if reader is not None:
+            reader = fastavro.schema.parse_schema(reader, named["reader"], _write_hint=False)
+        return writer, named, reader
+
+    @property
+    def writer_fingerprints(self) -> list[bytes]:
+        """Fingerprints of every writer schema this codec reads (its own first)."""
+        return list(self._readers)
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         buf = io.BytesIO()
@@ -103,7 +138,7 @@ class AvroCodec:
             )
         fp = data[2:HEADER_LEN]
         try:
-            writer = self._writers[fp]
+            writer, named, reader = self._readers[fp]
         except KeyError:
             raise DecodeError(
                 f"unknown writer schema fingerprint {fp.hex()} for {self.name}",
@@ -112,10 +147,7 @@ class AvroCodec:
         buf = io.BytesIO(data)
         buf.seek(HEADER_LEN)
         try:
-            if writer is None:
-                record = fastavro.schemaless_reader(buf, self.schema, None)
-            else:
-                record = fastavro.schemaless_reader(buf, writer, self.schema)
+            record = _read_data(buf, writer, named, reader, _READ_OPTIONS)
         except Exception as exc:  # fastavro raises many types on bad bytes; all mean the same here
             raise DecodeError(
                 f"malformed {self.name} body: {type(exc).__name__}: {exc}", reason="undecodable"

@@ -21,8 +21,8 @@ events of the crime.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from streams.core.classify import Cell
 
@@ -38,8 +38,7 @@ class Change(StrEnum):
     SUPERSEDED = "superseded"
 
 
-@dataclass(frozen=True, slots=True)
-class Held:
+class Held(NamedTuple):
     """What the worker keeps per crime: the cell of its latest outcome, and the events seen."""
 
     cell: Cell
@@ -49,9 +48,10 @@ class Held:
     offset: int = -1
 
 
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """Result of applying one event: the state to store (None: store nothing) and count moves."""
+class Applied(NamedTuple):
+    """Result of applying one event: the state to store (None: store nothing) and count moves.
+
+    Named tuples (here and ``Held``): one of each is made per event."""
 
     cell: Cell  # the event's own cell
     state: Held | None

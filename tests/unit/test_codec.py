@@ -1,3 +1,4 @@
+import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -181,3 +182,39 @@ def test_held_state_written_as_json_by_earlier_versions_still_decodes() -> None:
 def test_unreadable_held_state_is_a_state_error(data: bytes) -> None:
     with pytest.raises(StateError, match="unreadable crime state"):
         decode_held(data)
+
+
+def test_fast_reader_reads_as_fastavros_public_reader(tmp_path: Path) -> None:
+    """The codec calls fastavro's reader without its per-call schema walk (streams/codec.py): it
+    must give what ``fastavro.schemaless_reader`` gives, for the codec's own schema and for an
+    older writer schema resolved to it. An upgrade of fastavro that breaks this fails here."""
+    import io
+
+    import fastavro
+
+    for f in SCHEMA_DIR.glob("*.avsc"):
+        shutil.copy(f, tmp_path)
+    (tmp_path / "history").mkdir()
+    shutil.copy(
+        SCHEMA_DIR / "disposalwatch.OutcomeEvent.avsc",
+        tmp_path / "history" / "disposalwatch.OutcomeEvent.v1.avsc",
+    )
+    schema = json.loads((tmp_path / "disposalwatch.OutcomeEvent.avsc").read_text())
+    schema["fields"].append({"name": "victim_consulted", "type": ["null", "boolean"], "default": None})
+    (tmp_path / "disposalwatch.OutcomeEvent.avsc").write_text(json.dumps(schema))
+    v1 = AvroCodec("disposalwatch.OutcomeEvent", schema_dir=SCHEMA_DIR)
+    v2 = AvroCodec("disposalwatch.OutcomeEvent", schema_dir=tmp_path)
+    assert v2.writer_fingerprints == [v2.fingerprint, v1.fingerprint]
+    events = [
+        EVENT,
+        dataclasses.replace(EVENT, offence_code=None, crime_type="Drugs", domestic_abuse=None),
+        dataclasses.replace(EVENT, outcome_number=None, outcome_text="Local resolution", schema_version=7),
+    ]
+    for ev in events:
+        old = encode_outcome(ev)
+        body = io.BytesIO(old[10:])
+        assert v1.decode(old) == fastavro.schemaless_reader(body, v1.schema, None)
+        body.seek(0)
+        assert v2.decode(old) == fastavro.schemaless_reader(body, v1.schema, v2.schema)
+        new = v2.encode({**v1.decode(old), "victim_consulted": True})
+        assert v2.decode(new) == fastavro.schemaless_reader(io.BytesIO(new[10:]), v2.schema, None)
