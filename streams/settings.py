@@ -57,8 +57,10 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(default=1.0, gt=0, le=300)
     #: a checkpoint comes sooner once this many crimes have changed since the last one
     checkpoint_max_pending: int = Field(default=50_000, ge=1)
-    #: for tests of the watchdog: when this file exists, the counting loop removes it and hangs
+    #: faults for tests (streams/runtime/faults.py): when this file exists, the counting loop
+    #: removes it and hangs; and SIGKILL after a checkpoint step, as "changelog:3"
     fault_hang_file: Path | None = None
+    fault_kill_after: str | None = Field(default=None, pattern=r"^(changelog|store|commit):[1-9][0-9]*$")
     #: seconds between evaluations of the alert rules (on the leader)
     alert_interval_s: float = Field(default=2.0, gt=0, le=3600)
     #: YAML file of hashed bearer tokens and their forces (streams/access.py); none: localhost only

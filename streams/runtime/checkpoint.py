@@ -62,6 +62,7 @@ class Checkpoint:
         *,
         interval_s: float,
         max_pending: int,
+        after_step: Callable[[str], None] = lambda step: None,
     ) -> None:
         self._outbox = outbox
         self._store = store
@@ -69,6 +70,8 @@ class Checkpoint:
         self._source_topic = source_topic
         self.interval_s = interval_s
         self.max_pending = max_pending
+        #: called with "changelog", "store", "commit" after each step (faults for tests)
+        self._after_step = after_step
         self.last_at = time.monotonic()
         #: when the last commit of offsets succeeded (Unix time; 0: never)
         self.committed_at = 0.0
@@ -92,6 +95,7 @@ class Checkpoint:
         for p, states in encoded.items():
             await self._outbox.changelog(p, states.items())
         after = await self._outbox.acknowledged()
+        self._after_step("changelog")
         # 2. store: changed crimes and positions, one atomic write per partition
         for p, part in parts.items():
             if p in after:
@@ -100,6 +104,7 @@ class Checkpoint:
                 source_next = part.processed if part.processed is not None else part.committed or 0
                 self._store.write(p, encoded.get(p, {}), Positions(source_next, part.changelog_next))
             part.pending.clear()
+        self._after_step("store")
         # 3. source offsets
         offsets: dict[TopicPartition, int] = {}
         for p, part in parts.items():
@@ -122,3 +127,4 @@ class Checkpoint:
         self.committed_at = time.time()
         for tp, offset in offsets.items():
             parts[tp.partition].committed = offset
+        self._after_step("commit")

@@ -36,7 +36,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -53,6 +52,7 @@ from streams.errors import DecodeError, RejectedEvent
 from streams.runtime.assignor import MembershipAssignor
 from streams.runtime.checkpoint import Checkpoint
 from streams.runtime.exits import ExitCode, leave
+from streams.runtime.faults import Faults
 from streams.runtime.outbox import DeadLetter, Outbox, ProduceFailed
 from streams.runtime.partition import PartitionState
 from streams.runtime.recovery import ChangelogReader, Recovery
@@ -101,7 +101,7 @@ class CountingLoop:
         self._lock = asyncio.Lock()
         self._stopping = False
         self._dead: list[DeadLetter] = []
-        self._hang_file = Path(settings.fault_hang_file) if settings.fault_hang_file else None
+        self._faults = Faults(settings.fault_hang_file, settings.fault_kill_after)
         self._started = False
         self._done = asyncio.Event()
 
@@ -141,6 +141,7 @@ class CountingLoop:
             self.topic,
             interval_s=settings.commit_interval_s,
             max_pending=settings.checkpoint_max_pending,
+            after_step=self._faults.after,
         )
         await self._producer.start()
         await self.recovery.start(ChangelogReader(bootstrap, settings.changelog_topic))
@@ -169,8 +170,7 @@ class CountingLoop:
                         await self.outbox.dead_letters(dead)
                     if self.checkpoint.due(self.partitions):
                         await self.checkpoint.commit(self.partitions)
-                    if self._hang_file is not None and self._hang_file.exists():
-                        await self._hang()
+                    await self._faults.maybe_hang()
             async with self._lock:
                 await self.checkpoint.commit(self.partitions)
             self._done.set()
@@ -200,14 +200,6 @@ class CountingLoop:
         await self.recovery.stop()
         await self._producer.stop()
         self.store.close()
-
-    async def _hang(self) -> None:
-        """A fault for tests (``DW_FAULT_HANG_FILE``): the loop stops making progress, as a stalled
-        consumer would, while holding the lock; the file is removed so that a restart runs."""
-        assert self._hang_file is not None
-        self._hang_file.unlink(missing_ok=True)
-        log.warning("fault injected (DW_FAULT_HANG_FILE): the counting loop hangs")
-        await asyncio.Event().wait()
 
     # --- one batch --------------------------------------------------------------------------------
 

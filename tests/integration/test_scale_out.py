@@ -6,6 +6,7 @@ from typing import Any
 from streams.simulate import simulate
 
 from .conftest import Deployment, Worker, expected_counts, reference_category
+from .test_exactness import kill_after
 
 
 def settled(a: Worker, b: Worker, partitions: int, timeout_s: float = 120.0) -> tuple[Any, Any]:
@@ -39,4 +40,20 @@ def test_two_workers_each_answer_for_all_partitions(deployment: Deployment) -> N
     for w in (a, b):
         data = w.get("/api/counts?group_by=force&window=all")
         assert data["workers"] == 2
+        assert deployment.counts(w) == expected
+
+
+def test_two_workers_one_killed_mid_replay_end_exact(deployment: Deployment) -> None:
+    events = list(simulate(40000, seed=42))
+    deployment.produce(events)
+    deployment.env.update(DW_BATCH_RECORDS="500")
+    a = deployment.start_worker("a")
+    b = deployment.start_worker("b", ready=False)
+    kill_after(b, 4000)
+    b = deployment.start_worker("b")  # the same data directory
+    deployment.wait()
+    expected = expected_counts(events, reference_category)
+    settled(a, b, deployment.settings.partitions)
+    for w in (a, b):
+        assert w.get("/api/counts?group_by=force&window=all")["workers"] == 2
         assert deployment.counts(w) == expected

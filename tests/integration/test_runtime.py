@@ -1,0 +1,84 @@
+"""The counting runtime's claims against the real broker: a kill at each step of a checkpoint
+loses and doubles nothing; a hung loop is seen by the watchdog, which exits for its supervisor;
+a restart on the same data directory reads nothing back, one without it reads the changelog."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from streams.simulate import simulate
+
+from .conftest import Deployment, Worker, expected_counts, reference_category
+
+
+def restored(worker: Worker) -> float:
+    m = re.search(r"^disposal_changelog_restored_records_total (\S+)$", worker.metrics(), re.M)
+    assert m, "no restore counter in /metrics"
+    return float(m.group(1))
+
+
+@pytest.mark.parametrize("step", ["changelog", "store", "commit"])
+def test_a_kill_after_any_checkpoint_step_loses_and_doubles_nothing(
+    deployment: Deployment, step: str
+) -> None:
+    events = list(simulate(12000, seed=61))
+    deployment.produce(events)
+    # small checkpoints, so that the third comes mid-replay
+    deployment.env.update(DW_CHECKPOINT_MAX_PENDING="1500", DW_BATCH_RECORDS="500")
+    killed = deployment.start_worker(ready=False, DW_FAULT_KILL_AFTER=f"{step}:3")
+    assert killed.proc.wait(120) == -9
+    assert f"SIGKILL after {step} of checkpoint 3" in killed.log.read_text()
+    worker = deployment.start_worker()
+    deployment.wait()
+    expected = expected_counts(events, reference_category)
+    assert deployment.counts(worker) == expected
+    deployment.produce(events)  # and every event once more
+    deployment.wait()
+    assert deployment.counts(worker) == expected
+    # the changelog alone holds every crime: a worker without the store ends with the same counts
+    worker.stop()
+    shutil.rmtree(deployment.dir / "w1")
+    worker = deployment.start_worker()
+    assert deployment.counts(worker) == expected
+
+
+def test_a_hung_loop_is_seen_by_the_watchdog_which_exits_for_a_restart(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    hang = tmp_path / "hang"
+    hang.touch()
+    events = list(simulate(10000, seed=62))
+    deployment.produce(events)
+    deployment.env.update(DW_STALL_EXIT_S="6", DW_BATCH_RECORDS="500")
+    worker = deployment.start_worker(ready=False, DW_FAULT_HANG_FILE=str(hang))
+    deployment.wait(timeout_s=120)
+    assert not hang.exists() and worker.restarts == 1
+    log = worker.log.read_text()
+    assert "the counting loop hangs" in log
+    assert re.search(r"no progress for \d+ s while records wait: lag .*exiting with code 75", log)
+    worker.wait_ready()
+    assert deployment.counts(worker) == expected_counts(events, reference_category)
+
+
+def test_restart_reads_back_only_what_the_store_lacks(deployment: Deployment) -> None:
+    events = list(simulate(8000, seed=63))
+    deployment.produce(events)
+    expected = expected_counts(events, reference_category)
+    worker = deployment.start_worker()
+    deployment.wait()
+    assert deployment.counts(worker) == expected
+    worker.stop()
+
+    worker = deployment.start_worker()  # the same data directory
+    assert restored(worker) == 0
+    assert deployment.counts(worker) == expected
+    worker.stop()
+
+    shutil.rmtree(deployment.dir / "w1")  # a new machine: the store comes back from the changelog
+    worker = deployment.start_worker()
+    assert restored(worker) >= sum(expected.values())
+    assert deployment.counts(worker) == expected

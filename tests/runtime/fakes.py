@@ -1,0 +1,85 @@
+"""Small fakes for Kafka I/O, so the runtime is tested without a broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
+
+from streams.codec import encode_outcome
+from streams.model import OutcomeEvent
+
+
+class FakeBatch:
+    def __init__(self, capacity: int) -> None:
+        self.records: list[tuple[bytes, bytes | None]] = []
+        self.capacity = capacity
+
+    def append(self, *, key: bytes, value: bytes | None, timestamp: Any) -> object | None:
+        if len(self.records) >= self.capacity:
+            return None
+        self.records.append((key, value))
+        return object()
+
+    def record_count(self) -> int:
+        return len(self.records)
+
+
+class FakeProducer:
+    """Topics as lists; ``fail`` makes every acknowledgement an error."""
+
+    def __init__(self, capacity: int = 3, fail: bool = False) -> None:
+        self.logs: dict[tuple[str, int], list[tuple[bytes | None, bytes | None, Any]]] = {}
+        self.capacity = capacity
+        self.fail = fail
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch(self.capacity)
+
+    def _ack(self, base: int) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.fail:
+            fut.set_exception(RuntimeError("broker said no"))
+        else:
+            fut.set_result(SimpleNamespace(offset=base))
+        return fut
+
+    async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        log = self.logs.setdefault((topic, partition), [])
+        base = len(log)
+        log.extend((k, v, None) for k, v in batch.records)
+        return self._ack(base)
+
+    async def send(
+        self, topic: str, value: bytes | None, key: bytes | None = None, headers: Any = None
+    ) -> Any:
+        log = self.logs.setdefault((topic, 0), [])
+        log.append((key, value, headers))
+        return self._ack(len(log) - 1)
+
+
+class FakeReader:
+    """A changelog as a dict partition -> list of (key, value); offsets are list indices."""
+
+    def __init__(self, logs: dict[int, list[tuple[bytes, bytes | None]]], begin: int = 0) -> None:
+        self.logs = logs
+        self.begin = begin
+
+    async def bounds(self, partition: int) -> tuple[int, int]:
+        return self.begin, len(self.logs.get(partition, []))
+
+    async def read(self, partition: int, start: int, end: int) -> AsyncIterator[list[Any]]:
+        log = self.logs.get(partition, [])
+        for i in range(start, end, 2):  # chunks of two, to cover more than one store write
+            yield [
+                SimpleNamespace(offset=j, key=log[j][0], value=log[j][1]) for j in range(i, min(i + 2, end))
+            ]
+
+
+def record(event: OutcomeEvent | None, offset: int, partition: int = 0, value: bytes | None = None) -> Any:
+    """A consumer record of the disposals topic."""
+    if event is not None:
+        value = encode_outcome(event)
+    key = event.crime_key.encode() if event is not None else b"bad"
+    return SimpleNamespace(topic="disposals", partition=partition, offset=offset, key=key, value=value)

@@ -1,0 +1,87 @@
+"""One batch of the counting loop, without a broker: decode, dead letters, pending states, counts."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from aiokafka import TopicPartition
+
+from streams.codec import encode_held
+from streams.core.buckets import DayCounts
+from streams.core.clock import StreamClock
+from streams.core.crimes import event_digest
+from streams.model import OutcomeEvent
+from streams.runtime.loop import CountingLoop
+from streams.runtime.partition import PartitionState
+from streams.runtime.store import MemoryStore, Positions
+from streams.settings import load_settings
+
+from .fakes import record
+
+TP = TopicPartition("disposals", 0)
+BASE = OutcomeEvent(
+    event_id="e1",
+    force_id="kent",
+    crime_ref="46/1/25",
+    disposal="pending",
+    outcome_date=dt.date(2025, 3, 1),
+    recorded_at=dt.datetime(2025, 3, 1, tzinfo=dt.UTC),
+    source_system="test",
+    offence_code="8Q",
+)
+
+
+def loop_with(store: MemoryStore, breaches: list[object]) -> CountingLoop:
+    loop = CountingLoop(
+        load_settings(clock="stream", retention_days=400),
+        store,
+        StreamClock(),
+        is_breach=lambda cell: cell.disposal == "community-resolution",
+        on_breach=lambda: breaches.append(1),
+    )
+    loop.partitions[0] = PartitionState(0, DayCounts(), 0)
+    loop.recovering = False
+    return loop
+
+
+def test_a_batch_moves_counts_keeps_states_pending_and_dead_letters_the_bad() -> None:
+    breaches: list[object] = []
+    store = MemoryStore()
+    loop = loop_with(store, breaches)
+    e2 = dataclasses.replace(
+        BASE, event_id="e2", disposal="community-resolution", outcome_date=dt.date(2025, 3, 9)
+    )
+    batch = {
+        TP: [
+            record(BASE, 10),
+            record(None, 11, value=b"garbage"),
+            record(e2, 12),
+            record(e2, 13),  # a re-sent copy
+            record(dataclasses.replace(BASE, event_id="e3", force_id="gotham"), 14),
+        ]
+    }
+    loop._process(batch)
+    part = loop.partitions[0]
+    assert part.processed == 15 and loop.records_processed == 5
+    assert [(c.disposal, n) for c, n in part.counts.cells()] == [("community-resolution", 1)]
+    assert part.pending[b"kent/46/1/25"].offset == 12
+    assert [(d.reason, d.offset) for d in loop._dead] == [("undecodable", 11), ("unknown_force", 14)]
+    assert breaches == [1]
+
+
+def test_a_crime_in_the_store_is_read_and_a_redelivery_ignored() -> None:
+    store = MemoryStore()
+    loop = loop_with(store, [])
+    loop._process({TP: [record(BASE, 10)]})
+    held = loop.partitions[0].pending.pop(b"kent/46/1/25")
+    assert held.seen == (event_digest("e1"),)
+    # as after a checkpoint and a restart: the crime is in the store, the record comes again
+    store.write(0, {b"kent/46/1/25": encode_held(held, 0)}, Positions(11, 1))
+    loop.partitions[0] = PartitionState(0, DayCounts(), 1)
+    loop.partitions[0].counts.add(held.cell, "kent/46/1/25")
+    loop._process({TP: [record(BASE, 10)]})
+    assert loop.partitions[0].pending == {} and loop.partitions[0].counts.total == 1
+    later = dataclasses.replace(BASE, event_id="e2", disposal="charge", outcome_date=dt.date(2025, 3, 2))
+    loop._process({TP: [record(later, 11)]})
+    assert [(c.disposal, n) for c, n in loop.partitions[0].counts.cells()] == [("charge", 1)]

@@ -1,0 +1,54 @@
+"""Both stores keep crime states and positions per partition, written together."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.errors import ConfigError
+from streams.runtime.store import Deployment, MemoryStore, Positions, RocksStore, Store
+
+DEPLOYMENT = Deployment("dw", "dw-crimes-changelog", 4)
+
+
+@pytest.fixture(params=["memory", "rocksdb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    s: Store = MemoryStore() if request.param == "memory" else RocksStore(tmp_path / "store", DEPLOYMENT)
+    yield s
+    s.close()
+
+
+def test_states_and_positions_per_partition(store: Store) -> None:
+    assert store.positions(0) is None and store.partitions() == []
+    store.write(0, {b"a": b"1", b"b": b"2"}, Positions(10, 2))
+    store.write(3, {b"a": b"other partition"}, Positions(4, 1))
+    store.write(0, {b"a": None, b"c": b"3"}, Positions(12, 3))  # None deletes
+    assert store.positions(0) == Positions(12, 3) and store.positions(3) == Positions(4, 1)
+    assert sorted(store.items(0)) == [(b"b", b"2"), (b"c", b"3")]
+    get = store.reader(0)
+    assert get(b"b") == b"2" and get(b"a") is None and store.reader(3)(b"a") == b"other partition"
+    assert store.partitions() == [0, 3]
+    store.drop(0)
+    assert store.positions(0) is None and list(store.items(0)) == [] and store.partitions() == [3]
+
+
+def test_rocks_store_survives_a_reopen_and_refuses_a_second_opener(tmp_path: Path) -> None:
+    s = RocksStore(tmp_path / "store", DEPLOYMENT)
+    s.write(1, {b"k": b"v"}, Positions(7, 5))
+    with pytest.raises(ConfigError, match="in use by another worker"):
+        RocksStore(tmp_path / "store", DEPLOYMENT)
+    s.close()
+    s = RocksStore(tmp_path / "store", DEPLOYMENT)
+    assert s.positions(1) == Positions(7, 5) and list(s.items(1)) == [(b"k", b"v")]
+    s.close()
+
+
+def test_rocks_store_of_another_deployment_is_wiped(tmp_path: Path) -> None:
+    s = RocksStore(tmp_path / "store", DEPLOYMENT)
+    s.write(1, {b"k": b"v"}, Positions(7, 5))
+    s.close()
+    s = RocksStore(tmp_path / "store", Deployment("dw", "dw-crimes-changelog", 8))
+    assert s.partitions() == [] and s.positions(1) is None and list(s.items(1)) == []
+    s.close()

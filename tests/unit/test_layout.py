@@ -1,0 +1,73 @@
+"""The layout's rules (../shared/STYLE.md): a pure core, one composition root, no import circles."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+IO_LIBRARIES = {"kafka", "aiokafka", "faust", "mode", "fastavro", "prometheus_client", "aiohttp", "rocksdict"}
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for package in ("streams", "alerts"):
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            out[name] = path
+    return out
+
+
+def imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return found
+
+
+def test_the_core_imports_no_io_library() -> None:
+    for name, path in modules().items():
+        if name.startswith(("streams.core", "alerts")):
+            bad = {i for i in imports(path) if i.split(".")[0] in IO_LIBRARIES}
+            assert not bad, f"{name} imports {bad}"
+            assert not {
+                i
+                for i in imports(path)
+                if i.startswith("streams.")
+                and not i.startswith(("streams.core", "streams.reference", "streams.model", "streams.errors"))
+            }, f"{name} reaches into the shell"
+        if name.startswith("alerts"):
+            assert not {i for i in imports(path) if i.startswith("streams")}, f"{name} imports streams"
+
+
+def test_only_the_entry_point_imports_the_composition_root() -> None:
+    for name, path in modules().items():
+        if name != "streams.cli":
+            assert "streams.app" not in imports(path), f"{name} imports streams.app"
+
+
+def test_no_import_circles() -> None:
+    mods = modules()
+    graph = {name: {i for i in imports(path) if i in mods and i != name} for name, path in mods.items()}
+    for name in graph:  # a package depends on its own modules only through what it re-exports
+        graph[name] -= {m for m in graph[name] if name.startswith(m + ".")}
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(n: str) -> None:
+        if n in done:
+            return
+        assert n not in visiting, "import circle: " + " -> ".join([*visiting[visiting.index(n) :], n])
+        visiting.append(n)
+        for m in sorted(graph[n]):
+            visit(m)
+        visiting.pop()
+        done.add(n)
+
+    for n in sorted(graph):
+        visit(n)
