@@ -152,13 +152,17 @@ def lag(settings: Settings) -> dict[int, int]:
     """Records of ``disposals`` not yet committed by the worker group, per partition."""
     from kafka import TopicPartition
     from kafka.admin import OffsetSpec
+    from kafka.protocol.consumer.offsets import IsolationLevel
 
     client = admin(settings)
     try:
         meta = client.describe_topics([settings.disposals_topic])
         parts = [p["partition_index"] for p in (meta[0].get("partitions") or [])] if meta else []
         tps = [TopicPartition(settings.disposals_topic, p) for p in sorted(parts)]
-        ends = client.list_partition_offsets({tp: OffsetSpec.LATEST for tp in tps})
+        # the last stable offset: records of a transaction still open are not yet produced
+        ends = client.list_partition_offsets(
+            {tp: OffsetSpec.LATEST for tp in tps}, isolation_level=IsolationLevel.READ_COMMITTED
+        )
         committed = client.list_group_offsets({settings.app_id: tps}).get(settings.app_id, {})
     finally:
         client.close()

@@ -8,7 +8,10 @@ each checkpoint, makes them durable in this order (``Checkpoint.commit``):
    every dead letter is written too; and every acknowledgement is awaited;
 2. **store written**: per partition, the changed crimes and the positions (next source offset,
    next changelog offset) in one atomic write;
-3. **offsets committed**: the source offsets after the last record processed.
+3. **offsets committed**: the consumer's position in each partition, which is after the last
+   record processed and after any transaction marker that followed it (a marker takes an offset
+   too: committing "last record + 1" would leave every transactionally written partition one
+   short of its end forever).
 
 Why any crash leaves the counts exact (the argument ``streams.core.crimes`` completes):
 
@@ -24,8 +27,8 @@ Why any crash leaves the counts exact (the argument ``streams.core.crimes`` comp
 The changelog is written before the store so that the store never holds a state the changelog
 lacks: a store lost later (a new machine, a deleted data directory) is rebuilt from the
 changelog alone. Committed offsets never run ahead of the changelog, so a record is never
-committed before its effect is durable. Offsets only move forward: a commit below the last one
-is a bug (``OffsetWentBack``).
+committed before its effect is durable. Offsets only move forward: a position below the last
+commit, or below the last record processed, is a bug (``OffsetWentBack``).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiokafka import TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from streams.codec import encode_held
 from streams.errors import StreamError
@@ -46,6 +49,7 @@ from streams.runtime.store import Positions, Store
 log = logging.getLogger(__name__)
 
 Commit = Callable[[dict[TopicPartition, int]], Awaitable[None]]
+Position = Callable[[TopicPartition], Awaitable[int]]
 
 
 class OffsetWentBack(StreamError):
@@ -58,6 +62,7 @@ class Checkpoint:
         outbox: Outbox,
         store: Store,
         commit: Commit,
+        position: Position,
         source_topic: str,
         *,
         interval_s: float,
@@ -67,6 +72,7 @@ class Checkpoint:
         self._outbox = outbox
         self._store = store
         self._commit = commit
+        self._position = position
         self._source_topic = source_topic
         self.interval_s = interval_s
         self.max_pending = max_pending
@@ -105,16 +111,22 @@ class Checkpoint:
                 self._store.write(p, encoded.get(p, {}), Positions(source_next, part.changelog_next))
             part.pending.clear()
         self._after_step("store")
-        # 3. source offsets
+        # 3. source offsets: every record the consumer has returned has been processed
         offsets: dict[TopicPartition, int] = {}
         for p, part in parts.items():
-            if part.processed is None or part.processed == part.committed:
+            tp = TopicPartition(self._source_topic, p)
+            try:
+                position = await self._position(tp)
+            except IllegalStateError:  # revoked meanwhile: whoever owns it now replays harmlessly
                 continue
-            if part.committed is not None and part.processed < part.committed:
+            behind = [o for o in (part.processed, part.committed) if o is not None and position < o]
+            if behind:
                 raise OffsetWentBack(
-                    f"{self._source_topic}[{p}]: commit of {part.processed} after {part.committed}"
+                    f"{self._source_topic}[{p}]: position {position} behind {max(behind)} "
+                    f"(processed {part.processed}, committed {part.committed})"
                 )
-            offsets[TopicPartition(self._source_topic, p)] = part.processed
+            if position != part.committed:
+                offsets[tp] = position
         if not offsets:
             return
         try:

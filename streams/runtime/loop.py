@@ -116,10 +116,13 @@ class CountingLoop:
             client_id=f"{settings.app_id}-counting",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # events of an aborted transaction (a failed ingest that wrote transactionally) never count
+            isolation_level="read_committed",
             partition_assignment_strategy=(self._assignor,),
             # a worker that dies is noticed in 10 s (Kafka's default is 45 s)
             session_timeout_ms=10_000,
-            heartbeat_interval_ms=3_000,
+            # a rebalance is noticed at the next heartbeat
+            heartbeat_interval_ms=1_000,
             # restoring a partition inside the rebalance listener does not poll: allow long ones
             max_poll_interval_ms=900_000,
             max_partition_fetch_bytes=4 * 1024 * 1024,
@@ -138,6 +141,7 @@ class CountingLoop:
             self.outbox,
             self.store,
             self._consumer.commit,
+            self._consumer.position,
             self.topic,
             interval_s=settings.commit_interval_s,
             max_pending=settings.checkpoint_max_pending,

@@ -55,6 +55,9 @@ class ChangelogReader:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=16 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
+            # requests on a connection are answered in order: a fetch held up to 500 ms for
+            # data (the default) would delay the offset requests of the next partition
+            fetch_max_wait_ms=50,
         )
         await self._consumer.start()
 
@@ -73,11 +76,14 @@ class ChangelogReader:
         tp = TopicPartition(self.topic, partition)
         self._consumer.assign([tp])
         self._consumer.seek(tp, start)
-        while await self._consumer.position(tp) < end:
-            got = await self._consumer.getmany(tp, timeout_ms=1000, max_records=CHUNK)
-            records = [r for r in got.get(tp, ()) if r.offset < end]
-            if records:
-                yield records
+        try:
+            while await self._consumer.position(tp) < end:
+                got = await self._consumer.getmany(tp, timeout_ms=1000, max_records=CHUNK)
+                records = [r for r in got.get(tp, ()) if r.offset < end]
+                if records:
+                    yield records
+        finally:
+            self._consumer.unsubscribe()  # no idle fetches in the way of the next questions
 
 
 def derive_counts(store: Store, partition: int, clock: Clock, keep_days: int) -> DayCounts:

@@ -71,7 +71,11 @@ class Watchdog:
 
     async def _offsets(self, tps: list[TopicPartition]) -> tuple[dict[Any, int], dict[Any, int]]:
         if self._probe is None:
-            self._probe = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+            # end offsets as the loop sees them (it reads committed records only): the last
+            # stable offset, so a transaction still open is not "records waiting"
+            self._probe = AIOKafkaConsumer(
+                bootstrap_servers=self._bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+            )
             await self._probe.start()
         begins = await self._probe.beginning_offsets(tps)
         ends = await self._probe.end_offsets(tps)

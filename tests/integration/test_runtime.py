@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,34 @@ def test_restart_reads_back_only_what_the_store_lacks(deployment: Deployment) ->
     worker = deployment.start_worker()
     assert restored(worker) >= sum(expected.values())
     assert deployment.counts(worker) == expected
+
+
+def test_transactional_input_counts_committed_events_only_and_its_markers_do_not_hold_lag(
+    deployment: Deployment,
+) -> None:
+    """A producer that writes in transactions: an aborted batch never counts, and the commit
+    markers (which take offsets) are committed past, so `wait` sees no lag and the watchdog no
+    stall (DW_STALL_EXIT_S is short here)."""
+    from kafka import KafkaProducer
+    from streams.codec import encode_outcome
+
+    kept, dropped = list(simulate(3000, seed=64)), list(simulate(500, seed=65))
+    s = deployment.settings
+    producer = KafkaProducer(bootstrap_servers=s.kafka.split(","), transactional_id=f"{s.app_id}-test")
+    producer.init_transactions()
+    for events, commit in ((dropped, False), (kept, True)):
+        producer.begin_transaction()
+        for ev in events:
+            producer.send(s.disposals_topic, key=ev.crime_key.encode(), value=encode_outcome(ev))
+        producer.flush()
+        if commit:
+            producer.commit_transaction()
+        else:
+            producer.abort_transaction()
+    producer.close()
+    deployment.env.update(DW_STALL_EXIT_S="8")
+    worker = deployment.start_worker()
+    deployment.wait(timeout_s=60)
+    assert deployment.counts(worker) == expected_counts(kept, reference_category)
+    time.sleep(12)  # longer than DW_STALL_EXIT_S: a lag held by markers would make the watchdog exit
+    assert worker.proc.poll() is None and worker.restarts == 0

@@ -35,10 +35,14 @@ class Harness:
         self.commits: list[dict[TopicPartition, int]] = []
         self.seen: list[tuple[str, Any]] = []  # what was durable after each step
         self.commit_error = commit_error
+        #: the consumer's position per partition (default: after the last record processed)
+        self.positions: dict[int, int] = {}
+        self.parts: dict[int, PartitionState] = {}
         self.checkpoint = Checkpoint(
             self.outbox,
             self.store,
             self.commit,
+            self.position,
             "disposals",
             interval_s=60,
             max_pending=3,
@@ -49,6 +53,16 @@ class Harness:
         if self.commit_error is not None:
             raise self.commit_error
         self.commits.append(dict(offsets))
+
+    async def position(self, tp: TopicPartition) -> int:
+        if tp.partition in self.positions:
+            return self.positions[tp.partition]
+        part = self.parts[tp.partition]
+        return part.processed if part.processed is not None else part.committed or 0
+
+    async def run(self, parts: dict[int, PartitionState]) -> None:
+        self.parts = parts
+        await self.checkpoint.commit(parts)
 
     def after(self, step: str) -> None:
         changelog = sum(len(v) for k, v in self.producer.logs.items() if k[0] == "changelog")
@@ -65,18 +79,19 @@ async def test_steps_run_in_order_and_each_makes_its_part_durable() -> None:
     h = Harness()
     parts = {0: part(0, {b"a": held(3), b"b": held(4), b"c": held(5)}, 6), 1: part(1, {}, None)}
     await h.outbox.dead_letters([DeadLetter(b"k", b"v", "undecodable", "e", "disposals", 0, 2)])
-    await h.checkpoint.commit(parts)
+    await h.run(parts)
     assert h.seen == [
         ("changelog", (3, None, 0)),  # changelog acknowledged; store and offsets untouched
         ("store", (3, Positions(6, 3), 0)),  # three records in changelog partition 0 (two batches)
         ("commit", (3, Positions(6, 3), 1)),
     ]
-    assert h.commits == [{TopicPartition("disposals", 0): 6}]
+    # partition 1 processed nothing; its position is committed once, as the group had none
+    assert h.commits == [{TopicPartition("disposals", 0): 6, TopicPartition("disposals", 1): 0}]
     assert decode_held(h.store.reader(0)(b"c") or b"")[0] == held(5)
     assert parts[0].pending == {} and parts[0].committed == 6 and parts[0].changelog_next == 3
     assert [k for k, _, _ in h.producer.logs[("dlq", 0)]] == [b"k"]
     # nothing new: nothing is written or committed again
-    await h.checkpoint.commit(parts)
+    await h.run(parts)
     assert len(h.commits) == 1
 
 
@@ -84,21 +99,35 @@ async def test_an_unacknowledged_record_stops_the_checkpoint_before_store_and_of
     h = Harness(fail=True)
     parts = {0: part(0, {b"a": held(3)}, 4)}
     with pytest.raises(ProduceFailed, match="changelog\\[0\\] did not acknowledge"):
-        await h.checkpoint.commit(parts)
+        await h.run(parts)
     assert h.seen == [] and h.store.positions(0) is None and h.commits == []
 
 
 async def test_a_refused_commit_leaves_the_work_in_changelog_and_store() -> None:
     h = Harness(commit_error=CommitFailedError("rebalanced"))
     parts = {0: part(0, {b"a": held(3)}, 4, committed=2)}
-    await h.checkpoint.commit(parts)
+    await h.run(parts)
     assert h.store.positions(0) == Positions(4, 1) and parts[0].committed == 2
 
 
 async def test_an_offset_below_the_last_commit_is_a_bug() -> None:
     h = Harness()
     with pytest.raises(OffsetWentBack):
-        await h.checkpoint.commit({0: part(0, {}, 3, committed=5)})
+        await h.run({0: part(0, {}, 3, committed=5)})
+
+
+async def test_the_position_past_a_transaction_marker_is_committed() -> None:
+    """A marker after the last record takes an offset: the position covers it, so the partition's
+    lag reaches 0 (a commit of "last record + 1" would stay one short forever)."""
+    h = Harness()
+    h.positions[0] = 7  # the record at 5 was the last; 6 is the commit marker
+    parts = {0: part(0, {b"a": held(5)}, 6)}
+    await h.run(parts)
+    assert h.commits == [{TopicPartition("disposals", 0): 7}] and parts[0].committed == 7
+    await h.run(parts)  # a partition whose position moved past a marker alone is committed too
+    h.positions[0] = 9
+    await h.run(parts)
+    assert h.commits[-1] == {TopicPartition("disposals", 0): 9}
 
 
 def test_due_after_the_interval_or_with_enough_changes() -> None:
