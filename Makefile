@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install test run stop bench lint clean
+.PHONY: install test run stop bench bench-restart bench-soak lint clean
 
 install: $(STAMP)
 
@@ -25,6 +25,12 @@ stop:
 
 bench: install
 	scripts/with-broker.sh $(BIN)/python bench/throughput.py
+
+bench-restart: install
+	scripts/with-broker.sh $(BIN)/python bench/restart.py
+
+bench-soak: install
+	scripts/with-broker.sh $(BIN)/python bench/soak_kill.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -23,6 +23,7 @@ import pytest
 from streams.kafka_local import free_port
 from streams.model import OutcomeEvent
 from streams.producer import EventProducer, ensure_topics
+from streams.runtime.exits import ExitCode
 from streams.settings import Settings, load_settings
 
 BIN = Path(sys.executable).parent
@@ -37,8 +38,8 @@ def kafka_bootstrap() -> str:
     return bootstrap
 
 
-#: the worker's exit code when it stalled (streams/agents.py): a supervisor restarts it
-EXIT_STALLED = 75
+#: the worker's exit code when it stalled (streams/runtime/exits.py): a supervisor restarts it
+EXIT_STALLED = int(ExitCode.STALLED)
 
 
 @dataclass

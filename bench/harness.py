@@ -1,0 +1,219 @@
+"""What the benchmarks share: events, a transaction that holds them back, worker processes, the
+raw consume-and-decode loop."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from streams.codec import decode_outcome, encode_outcome  # noqa: E402
+from streams.kafka_local import free_port  # noqa: E402
+from streams.model import OutcomeEvent  # noqa: E402
+from streams.policeuk import Tally, events_from_files  # noqa: E402
+from streams.producer import lag  # noqa: E402
+from streams.reference import FORCE_NAMES  # noqa: E402
+from streams.settings import Settings, load_settings  # noqa: E402
+
+SAMPLES = ROOT.parent / "shared" / "data" / "policeuk" / "city-of-london-2016-2017"
+CLI = str(Path(sys.executable).parent / "disposal-watch")
+
+
+def policeuk_shaped(n: int) -> list[OutcomeEvent]:
+    base = list(events_from_files(sorted(SAMPLES.glob("*.csv")), Tally()))
+    forces = sorted(FORCE_NAMES)
+    out: list[OutcomeEvent] = []
+    copy = 0
+    while len(out) < n:
+        force = forces[copy % len(forces)]
+        for ev in base:
+            out.append(
+                dataclasses.replace(
+                    ev,
+                    force_id=force,
+                    crime_ref=f"{ev.crime_ref}-{copy}",
+                    event_id=f"{ev.event_id}-{copy}",
+                )
+            )
+            if len(out) == n:
+                break
+        copy += 1
+    return out
+
+
+async def raw_loop(bootstrap: str, topic: str, n: int) -> float:
+    """Events/s of aiokafka consume + the project's Avro decode, from first record to last."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"raw-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    seen = 0
+    t0 = None
+    try:
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            for records in batch.values():
+                if t0 is None:
+                    t0 = time.perf_counter()
+                for r in records:
+                    decode_outcome(r.value)
+                    seen += 1
+        return seen / (time.perf_counter() - (t0 or time.perf_counter()))
+    finally:
+        await consumer.stop()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def get_json(url: str) -> dict:  # type: ignore[type-arg]
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return json.load(r)
+
+
+class Workers:
+    """`count` worker processes of one deployment, each with its own data directory and port."""
+
+    def __init__(self, env: dict[str, str], count: int, workdir: Path, profile: bool) -> None:
+        self.env, self.count, self.workdir, self.profile = env, count, workdir, profile
+        self.settings = settings_of(env)
+        self.ports = [free_port() for _ in range(count)]
+        self.urls = [f"http://127.0.0.1:{p}" for p in self.ports]
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        self.procs = []
+        for i in range(self.count):
+            wenv = {**self.env, "DW_DATA_DIR": str(self.workdir / f"w{i}"), "DW_WEB_PORT": str(self.ports[i])}
+            cmd = [CLI, "worker"]
+            if self.profile and i == 0:
+                cmd = [sys.executable, "-m", "cProfile", "-o", str(self.workdir / "worker.prof")]
+                cmd += ["-m", "streams.cli", "worker"]
+            log = (self.workdir / f"w{i}.log").open("a")
+            self.procs.append(subprocess.Popen(cmd, env=wenv, stdout=log, stderr=subprocess.STDOUT))
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            p.wait(120)
+
+    def processed(self) -> int:
+        total = 0
+        for u in self.urls:
+            with contextlib.suppress(OSError):
+                total += get_json(u + "/healthz")["records_processed"]
+        return total
+
+    def settled(self) -> bool:
+        """Every worker ok, and every partition owned by one of them."""
+        try:
+            health = [get_json(u + "/healthz") for u in self.urls]
+        except OSError:
+            return False
+        owned = sorted(p for h in health for p in h["partitions"])
+        return all(h["status"] == "ok" for h in health) and owned == list(range(self.settings.partitions))
+
+    def wait_settled(self, timeout_s: float = 300) -> float:
+        """Seconds until the group has settled."""
+        t = time.perf_counter()
+        deadline = time.monotonic() + timeout_s
+        while not self.settled():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"workers did not settle; logs in {self.workdir}")
+            time.sleep(0.05)
+        return time.perf_counter() - t
+
+    def rate(self, held: HeldBack, timeout_s: float = 1800) -> float:
+        """Events/s of a settled group over ``held`` events, released now: from the release to
+        the last record processed, once the group's lag is 0."""
+        deadline = time.monotonic() + timeout_s
+        n0 = self.processed()
+        held.release()
+        t0 = time.perf_counter()
+        last_t, last_n, next_lag_check = t0, n0, 0.0
+        while True:
+            done, now = self.processed(), time.perf_counter()
+            if done != last_n:
+                last_t, last_n = now, done
+            if now >= next_lag_check:
+                next_lag_check = now + 0.5
+                if not any(lag(self.settings).values()):
+                    return (last_n - n0) / max(1e-9, last_t - t0)
+            if time.monotonic() > deadline:
+                raise SystemExit(f"workers processed {done} in {timeout_s}s; logs in {self.workdir}")
+            time.sleep(0.05)
+
+    def counts(self) -> dict[tuple[str, ...], int]:
+        data = get_json(self.urls[0] + "/api/counts?group_by=force,category,disposal,day&window=all")
+        return {(r["force"], r["category"], r["disposal"], r["day"]): r["count"] for r in data["rows"]}
+
+
+def differing(got: dict[tuple[str, ...], int], want: dict[tuple[str, ...], int]) -> int:
+    return sum(1 for k in set(got) | set(want) if got.get(k, 0) != want.get(k, 0))
+
+
+class HeldBack:
+    """Events produced in one Kafka transaction, invisible to the workers (who read committed
+    records only) until ``release``: so that a group of workers can settle before it reads."""
+
+    def __init__(self, settings: Settings, events: list[OutcomeEvent]) -> None:
+        from kafka import KafkaProducer
+
+        self._producer = KafkaProducer(
+            bootstrap_servers=settings.kafka.split(","),
+            transactional_id=f"bench-{uuid.uuid4().hex[:8]}",
+            transaction_timeout_ms=900_000,
+            linger_ms=20,
+            batch_size=256 * 1024,
+        )
+        self._producer.init_transactions()
+        self._producer.begin_transaction()
+        t = time.perf_counter()
+        for ev in events:
+            self._producer.send(settings.disposals_topic, key=ev.crime_key.encode(), value=encode_outcome(ev))
+        self._producer.flush()
+        self.produce_per_s = len(events) / (time.perf_counter() - t)
+
+    def release(self) -> None:
+        self._producer.commit_transaction()
+        self._producer.close()
+
+
+def distinct_crimes(n: int) -> list[OutcomeEvent]:
+    """``n`` events, each of a crime of its own (so ``n`` crimes held): police.uk-shaped."""
+    base = list(events_from_files(sorted(SAMPLES.glob("*.csv")), Tally()))
+    forces = sorted(FORCE_NAMES)
+    return [
+        dataclasses.replace(
+            base[i % len(base)],
+            force_id=forces[(i // len(base)) % len(forces)],
+            crime_ref=f"R{i}",
+            event_id=f"r{i}",
+        )
+        for i in range(n)
+    ]
+
+
+def settings_of(env: dict[str, str]) -> Settings:
+    return load_settings(**{k[3:].lower(): v for k, v in env.items() if k.startswith("DW_")})
