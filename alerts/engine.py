@@ -1,9 +1,11 @@
-"""Rule evaluation over counts: one ``Evaluation`` per (rule, force, category) in scope.
+"""Rule evaluation: one ``Evaluation`` per (rule, force, category) in scope.
 
-``evaluate(rules, counts, at=..., forces=...)`` takes counts keyed by (force, category,
-disposal class, outcome day, domestic-abuse flag), as the worker keeps them, summed over every
-partition, and says for each alert whether its condition holds on day ``at``, with the evidence.
-Deciding transitions (firing -> resolved and back) from successive evaluations is the caller's.
+``evaluate_totals(rules, totals, at=..., forces=...)`` takes each rule's numerator and
+denominator per (force, category) over its window ending on ``at`` (``alerts.aggregates``: the
+worker keeps them as counts move, summed over every worker) and says for each alert whether its
+condition holds, with the evidence. ``evaluate(rules, counts, ...)`` does the same from counts
+keyed by (force, category, disposal class, outcome day, domestic-abuse flag). Deciding
+transitions (firing -> resolved and back) from successive evaluations is the caller's.
 
 Measures (see alerts/rules.yaml):
 - count: numerator over the window >= threshold
@@ -24,11 +26,11 @@ both to crimes flagged domestic abuse. ``case`` rules are decided per event (``b
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from alerts import funnel
+from alerts.aggregates import ZERO, ForceCategory, RuleAggregates, Totals
 from alerts.rules import Rule
 
 #: (force, category, disposal class, outcome day, domestic abuse) -> crimes
@@ -58,27 +60,6 @@ def window(at: dt.date, days: int, *, back: int = 0) -> tuple[dt.date, dt.date]:
     return end - dt.timedelta(days=days - 1), end
 
 
-def totals(
-    rule: Rule, counts: Counts, first: dt.date, last: dt.date
-) -> dict[tuple[str, str], tuple[int, int]]:
-    """(force, category) -> (numerator, denominator) over days ``first``..``last``."""
-    num: dict[tuple[str, str], int] = defaultdict(int)
-    den: dict[tuple[str, str], int] = defaultdict(int)
-    cats = set(rule.category)
-    wanted = set(rule.disposals)
-    for (force, category, disposal, day, da), n in counts.items():
-        if day < first or day > last or category not in cats:
-            continue
-        if rule.domestic_abuse is not None and da != rule.domestic_abuse:
-            continue
-        key = (force, category)
-        if disposal in wanted:
-            num[key] += n
-        if disposal != "pending":
-            den[key] += n
-    return {k: (num.get(k, 0), den.get(k, 0)) for k in set(num) | set(den)}
-
-
 def _rate(num: int, den: int) -> float:
     return num / den if den else 0.0
 
@@ -86,34 +67,48 @@ def _rate(num: int, den: int) -> float:
 def evaluate(
     rules: Sequence[Rule], counts: Counts, *, at: dt.date, forces: Iterable[str]
 ) -> list[Evaluation]:
+    """Evaluate from counts (aggregated here first)."""
+    aggregates = RuleAggregates(rules)
+    aggregates.add_all(counts.items())
+    return evaluate_totals(rules, aggregates.totals(at), at=at, forces=forces)
+
+
+def evaluate_totals(
+    rules: Sequence[Rule],
+    totals: Mapping[str, Mapping[ForceCategory, Totals]],
+    *,
+    at: dt.date,
+    forces: Iterable[str],
+) -> list[Evaluation]:
     all_forces = sorted(forces)
     out: list[Evaluation] = []
     for rule in rules:
         scope = all_forces if rule.forces == "all" else sorted(rule.forces)
         first, last = window(at, rule.window_days)
-        now = totals(rule, counts, first, last)
-        before = (
-            totals(rule, counts, *window(at, rule.window_days, back=1)) if rule.measure == "spike" else {}
-        )
+        mine = totals.get(rule.id, {})
         for category in rule.category:
-            pairs = {f: now.get((f, category), (0, 0)) for f in scope}
+            sums = {f: mine.get((f, category), ZERO) for f in scope}
             p0 = None
             phi = 1.0
             if rule.measure == "peer":
-                p0 = funnel.pooled_rate([y for y, _ in pairs.values()], [n for _, n in pairs.values()])
+                p0 = funnel.pooled_rate(
+                    [t.numerator for t in sums.values()], [t.denominator for t in sums.values()]
+                )
                 if p0 is not None and rule.overdispersion and 0 < p0 < 1:
-                    eligible = [(y, n) for y, n in pairs.values() if n >= max(1, rule.min_volume)]
-                    phi = funnel.overdispersion([y for y, _ in eligible], [n for _, n in eligible], p0)
+                    eligible = [t for t in sums.values() if t.denominator >= max(1, rule.min_volume)]
+                    phi = funnel.overdispersion(
+                        [t.numerator for t in eligible], [t.denominator for t in eligible], p0
+                    )
             for force in scope:
-                y, n = pairs[force]
+                t = sums[force]
                 out.append(
                     _one(
                         rule,
                         force,
                         category,
-                        y,
-                        n,
-                        before.get((force, category), (0, 0)),
+                        t.numerator,
+                        t.denominator,
+                        (t.numerator_before, t.denominator_before),
                         p0,
                         phi,
                         first,

@@ -7,8 +7,10 @@ format, commented.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -152,6 +154,12 @@ def load_rules(path: Path, *, known_forces: Collection[str] | None = None) -> li
                 raise RuleError(f"{path}:{at}: rule {rule.id}: unknown force id {', '.join(bad)}")
         rules.append(rule)
     return rules
+
+
+def rules_fingerprint(rules: Sequence[Rule]) -> str:
+    """Identifies a set of rules: the workers that evaluate together must all hold the same."""
+    doc = json.dumps([r.model_dump(mode="json") for r in rules], sort_keys=True)
+    return hashlib.sha256(doc.encode()).hexdigest()[:16]
 
 
 def _tuples(raw: dict[str, Any]) -> dict[str, Any]:

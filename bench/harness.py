@@ -194,10 +194,12 @@ class HeldBack:
             self._producer.send(settings.disposals_topic, key=ev.crime_key.encode(), value=encode_outcome(ev))
         self._producer.flush()
         self.produce_per_s = len(events) / (time.perf_counter() - t)
+        self.released = False
 
     def release(self) -> None:
         self._producer.commit_transaction()
         self._producer.close()
+        self.released = True
 
 
 def distinct_crimes(n: int) -> list[OutcomeEvent]:

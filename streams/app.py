@@ -6,7 +6,7 @@ Nothing imports this module. ``build(settings)`` returns a typed ``Worker``; ``c
       RuntimeService: CountingLoop (source topic, store, changelog, checkpoints) + Watchdog
       tasks: AlertLog.follow, Evaluator.run, one webhook delivery per receiver
       pages: /metrics /healthz /api/counts /api/alerts /api/alerts/stream (users, scoped)
-             /api/counts/local /api/refs/local /api/clock (other workers, peer credential)
+             /api/counts/local /api/aggregates/local /api/refs/local /api/clock (other workers)
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from alerts.aggregates import RuleAggregates
 from alerts.engine import breaches
 from alerts.rules import Rule, load_rules
 from streams import metrics
@@ -33,6 +34,7 @@ from streams.http.alerts import AlertPages
 from streams.http.counts import CountsPages
 from streams.http.guards import Guard
 from streams.http.health import HealthPages
+from streams.http.peers import PeerPages
 from streams.reference import FORCE_NAMES
 from streams.runtime import host
 from streams.runtime.loop import CountingLoop
@@ -97,16 +99,18 @@ def build(settings: Settings) -> Worker:
         Deployment(settings.app_id, settings.changelog_topic, settings.partitions),
     )
     wake: list[Callable[[], None]] = []  # the evaluator's, once built
+    aggregates = RuleAggregates(rules)
     loop = CountingLoop(
         settings,
         store,
         clock_for(settings.clock),
         is_breach=breach_test([r for r in rules if r.measure == "case"]),
         on_breach=lambda: wake[0](),
+        sink=aggregates,
     )
     watchdog = Watchdog(loop, bootstrap, settings.stall_exit_s)
     credential = peer_credential(key)
-    cluster = Cluster(loop, settings.web_url, credential, key)
+    cluster = Cluster(loop, aggregates, settings.web_url, credential, key)
     alert_log = AlertLog(bootstrap, settings.alerts_topic)
     writer = AlertWriter(bootstrap, settings.alerts_topic, f"{settings.app_id}-alerts")
     evaluator = Evaluator(
@@ -129,14 +133,16 @@ def build(settings: Settings) -> Worker:
     health = HealthPages(loop, settings.clock)
     counts = CountsPages(cluster, clock_kind=settings.clock, retention_days=settings.retention_days)
     feed = AlertPages(alert_log)
+    peers = PeerPages(cluster)
     host.add_page(app, "/metrics", health.metrics, "metrics")
     host.add_page(app, "/healthz", health.healthz, "healthz")
     host.add_page(app, "/api/counts", guard.scoped(counts.counts), "counts")
     host.add_page(app, "/api/alerts", guard.scoped(feed.alerts), "alerts")
     host.add_page(app, "/api/alerts/stream", guard.scoped(feed.stream), "alerts_stream")
-    host.add_page(app, "/api/counts/local", guard.peers_only(counts.counts_local), "counts_local")
-    host.add_page(app, "/api/refs/local", guard.peers_only(counts.refs_local), "refs_local")
-    host.add_page(app, "/api/clock", guard.peers_only(counts.clock), "clock")
+    host.add_page(app, "/api/counts/local", guard.peers_only(peers.counts_local), "counts_local")
+    host.add_page(app, "/api/aggregates/local", guard.peers_only(peers.aggregates_local), "aggregates_local")
+    host.add_page(app, "/api/refs/local", guard.peers_only(peers.refs_local), "refs_local")
+    host.add_page(app, "/api/clock", guard.peers_only(peers.clock), "clock")
 
     host.add_task(app, alert_log.follow, "follow_alerts")
     host.add_task(app, evaluator.run, "evaluate_alerts")

@@ -1,25 +1,41 @@
-"""Counts across every worker of the group.
+"""Counts and rule totals across every worker of the group.
 
-Each worker holds the counts of its own partitions. ``Cluster`` finds the other workers through
-the group's membership (``streams.runtime.assignor``: every member's URL travels in the group's
-user data) and adds up their partial counts; a worker that does not answer raises ``PeerError``
+Each worker holds the counts of its own partitions, and the alert rules' totals over them
+(``alerts.aggregates``). ``Cluster`` finds the other workers through the group's membership
+(``streams.runtime.assignor``: every member's URL travels in the group's user data) and adds up
+their parts; a worker that does not answer, or answers for other rules, raises ``PeerError``
 rather than let a partial figure through. Crime references leave a worker only pseudonymised.
+
+- ``rows``: counts grouped by any dimensions over a day range (``/api/counts``: O(cells));
+- ``totals``: every rule's numerator and denominator per (force, category) on a day (the alert
+  leader, every evaluation: independent of the days and crimes held);
+- ``evidence``: pseudonyms of crimes behind given alerts (only when count or case alerts fire).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 
+from alerts.aggregates import RuleAggregates, RuleTotals, merge
+from alerts.engine import window
+from alerts.rules import rules_fingerprint
 from streams.access import PEER_HEADER
-from streams.core.buckets import merge_refs, merge_rows
+from streams.core.buckets import merge_rows
 from streams.core.counting import pseudonym
 from streams.core.query import Row
 from streams.runtime.loop import CountingLoop
+from streams.wire import TotalsReply, decode_totals
+
+#: an alert: rule id, force, category
+AlertKey = tuple[str, str, str]
+#: evidence kept per alert
+EVIDENCE = 10
 
 PEER_TIMEOUT_S = 10.0
 
@@ -29,24 +45,59 @@ class PeerError(Exception):
 
 
 class Cluster:
-    def __init__(self, loop: CountingLoop, url: str, credential: str, pseudonym_key: bytes) -> None:
+    def __init__(
+        self,
+        loop: CountingLoop,
+        aggregates: RuleAggregates,
+        url: str,
+        credential: str,
+        pseudonym_key: bytes,
+    ) -> None:
         self.loop = loop
+        self.aggregates = aggregates
+        self.rules = {r.id: r for r in aggregates.rules}
+        self.rules_id = rules_fingerprint(aggregates.rules)
         self.url = url.rstrip("/")
         self.credential = credential
+        #: how long the last ``local_totals`` took (the evaluator reports it with its own time)
+        self.local_totals_s = 0.0
         self._key = pseudonym_key
 
     def local_clock(self) -> dt.date | None:
         return self.loop.newest()
 
-    def local_rows(
+    async def local_rows(
         self, group_by: Sequence[str], first: dt.date | None, last: dt.date | None
     ) -> dict[Row, int]:
-        return merge_rows(p.counts.rows(group_by, first, last) for p in list(self.loop.partitions.values()))
+        """This worker's counts grouped by ``group_by``: O(cells), so the event loop is let go
+        between partitions."""
+        parts = []
+        for p in list(self.loop.partitions.values()):
+            parts.append(p.counts.rows(group_by, first, last))
+            await asyncio.sleep(0)
+        return merge_rows(parts)
 
-    def local_refs(self, first: dt.date, last: dt.date) -> dict[Row, list[str]]:
-        """Pseudonyms of the crimes kept as evidence per cell (all dimensions)."""
-        rows = merge_refs(p.counts.refs_by_row(first, last) for p in list(self.loop.partitions.values()))
-        return {row: [pseudonym(k, self._key) for k in keys] for row, keys in rows.items()}
+    def local_totals(self, at: dt.date) -> TotalsReply:
+        started = time.perf_counter()
+        reply = TotalsReply(self.rules_id, self.loop.recovering, self.aggregates.totals(at))
+        self.local_totals_s = time.perf_counter() - started
+        return reply
+
+    def local_evidence(self, alerts: Sequence[AlertKey], at: dt.date) -> dict[AlertKey, list[str]]:
+        """Pseudonyms of up to EVIDENCE crimes behind each alert, newest first."""
+        out: dict[AlertKey, list[str]] = {}
+        for rule_id, force, category in alerts:
+            rule = self.rules.get(rule_id)
+            if rule is None:
+                continue
+            first, last = window(at, rule.window_days)
+            keys: list[str] = []
+            for part in list(self.loop.partitions.values()):
+                keys += part.counts.refs_matching(
+                    force, category, rule.disposals, first, last, rule.domestic_abuse
+                )
+            out[(rule_id, force, category)] = [pseudonym(k, self._key) for k in keys[:EVIDENCE]]
+        return out
 
     def peers(self) -> list[str]:
         """URLs of the other workers that own partitions."""
@@ -61,14 +112,16 @@ class Cluster:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise PeerError(f"{url} did not answer: {type(exc).__name__} {exc}") from exc
 
-    async def _ask_peers(self, path: str, params: dict[str, str]) -> list[Any]:
+    async def _ask_peers(self, path: str, params: Any) -> list[tuple[str, Any]]:
+        """(peer URL, JSON answer) of every other worker."""
         others = self.peers()
         if not others:
             return []
         async with aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S), headers={PEER_HEADER: self.credential}
         ) as session:
-            return list(await asyncio.gather(*(self._fetch(session, f"{u}{path}", params) for u in others)))
+            answers = await asyncio.gather(*(self._fetch(session, f"{u}{path}", params) for u in others))
+        return list(zip(others, answers, strict=True))
 
     async def today(self, clock_kind: str) -> dt.date | None:
         """Today by DW_CLOCK: the UTC date, or the newest outcome date any worker holds."""
@@ -77,18 +130,41 @@ class Cluster:
         clocks = [self.local_clock()]
         answers = await self._ask_peers("/api/clock", {})
         clocks += [
-            dt.date.fromisoformat(a["newest_outcome_date"]) for a in answers if a["newest_outcome_date"]
+            dt.date.fromisoformat(a["newest_outcome_date"]) for _, a in answers if a["newest_outcome_date"]
         ]
         known = [c for c in clocks if c is not None]
         return max(known) if known else None
 
-    async def refs(self, first: dt.date, last: dt.date) -> dict[Row, list[str]]:
-        """Crime pseudonyms per cell (all dimensions) from every worker."""
-        params = {"first": first.isoformat(), "last": last.isoformat()}
+    async def totals(self, at: dt.date) -> tuple[RuleTotals, bool]:
+        """Every rule's totals per (force, category) for windows ending on ``at``, over every
+        worker; and whether any worker is still recovering."""
+        answers = await self._ask_peers("/api/aggregates/local", {"at": at.isoformat()})
+        mine = self.local_totals(at)
+        parts, recovering = [mine.totals], mine.recovering
+        for url, doc in answers:
+            try:
+                reply = decode_totals(doc)
+            except ValueError as exc:
+                raise PeerError(f"{url} answered no totals: {exc}") from exc
+            if reply.rules != self.rules_id:
+                raise PeerError(
+                    f"{url} evaluates other rules (fingerprint {reply.rules}, here {self.rules_id}): "
+                    "every worker needs the same DW_RULES"
+                )
+            parts.append(reply.totals)
+            recovering = recovering or reply.recovering
+        return merge(parts), recovering
+
+    async def evidence(self, alerts: Sequence[AlertKey], at: dt.date) -> dict[AlertKey, list[str]]:
+        """Pseudonyms of up to EVIDENCE crimes behind each alert, from every worker."""
+        params = [("at", at.isoformat())] + [("alert", "|".join(a)) for a in alerts]
         answers = await self._ask_peers("/api/refs/local", params)
-        parts = [self.local_refs(first, last)]
-        parts += [{tuple(r[:-1]): r[-1] for r in a["rows"]} for a in answers]
-        return merge_refs(parts)
+        out = self.local_evidence(alerts, at)
+        for _, doc in answers:
+            for rule_id, force, category, pseudonyms in doc["evidence"]:
+                kept = out.setdefault((rule_id, force, category), [])
+                kept.extend(p for p in pseudonyms if p not in kept)
+        return {key: refs[:EVIDENCE] for key, refs in out.items()}
 
     async def rows(
         self, group_by: Sequence[str], first: dt.date, last: dt.date
@@ -97,7 +173,7 @@ class Cluster:
         any worker is still recovering, and how many workers answered."""
         params = {"group_by": ",".join(group_by), "first": first.isoformat(), "last": last.isoformat()}
         answers = await self._ask_peers("/api/counts/local", params)
-        parts = [self.local_rows(group_by, first, last)]
-        parts += [{tuple(r[:-1]): int(r[-1]) for r in a["rows"]} for a in answers]
-        recovering = self.loop.recovering or any(a.get("recovering") for a in answers)
+        parts = [await self.local_rows(group_by, first, last)]
+        parts += [{tuple(r[:-1]): int(r[-1]) for r in a["rows"]} for _, a in answers]
+        recovering = self.loop.recovering or any(a.get("recovering") for _, a in answers)
         return merge_rows(parts), recovering, 1 + len(answers)

@@ -54,6 +54,12 @@ LAST_COMMIT = Gauge(
     "disposal_last_commit_timestamp_seconds",
     "When this worker last committed offsets (after changelog and store), as a Unix time",
 )
+EVALUATION_SECONDS = Histogram(
+    "disposal_alert_evaluation_seconds",
+    "Time the alert leader spends computing one evaluation (every worker's rule totals merged, "
+    "rules evaluated, transitions found), not counting the wait for other workers",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
 ALERTS_FIRING = Gauge(
     "alerts_firing",
     "1 for each alert firing (reported by the worker that evaluates alerts, the leader)",

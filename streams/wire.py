@@ -11,6 +11,10 @@ JSON, versioned by a ``v`` field: small, read once per rebalance, and readable i
 
 - ``alert_json``: an alerts-topic record as the feed (HTTP, SSE, webhooks) shows it: dates as ISO
   strings, and its feed id (its offset on the alerts topic).
+- ``TotalsReply``: a worker's rule totals for the alert leader (``/api/aggregates/local``): per
+  rule, per (force, category), numerator and denominator over the window and the one before.
+  Its size depends on rules, forces and categories, never on days or crimes held. It carries
+  the fingerprint of the worker's rules, so workers with different rule files are not added up.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from alerts.aggregates import RuleTotals, Totals
 
 WIRE_VERSION = 1
 
@@ -83,3 +89,34 @@ def alert_json(record: Mapping[str, Any], offset: int) -> dict[str, Any]:
     for k, v in record.items():
         out[k] = v.isoformat() if isinstance(v, dt.date | dt.datetime) else v
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class TotalsReply:
+    rules: str
+    recovering: bool
+    totals: RuleTotals
+
+
+def encode_totals(reply: TotalsReply) -> dict[str, Any]:
+    return {
+        "v": WIRE_VERSION,
+        "rules": reply.rules,
+        "recovering": reply.recovering,
+        "totals": {
+            rule_id: [[force, category, *t] for (force, category), t in rows.items() if any(t)]
+            for rule_id, rows in reply.totals.items()
+        },
+    }
+
+
+def decode_totals(doc: Mapping[str, Any]) -> TotalsReply:
+    """Raises ``ValueError`` on a reply that is not one."""
+    try:
+        totals: RuleTotals = {
+            str(rule_id): {(str(r[0]), str(r[1])): Totals(*(int(x) for x in r[2:6])) for r in rows}
+            for rule_id, rows in doc["totals"].items()
+        }
+        return TotalsReply(str(doc["rules"]), bool(doc["recovering"]), totals)
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise ValueError(f"not a totals reply: {exc!r}") from exc

@@ -7,8 +7,10 @@ One evaluation (``Evaluator.evaluate_once``):
 1. claim the alerts topic (``AlertWriter.claim``): from here no earlier leader can write;
 2. wait until the alert log has read every committed transition, so that a transition that
    reached the topic before a crash or a move of leadership is known and never emitted again;
-3. gather every worker's counts (``Cluster``; skipped while any worker is recovering), evaluate
-   the rules, and write the transitions in one transaction.
+3. gather every worker's rule totals for windows ending on the evaluation day (``Cluster.totals``:
+   the aggregates each worker keeps as counts move, so the cost does not grow with the crimes
+   held; skipped while any worker is recovering), evaluate the rules, gather evidence for the
+   count and case alerts that fire, and write the transitions in one transaction.
 
 Because the timer re-evaluates, alerts resolve when the window moves on with no new event (under
 ``DW_CLOCK=stream`` the newest outcome date held drives the windows). Alerts of rules removed
@@ -22,20 +24,20 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from alerts.engine import evaluate
+from alerts.engine import evaluate_totals
 from alerts.lifecycle import Transition, transitions
 from alerts.rules import Rule
 from streams import metrics
 from streams.alerting.log import AlertLog
 from streams.alerting.writer import AlertWriter, Fenced
-from streams.cluster import Cluster, PeerError
+from streams.cluster import AlertKey, Cluster, PeerError
 from streams.codec import encode_alert
-from streams.core.query import DIMENSIONS
 from streams.reference import FORCE_NAMES
 from streams.runtime.loop import CountingLoop
 from streams.wire import alert_json
@@ -52,23 +54,8 @@ def retired(entry: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
     return record
 
 
-def with_refs(t: Transition, refs: dict[tuple[str, ...], list[str]]) -> Transition:
-    """``t`` with up to 10 pseudonyms of the crimes its rule counted in the window."""
-    r, e = t.rule, t.evaluation
-    first, last = e.window_start.isoformat(), e.window_end.isoformat()
-    out: list[str] = []
-    for (force, category, disposal, day, da), pseudonyms in sorted(refs.items()):
-        if (
-            force != e.force
-            or category != e.category
-            or disposal not in r.disposals
-            or not first <= day <= last
-        ):
-            continue
-        if r.domestic_abuse is not None and (da == "true") != r.domestic_abuse:
-            continue
-        out.extend(p for p in pseudonyms if p not in out)
-    return dataclasses.replace(t, crime_refs=tuple(out[:10]))
+def key(t: Transition) -> AlertKey:
+    return (t.rule.id, t.evaluation.force, t.evaluation.category)
 
 
 class Evaluator:
@@ -91,8 +78,6 @@ class Evaluator:
         self._writer = writer
         self._clock_kind = clock_kind
         self._interval_s = interval_s
-        #: spike rules look one window back
-        self._span_days = 2 * max((r.window_days for r in rules), default=1)
         self._soon = asyncio.Event()
         self._firing_labels: dict[str, tuple[str, str, str, str]] = {}
 
@@ -136,19 +121,18 @@ class Evaluator:
         at = await self._cluster.today(self._clock_kind)
         if at is None:
             return 0
-        first = at - dt.timedelta(days=self._span_days - 1)
-        rows, recovering, _ = await self._cluster.rows(DIMENSIONS, first, at)
+        totals, recovering = await self._cluster.totals(at)
         if recovering:
             return 0
-        counts = {
-            (f, c, d, dt.date.fromisoformat(day), da == "true"): n for (f, c, d, day, da), n in rows.items()
-        }
-        evals = evaluate(self.rules, counts, at=at, forces=FORCE_NAMES)
+        started = time.perf_counter()
+        evals = evaluate_totals(self.rules, totals, at=at, forces=FORCE_NAMES)
         now = dt.datetime.now(dt.UTC)
         found = transitions(evals, self._log.state_of(), self._by_id, at=now)
-        if any(t.state == "firing" and t.rule.measure in ("count", "case") for t in found):
-            refs = await self._cluster.refs(first, at)
-            found = [with_refs(t, refs) if t.rule.measure in ("count", "case") else t for t in found]
+        metrics.EVALUATION_SECONDS.observe(time.perf_counter() - started + self._cluster.local_totals_s)
+        cited = [key(t) for t in found if t.state == "firing" and t.rule.measure in ("count", "case")]
+        if cited:  # evidence: pseudonyms of crimes the rule counted in the window
+            evidence = await self._cluster.evidence(cited, at)
+            found = [dataclasses.replace(t, crime_refs=tuple(evidence.get(key(t), ()))) for t in found]
         # alerts of rules no longer in the file resolve (a rules change takes effect on restart)
         out: list[tuple[str, str, str, dict[str, Any]]] = [
             (fp, entry["rule_id"], "resolved", retired(entry, now))

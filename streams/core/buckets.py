@@ -10,25 +10,38 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Protocol
 
 from streams.core.classify import Cell
-from streams.core.query import DIMENSIONS, Row
+from streams.core.query import Row
 
 #: crimes kept per cell, as evidence for alerts
 REFS_PER_CELL = 10
 
 
+class CountSink(Protocol):
+    """Told of every change of the counts (``alerts.aggregates.RuleAggregates``)."""
+
+    def move(self, cell: tuple[str, str, str, dt.date, bool], delta: int) -> None: ...
+
+
 class DayCounts:
-    """Crime counts per cell for one partition, and its stream clock."""
+    """Crime counts per cell for one partition, and its stream clock.
 
-    __slots__ = ("_cells", "_refs", "newest", "floor", "total")
+    A ``sink``, when given, is told of every crime that enters or leaves a cell (including cells
+    pruned past the retention horizon), so what it derives always equals the counts held."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_cells", "_refs", "_ref_cells", "_sink", "newest", "floor", "total")
+
+    def __init__(self, sink: CountSink | None = None) -> None:
         self._cells: dict[Cell, int] = defaultdict(int)
         #: up to REFS_PER_CELL keys of crimes counted in each cell (alert evidence). Crime keys
         #: never leave the process: whoever sends them out pseudonymises them first.
         self._refs: dict[Cell, list[str]] = {}
+        #: (force, category) -> the cells holding evidence, so one alert's is found directly
+        self._ref_cells: dict[tuple[str, str], set[Cell]] = {}
+        self._sink = sink
         #: newest outcome day held (the stream clock of this partition), None when empty
         self.newest: dt.date | None = None
         #: cells before this day have been pruned: moves out of them are not counted down
@@ -44,8 +57,13 @@ class DayCounts:
             return
         self._cells[cell] += 1
         self.total += 1
+        if self._sink is not None:
+            self._sink.move(cell, 1)
         if ref is not None:
-            refs = self._refs.setdefault(cell, [])
+            refs = self._refs.get(cell)
+            if refs is None:
+                refs = self._refs[cell] = []
+                self._ref_cells.setdefault((cell.force, cell.category), set()).add(cell)
             if len(refs) < REFS_PER_CELL:
                 refs.append(ref)
         if self.newest is None or cell.day > self.newest:
@@ -61,11 +79,22 @@ class DayCounts:
         if n <= 0:  # a bug, not bad input: the counts no longer match the crimes held
             raise RuntimeError(f"count of {cell} would go below zero")
         self.total -= 1
+        if self._sink is not None:
+            self._sink.move(cell, -1)
         if n == 1:
             del self._cells[cell]
-            self._refs.pop(cell, None)
+            self._forget_refs(cell)
         else:
             self._cells[cell] = n - 1
+
+    def _forget_refs(self, cell: Cell) -> None:
+        if self._refs.pop(cell, None) is not None:
+            fc = (cell.force, cell.category)
+            held = self._ref_cells.get(fc)
+            if held is not None:
+                held.discard(cell)
+                if not held:
+                    del self._ref_cells[fc]
 
     def move(self, removed: Cell | None, added: Cell | None, ref: str | None = None) -> None:
         if removed is not None:
@@ -77,20 +106,39 @@ class DayCounts:
         """Keys of (up to REFS_PER_CELL of) the crimes counted in ``cell``."""
         return list(self._refs.get(cell, ()))
 
+    def refs_matching(
+        self,
+        force: str,
+        category: str,
+        disposals: Collection[str],
+        first: dt.date,
+        last: dt.date,
+        domestic_abuse: bool | None,
+    ) -> list[str]:
+        """Keys of crimes kept as evidence in the cells of one force and category with one of
+        ``disposals``, dated ``first``..``last`` (and flagged so, when ``domestic_abuse`` is set);
+        newest day first."""
+        out: list[str] = []
+        for cell in sorted(self._ref_cells.get((force, category), ()), key=lambda c: c.day, reverse=True):
+            if cell.disposal not in disposals or not first <= cell.day <= last:
+                continue
+            if domestic_abuse is not None and cell.domestic_abuse != domestic_abuse:
+                continue
+            out.extend(self._refs[cell])
+        return out
+
     def prune(self, before: dt.date) -> int:
         """Forget cells of days before ``before``; returns how many cells went."""
         old = [c for c in self._cells if c.day < before]
         for c in old:
-            self.total -= self._cells.pop(c)
-            self._refs.pop(c, None)
+            n = self._cells.pop(c)
+            self.total -= n
+            if self._sink is not None:
+                self._sink.move(c, -n)
+            self._forget_refs(c)
         if self.floor is None or before > self.floor:
             self.floor = before
         return len(old)
-
-    def refs_by_row(self, first: dt.date, last: dt.date) -> dict[Row, list[str]]:
-        """Crime keys per cell (keyed like ``rows(DIMENSIONS)``) over days ``first``..``last``."""
-        key = _row_key(DIMENSIONS)
-        return {key(c): list(r) for c, r in self._refs.items() if r and first <= c.day <= last}
 
     def cells(self) -> Iterable[tuple[Cell, int]]:
         return self._cells.items()
@@ -127,12 +175,3 @@ def merge_rows(parts: Iterable[Mapping[Row, int]]) -> dict[Row, int]:
         for row, n in part.items():
             out[row] += n
     return {row: n for row, n in out.items() if n}
-
-
-def merge_refs(parts: Iterable[Mapping[Row, Sequence[str]]]) -> dict[Row, list[str]]:
-    """Concatenate partial samples of crime references per row."""
-    out: dict[Row, list[str]] = {}
-    for part in parts:
-        for row, refs in part.items():
-            out.setdefault(row, []).extend(refs)
-    return out

@@ -1,11 +1,9 @@
-"""Counts over HTTP.
+"""``GET /api/counts?group_by=&window=&at=``: counts across *all* partitions.
 
-- ``GET /api/counts?group_by=&window=&at=``: counts across *all* partitions: the worker that
-  answers asks every other worker of the group for its partial counts and adds them up; a worker
-  that does not answer fails the request (503) rather than return a silently partial figure. A
-  token scoped to some forces must group by force and sees only its forces' rows.
-- ``GET /api/counts/local``, ``GET /api/refs/local``, ``GET /api/clock``: the per-worker halves of
-  that, for the other workers only (``Guard.peers_only``).
+The worker that answers asks every other worker of the group for its partial counts
+(``streams.http.peers``) and adds them up; a worker that does not answer fails the request (503)
+rather than return a silently partial figure. A token scoped to some forces must group by force
+and sees only its forces' rows.
 """
 
 from __future__ import annotations
@@ -25,37 +23,6 @@ class CountsPages:
         self.cluster = cluster
         self.clock_kind = clock_kind
         self.retention_days = retention_days
-
-    async def clock(self, request: web.Request) -> web.Response:
-        newest = self.cluster.local_clock()
-        return web.json_response(
-            {
-                "newest_outcome_date": newest.isoformat() if newest else None,
-                "recovering": self.cluster.loop.recovering,
-            }
-        )
-
-    async def counts_local(self, request: web.Request) -> web.Response:
-        q = request.query
-        try:
-            group_by = parse_group_by(q.get("group_by", ""))
-            first = dt.date.fromisoformat(q["first"]) if q.get("first") else None
-            last = dt.date.fromisoformat(q["last"]) if q.get("last") else None
-        except ValueError as exc:
-            return error(400, str(exc))
-        rows = self.cluster.local_rows(group_by, first, last)
-        return web.json_response(
-            {"rows": [[*r, n] for r, n in rows.items()], "recovering": self.cluster.loop.recovering}
-        )
-
-    async def refs_local(self, request: web.Request) -> web.Response:
-        q = request.query
-        try:
-            first, last = dt.date.fromisoformat(q["first"]), dt.date.fromisoformat(q["last"])
-        except (KeyError, ValueError) as exc:
-            return error(400, f"first and last must be YYYY-MM-DD: {exc}")
-        rows = self.cluster.local_refs(first, last)
-        return web.json_response({"rows": [[*r, refs] for r, refs in rows.items()]})
 
     async def counts(self, request: web.Request, scope: Scope) -> web.Response:
         q = request.query

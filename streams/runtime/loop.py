@@ -44,6 +44,7 @@ from aiokafka.errors import IllegalStateError, KafkaError
 
 from streams import metrics
 from streams.codec import decode_held, decode_outcome
+from streams.core.buckets import CountSink
 from streams.core.classify import Cell
 from streams.core.clock import Clock, horizon, latest_accepted_day, utc_today
 from streams.core.counting import count_event
@@ -55,7 +56,7 @@ from streams.runtime.exits import ExitCode, leave
 from streams.runtime.faults import Faults
 from streams.runtime.outbox import DeadLetter, Outbox, ProduceFailed
 from streams.runtime.partition import PartitionState
-from streams.runtime.recovery import ChangelogReader, Recovery
+from streams.runtime.recovery import ChangelogReader, Recovery, forget
 from streams.runtime.store import Store
 from streams.settings import Settings
 from streams.wire import MemberInfo, Membership
@@ -77,6 +78,7 @@ class CountingLoop:
         *,
         is_breach: Callable[[Cell], bool] = lambda cell: False,
         on_breach: Callable[[], None] = lambda: None,
+        sink: CountSink | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -85,7 +87,9 @@ class CountingLoop:
         self._on_breach = on_breach
         self.topic = settings.disposals_topic
         self._assignor = MembershipAssignor(self._me, self._on_membership)
-        self.recovery = Recovery(store, clock, settings.retention_days)
+        #: told of every change of the owned partitions' counts (the alert rules' aggregates)
+        self.sink = sink
+        self.recovery = Recovery(store, clock, settings.retention_days, sink)
         # Kafka clients bind to the running event loop: made in ``start``
         self._consumer: Any = None
         self._producer: Any = None
@@ -295,7 +299,8 @@ class CountingLoop:
             self._generation += 1
             mine = sorted(tp.partition for tp in assigned if tp.topic == self.topic)
             for p in set(self.partitions) - set(mine):
-                del self.partitions[p]  # its counts go; its store stays, for a later assignment
+                # its counts go (and leave the aggregates); its store stays, for a later assignment
+                forget(self.partitions.pop(p).counts, self.sink)
             for p in mine:
                 part = await self.recovery.restore(p, self.partitions.get(p))
                 committed = await self._consumer.committed(TopicPartition(self.topic, p))

@@ -20,6 +20,7 @@ Streams keeps ``state/recovery.py`` apart from its stores.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -29,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams import metrics
 from streams.codec import decode_held
-from streams.core.buckets import DayCounts
+from streams.core.buckets import CountSink, DayCounts
 from streams.core.clock import Clock, horizon
 from streams.runtime.partition import PartitionState
 from streams.runtime.store import Positions, Store
@@ -86,22 +87,39 @@ class ChangelogReader:
             self._consumer.unsubscribe()  # no idle fetches in the way of the next questions
 
 
-def derive_counts(store: Store, partition: int, clock: Clock, keep_days: int) -> DayCounts:
+#: crimes derived between two yields to the event loop (about 30 ms)
+YIELD_EVERY = 10_000
+
+
+async def derive_counts(
+    store: Store, partition: int, clock: Clock, keep_days: int, sink: CountSink | None = None
+) -> DayCounts:
     """Counts of every crime the store holds for ``partition``, before the retention horizon
-    left out."""
-    counts = DayCounts()
-    for key, value in store.items(partition):
+    left out; ``sink`` is told of each, as of every later change. Yields to the event loop
+    every YIELD_EVERY crimes: heartbeats and HTTP requests go on while millions are derived."""
+    counts = DayCounts(sink)
+    for i, (key, value) in enumerate(store.items(partition)):
         held, _ = decode_held(value)
         counts.add(held.cell, key.decode())
+        if i % YIELD_EVERY == YIELD_EVERY - 1:
+            await asyncio.sleep(0)
     today = clock.today(counts.newest)
     if today is not None:
         counts.prune(horizon(today, keep_days))
     return counts
 
 
+def forget(counts: DayCounts, sink: CountSink | None) -> None:
+    """Tell ``sink`` that every crime of ``counts`` has gone (its partition is no longer ours)."""
+    if sink is not None:
+        for cell, n in counts.cells():
+            sink.move(cell, -n)
+
+
 class Recovery:
-    def __init__(self, store: Store, clock: Clock, keep_days: int) -> None:
+    def __init__(self, store: Store, clock: Clock, keep_days: int, sink: CountSink | None = None) -> None:
         self._store = store
+        self._sink = sink
         self._reader: ChangelogReader
         self._clock = clock
         self._keep_days = keep_days
@@ -133,7 +151,9 @@ class Recovery:
             kept.pending.clear()
             kept.processed = None
             return kept
-        counts = derive_counts(self._store, partition, self._clock, self._keep_days)
+        if kept is not None:  # its counts are derived again below: take the old ones out first
+            forget(kept.counts, self._sink)
+        counts = await derive_counts(self._store, partition, self._clock, self._keep_days, self._sink)
         metrics.RESTORE_SECONDS.observe(time.monotonic() - started)
         log.info(
             "partition %d: %d changelog records read, %d cells of counts derived, in %.2f s",

@@ -96,3 +96,19 @@ def test_crime_pseudonyms_follow_their_crimes_and_are_capped() -> None:
     assert "r3" not in counts.refs(c()) and counts.refs(c(disposal="charge")) == ["r3"]
     counts.prune(D + dt.timedelta(days=1))
     assert counts.refs(c()) == [] and counts.refs(c(disposal="charge")) == []
+
+
+def test_evidence_for_one_alert_is_found_without_scanning_every_cell() -> None:
+    c = DayCounts()
+    c.add(Cell("kent", "stalking", "caution", D, False), "kent/1")
+    c.add(Cell("kent", "stalking", "caution", D - dt.timedelta(days=1), True), "kent/2")
+    c.add(Cell("kent", "stalking", "charge", D, False), "kent/3")
+    c.add(Cell("essex", "stalking", "caution", D, False), "essex/1")
+    c.add(Cell("kent", "stalking", "caution", D - dt.timedelta(days=40), False), "kent/old")
+    first = D - dt.timedelta(days=27)
+    assert c.refs_matching("kent", "stalking", ("caution",), first, D, None) == ["kent/1", "kent/2"]
+    assert c.refs_matching("kent", "stalking", ("caution",), first, D, True) == ["kent/2"]
+    c.remove(Cell("kent", "stalking", "caution", D, False), "kent/1")
+    assert c.refs_matching("kent", "stalking", ("caution",), first, D, None) == ["kent/2"]
+    c.prune(D)
+    assert c.refs_matching("kent", "stalking", ("caution", "charge"), first, D, None) == ["kent/3"]
