@@ -7,13 +7,20 @@ condition holds, with the evidence. ``evaluate(rules, counts, ...)`` does the sa
 keyed by (force, category, disposal class, outcome day, domestic-abuse flag). Deciding
 transitions (firing -> resolved and back) from successive evaluations is the caller's.
 
-Measures (see alerts/rules.yaml):
-- count: numerator over the window >= threshold
-- rate:  numerator / denominator >= threshold, when the denominator >= min_volume
-- spike: rate over the window vs the window just before; (now - before) / before >= threshold,
-         with min_volume in both windows; no rate before (0) means no spike can be measured
-- peer:  rate above the funnel-plot upper limit for its volume (alerts.funnel); forces under
-         min_volume never fire but count towards the pooled rate p0
+Measures (see alerts/rules.yaml), each with the evidence to fire and the condition to resolve;
+statistics from ``alerts.stats``:
+- count: fires at numerator >= threshold; resolves below ``resolve_below`` (default the threshold)
+- rate:  fires when the Wilson lower bound of numerator / denominator (at the rule's confidence,
+         95%) is at or above the threshold, with the denominator >= min_volume; resolves when the
+         rate itself is below ``resolve_below`` (default the threshold) or the volume falls short
+- spike: the rate over the window against the window just before: fires when it rose by the
+         threshold or more (0.5 = +50%) and a one-sided Fisher exact test says the rise is not
+         noise (p <= 1 - confidence), with min_volume in both windows; resolves when the rise
+         is below ``resolve_below`` (default half the threshold). No rate before: no spike.
+- peer:  funnel plot: fires when the force's rate is above the exact binomial limit at z for
+         its volume around the pooled rate p0 (widened for over-dispersion); resolves only when
+         it is back under the limit at ``resolve_z`` (default the 95% band for 99.8% rules), so
+         p0 moving by noise does not flip it. Forces under min_volume never fire but count in p0.
 - case:  at least one crime over the window (default 28 days) whose latest outcome breaches the
          rule: fires within one evaluation of the breach, resolves when the window has moved
          past it (or the crime's outcome changed); ``breaches`` tells the worker, per event,
@@ -28,8 +35,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from alerts import funnel
+from alerts import funnel, stats
 from alerts.aggregates import ZERO, ForceCategory, RuleAggregates, Totals
 from alerts.rules import Rule
 
@@ -40,18 +48,34 @@ Counts = Mapping[CountKey, int]
 
 @dataclass(frozen=True, slots=True)
 class Evaluation:
+    """One alert's condition on one evaluation day, with its evidence.
+
+    ``breached``: the evidence to fire holds; ``cleared``: the condition to resolve holds. Between
+    the two (neither) a firing alert stays firing and a resolved one stays resolved: that band is
+    what keeps an alert from flapping on noise (``alerts.lifecycle`` adds the hold times)."""
+
     rule_id: str
     force: str
     category: str
-    firing: bool
+    breached: bool
+    cleared: bool
     value: float
     threshold: float
     numerator: int
     denominator: int | None
     window_start: dt.date
     window_end: dt.date
+    #: peer: the pooled rate of every force in scope, and the limit at z for this volume
     p0: float | None = None
     limit: float | None = None
+    #: the value under which a firing alert resolves (peer: the limit at resolve_z)
+    resolve_at: float | None = None
+    #: rate: the interval of numerator / denominator at the rule's confidence (Wilson)
+    interval: tuple[float, float] | None = None
+    #: spike: the previous window's numerator and denominator, and the one-sided Fisher p-value
+    baseline_numerator: int | None = None
+    baseline_denominator: int | None = None
+    p_value: float | None = None
 
 
 def window(at: dt.date, days: int, *, back: int = 0) -> tuple[dt.date, dt.date]:
@@ -130,30 +154,83 @@ def _one(
     first: dt.date,
     last: dt.date,
 ) -> Evaluation:
+    base: dict[str, Any] = {"rule_id": rule.id, "force": force, "category": category, "numerator": y}
+    base |= {"window_start": first, "window_end": last}
     threshold = rule.threshold or 0.0
+    resolve = rule.resolve_threshold
     if rule.measure == "case":
-        return Evaluation(rule.id, force, category, y >= 1, float(y), 1.0, y, None, first, last)
+        return Evaluation(
+            **base,
+            breached=y >= 1,
+            cleared=y == 0,
+            value=float(y),
+            threshold=1.0,
+            denominator=None,
+            resolve_at=1.0,
+        )
     if rule.measure == "count":
-        return Evaluation(rule.id, force, category, y >= threshold, float(y), threshold, y, None, first, last)
+        return Evaluation(
+            **base,
+            breached=y >= threshold,
+            cleared=y < resolve,
+            value=float(y),
+            threshold=threshold,
+            denominator=None,
+            resolve_at=resolve,
+        )
     if rule.measure == "rate":
         value = _rate(y, n)
-        firing = n >= rule.min_volume and n > 0 and value >= threshold
-        return Evaluation(rule.id, force, category, firing, value, threshold, y, n, first, last)
+        interval = stats.wilson(y, n, rule.confidence)
+        enough = n >= max(1, rule.min_volume)
+        return Evaluation(
+            **base,
+            breached=enough and interval[0] >= threshold,
+            cleared=not enough or value < resolve,
+            value=value,
+            threshold=threshold,
+            denominator=n,
+            resolve_at=resolve,
+            interval=interval,
+        )
     if rule.measure == "spike":
         y0, n0 = before
         r_now, r_before = _rate(y, n), _rate(y0, n0)
-        enough = n >= rule.min_volume and n0 >= rule.min_volume and n > 0 and n0 > 0
+        measurable = n >= max(1, rule.min_volume) and n0 >= max(1, rule.min_volume) and r_before > 0
         rise = (r_now - r_before) / r_before if r_before > 0 else 0.0
-        firing = enough and r_before > 0 and rise >= threshold
-        return Evaluation(rule.id, force, category, firing, rise, threshold, y, n, first, last)
+        p = stats.rise_p_value(y, n, y0, n0)
+        return Evaluation(
+            **base,
+            breached=measurable and rise >= threshold and p <= 1 - rule.confidence,
+            cleared=not measurable or rise < resolve,
+            value=rise,
+            threshold=threshold,
+            denominator=n,
+            resolve_at=resolve,
+            baseline_numerator=y0,
+            baseline_denominator=n0,
+            p_value=p,
+        )
     # peer
     assert rule.z is not None
     value = _rate(y, n)
     if p0 is None or n == 0 or not 0 < p0 < 1:
-        return Evaluation(rule.id, force, category, False, value, 1.0, y, n, first, last, p0, None)
-    limit = funnel.upper_limit(p0, n, rule.z, phi)
-    firing = n >= rule.min_volume and value > limit
-    return Evaluation(rule.id, force, category, firing, value, limit, y, n, first, last, p0, limit)
+        return Evaluation(
+            **base, breached=False, cleared=True, value=value, threshold=1.0, denominator=n, p0=p0
+        )
+    limit = stats.funnel_limit(p0, n, rule.z, phi)
+    resolve_limit = stats.funnel_limit(p0, n, rule.resolve_sd, phi)
+    enough = n >= rule.min_volume
+    return Evaluation(
+        **base,
+        breached=enough and value > limit,
+        cleared=not enough or value <= resolve_limit,
+        value=value,
+        threshold=limit,
+        denominator=n,
+        p0=p0,
+        limit=limit,
+        resolve_at=resolve_limit,
+    )
 
 
 def breaches(rule: Rule, *, category: str, disposal: str, domestic_abuse: bool) -> bool:

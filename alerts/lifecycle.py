@@ -3,6 +3,18 @@
 One alert per (rule, force, category), identified by a stable fingerprint. It goes
 firing -> resolved and back; only changes are transitions. An alert never seen is resolved,
 so the first transition of any alert is to firing.
+
+No flapping, by design, as Prometheus' ``for`` and ``keep_firing_for`` do it:
+- a resolved alert fires once its evidence has held (``Evaluation.breached``) on evaluation
+  days at least ``for`` apart (default 0d: at once; the statistics already ask for evidence);
+- a firing alert resolves only once its resolve condition (``Evaluation.cleared``: a band
+  below the firing condition) has held on evaluation days at least ``keep_firing_for`` apart
+  (default 7d; case alerts 0d). Between the two conditions nothing changes.
+The days are evaluation days (the day the windows end on: the UTC date, or under
+``DW_CLOCK=stream`` the newest outcome date), so a replay of history at any speed gives the
+alerts the same hold times as the data's own time. ``Holds`` keeps since when each condition
+has held; the evaluating worker keeps it in memory (a new leader starts afresh, which can only
+delay a transition).
 """
 
 from __future__ import annotations
@@ -10,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from alerts.engine import Evaluation
 from alerts.rules import Rule
@@ -30,12 +42,14 @@ class Transition:
     at: dt.datetime
     #: up to 10 pseudonymised crime references (count and case alerts)
     crime_refs: tuple[str, ...] = ()
+    #: one line in plain English (``alerts.evidence.summary``)
+    summary: str = ""
 
     def record(self) -> dict[str, object]:
         """The alerts topic's Avro record (disposalwatch.Alert)."""
         e, r = self.evaluation, self.rule
         return {
-            "schema_version": 1,
+            "schema_version": 2,
             "fingerprint": self.fingerprint,
             "rule_id": r.id,
             "force_id": e.force,
@@ -54,7 +68,24 @@ class Transition:
             "crime_refs": list(self.crime_refs),
             "transition_at": self.at,
             "description": r.description,
+            "summary": self.summary,
+            "confidence": r.confidence if r.measure in ("rate", "spike") else None,
+            "interval_low": e.interval[0] if e.interval else None,
+            "interval_high": e.interval[1] if e.interval else None,
+            "resolve_at": e.resolve_at,
+            "baseline_numerator": e.baseline_numerator,
+            "baseline_denominator": e.baseline_denominator,
+            "p_value": e.p_value,
         }
+
+
+@dataclass
+class Holds:
+    """Since which evaluation day each alert's firing evidence (while resolved) or its resolve
+    condition (while firing) has held."""
+
+    breached_since: dict[str, dt.date] = field(default_factory=dict)
+    cleared_since: dict[str, dt.date] = field(default_factory=dict)
 
 
 def transitions(
@@ -62,13 +93,35 @@ def transitions(
     current: Mapping[str, str],
     rules: Mapping[str, Rule],
     *,
+    day: dt.date,
     at: dt.datetime,
+    holds: Holds | None = None,
 ) -> list[Transition]:
-    """Evaluations whose state differs from ``current`` (fingerprint -> state; absent: resolved)."""
+    """The transitions that the evaluations of ``day`` make, given each alert's ``current``
+    state (fingerprint -> state; absent: resolved) and what ``holds`` remembers (updated)."""
+    holds = holds if holds is not None else Holds()
     out = []
     for e in evaluations:
         fp = fingerprint(e.rule_id, e.force, e.category)
-        state = "firing" if e.firing else "resolved"
-        if current.get(fp, "resolved") != state:
-            out.append(Transition(fp, state, rules[e.rule_id], e, at))
+        rule = rules[e.rule_id]
+        if current.get(fp, "resolved") == "firing":
+            holds.breached_since.pop(fp, None)
+            if _held(holds.cleared_since, fp, e.cleared, day, rule.keep_firing_days):
+                out.append(Transition(fp, "resolved", rule, e, at))
+        else:
+            holds.cleared_since.pop(fp, None)
+            if _held(holds.breached_since, fp, e.breached, day, rule.pending_days):
+                out.append(Transition(fp, "firing", rule, e, at))
     return out
+
+
+def _held(since: dict[str, dt.date], fp: str, holds_now: bool, day: dt.date, days: int) -> bool:
+    """Whether a condition that holds ``holds_now`` has held for ``days`` evaluation days."""
+    if not holds_now:
+        since.pop(fp, None)
+        return False
+    first = since.setdefault(fp, day)
+    if (day - first).days >= days:
+        del since[fp]
+        return True
+    return False

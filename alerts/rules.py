@@ -7,6 +7,7 @@ format, commented.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -36,10 +37,21 @@ OUT_OF_COURT = ("caution", "penalty-notice", "drugs-warning", "community-resolut
 Measure = Literal["count", "rate", "spike", "peer", "case"]
 Severity = Literal["low", "medium", "high", "critical"]
 _WINDOW = re.compile(r"^([1-9][0-9]{0,3})d$")
+_DAYS = re.compile(r"^([0-9]{1,4})d$")
+
+#: days a firing alert stays firing after its condition cleared, unless the rule says otherwise
+#: (case alerts: their window already keeps a breach for 28 days)
+KEEP_FIRING_DAYS = {"count": 7, "rate": 7, "spike": 7, "peer": 7, "case": 0}
+
+
+def nearest(name: str, known: Collection[str]) -> str:
+    """ " (did you mean 'x'?)" for the closest known name, or nothing when none is close."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class Rule(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=100)
     description: str = Field(min_length=1)
@@ -56,15 +68,37 @@ class Rule(BaseModel):
     #: peer rules: 1.96 (95%) or 3.09 (99.8%) standard deviations
     z: float | None = Field(default=None, gt=0)
     overdispersion: bool = False
+    #: rate and spike rules: the confidence the evidence needs (Wilson lower bound; Fisher test)
+    confidence: float = Field(default=0.95, ge=0.5, lt=1)
+    #: "<N>d": the condition must hold on evaluation days this far apart before the alert fires
+    pending: str = Field(default="0d", alias="for")
+    #: "<N>d": a firing alert resolves only once its resolve condition has held this long
+    keep_firing_for: str | None = None
+    #: count: the numerator below which a firing alert resolves (default: the threshold); rate:
+    #: the share (default: the threshold); spike: the rise (default: half the threshold)
+    resolve_below: float | None = Field(default=None, ge=0)
+    #: peer: a firing alert resolves when the force is back under the limit at this z (default:
+    #: 1.96, the 95% band, for rules that fire above it; half a standard deviation inside else)
+    resolve_z: float | None = Field(default=None, ge=0)
 
     @field_validator("disposals")
     @classmethod
     def _known_disposals(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [d for d in v if d not in DISPOSAL_CLASSES]
-        if bad:
-            raise ValueError(f"unknown disposal class {', '.join(bad)}; one of {', '.join(DISPOSAL_CLASSES)}")
+        for d in v:
+            if d not in DISPOSAL_CLASSES:
+                raise ValueError(
+                    f"unknown disposal class {d!r}{nearest(d, DISPOSAL_CLASSES)}; "
+                    f"one of {', '.join(DISPOSAL_CLASSES)}"
+                )
         if not v:
             raise ValueError("disposals must not be empty")
+        return v
+
+    @field_validator("pending", "keep_firing_for")
+    @classmethod
+    def _days(cls, v: str | None) -> str | None:
+        if v is not None and not _DAYS.match(v):
+            raise ValueError(f"must be a number of days like 7d (0d: none), not {v!r}")
         return v
 
     @field_validator("window")
@@ -88,11 +122,49 @@ class Rule(BaseModel):
             raise ValueError(f"a {self.measure} rule needs {' and '.join(missing)}")
         if self.measure == "rate" and self.threshold is not None and not 0 < self.threshold <= 1:
             raise ValueError("a rate threshold is a share between 0 and 1")
+        if self.resolve_below is not None and self.measure not in ("count", "rate", "spike"):
+            raise ValueError(f"resolve_below is for count, rate and spike rules, not {self.measure}")
+        if self.resolve_z is not None and self.measure != "peer":
+            raise ValueError("resolve_z is for peer rules")
+        if (
+            self.resolve_below is not None
+            and self.threshold is not None
+            and self.resolve_below > self.threshold
+        ):
+            raise ValueError(
+                "resolve_below must not be above the threshold (the alert would resolve while firing)"
+            )
+        if self.resolve_z is not None and self.z is not None and self.resolve_z > self.z:
+            raise ValueError("resolve_z must not be above z")
         return self
 
     @property
     def window_days(self) -> int:
         return int((self.window or "28d")[:-1])
+
+    @property
+    def pending_days(self) -> int:
+        return int(self.pending[:-1])
+
+    @property
+    def keep_firing_days(self) -> int:
+        return int(self.keep_firing_for[:-1]) if self.keep_firing_for else KEEP_FIRING_DAYS[self.measure]
+
+    @property
+    def resolve_threshold(self) -> float:
+        """count, rate, spike: the value below which a firing alert resolves."""
+        if self.resolve_below is not None:
+            return self.resolve_below
+        threshold = self.threshold or 0.0
+        return threshold / 2 if self.measure == "spike" else threshold
+
+    @property
+    def resolve_sd(self) -> float:
+        """peer: the z of the band a firing alert must be back under to resolve."""
+        if self.resolve_z is not None:
+            return self.resolve_z
+        z = self.z or 1.96
+        return 1.96 if z > 1.96 else max(0.0, z - 0.5)
 
 
 def _lines(text: str) -> tuple[list[int], list[dict[str, int]]]:
@@ -112,8 +184,14 @@ def _lines(text: str) -> tuple[list[int], list[dict[str, int]]]:
     return rule_lines, field_lines
 
 
-def load_rules(path: Path, *, known_forces: Collection[str] | None = None) -> list[Rule]:
-    """Read and validate a rules file; ``RuleError`` gives the file, line and reason."""
+def load_rules(
+    path: Path,
+    *,
+    known_forces: Collection[str] | None = None,
+    known_categories: Collection[str] | None = None,
+) -> list[Rule]:
+    """Read and validate a rules file; ``RuleError`` gives the file, line and reason, and the
+    nearest valid name for an unknown force or category."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -148,10 +226,19 @@ def load_rules(path: Path, *, known_forces: Collection[str] | None = None) -> li
             )
         seen[rule.id] = line
         if known_forces is not None and rule.forces != "all":
-            bad = [f for f in rule.forces if f not in known_forces]
-            if bad:
-                at = field_lines[i].get("forces", line)
-                raise RuleError(f"{path}:{at}: rule {rule.id}: unknown force id {', '.join(bad)}")
+            for f in rule.forces:
+                if f not in known_forces:
+                    at = field_lines[i].get("forces", line)
+                    raise RuleError(
+                        f"{path}:{at}: rule {rule.id}: unknown force id {f!r}{nearest(f, known_forces)}"
+                    )
+        if known_categories is not None:
+            for c in rule.category:
+                if c not in known_categories:
+                    at = field_lines[i].get("category", line)
+                    raise RuleError(
+                        f"{path}:{at}: rule {rule.id}: unknown category {c!r}{nearest(c, known_categories)}"
+                    )
         rules.append(rule)
     return rules
 

@@ -9,8 +9,14 @@
       - name: inspectorate
         sha256: 9f86d08...
         forces: all
+      - name: kent-case-officer            # may turn kent's pseudonyms back into crime references
+        sha256: 2c26b46...
+        forces: [kent]
+        permissions: [reidentify]
 
-`disposal-watch token new --name N --forces kent,essex` makes a token and prints its entry.
+`disposal-watch token new --name N --forces kent,essex [--reidentify]` makes a token and prints
+its entry. ``reidentify`` lets a token turn a pseudonym of its forces' crimes back into the crime
+reference (``GET /api/refs/{pseudonym}``): each use is logged and counted.
 Without a tokens file (local use) the API answers requests from localhost only.
 
 The workers' own endpoints (partial counts, crime pseudonyms, clocks) answer only requests that
@@ -34,19 +40,24 @@ from streams.errors import ConfigError
 LOCALHOST = {"127.0.0.1", "::1"}
 
 
+Permission = Literal["reidentify"]
+
+
 class TokenEntry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str = Field(min_length=1)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     forces: Literal["all"] | tuple[str, ...]
+    permissions: tuple[Permission, ...] = ()
 
 
 @dataclass(frozen=True)
 class Scope:
-    """What one request may see."""
+    """What one request may see, and do."""
 
     name: str
     forces: frozenset[str] | None  # None: every force
+    permissions: frozenset[str] = frozenset()
 
     def allows(self, force: str) -> bool:
         return self.forces is None or force in self.forces
@@ -55,7 +66,8 @@ class Scope:
 @dataclass(frozen=True)
 class Denied:
     status: int  # 401 or 403
-    #: metric label: missing_token, wrong_token, not_localhost, forbidden_force, missing_peer, wrong_peer
+    #: metric label: missing_token, wrong_token, not_localhost, forbidden_force, no_permission,
+    #: missing_peer, wrong_peer
     reason: str
     message: str
 
@@ -99,13 +111,13 @@ def authorize(
 ) -> Scope | Denied:
     """Scope of a request from its Authorization header and remote address."""
     if entries is None:
-        if remote in LOCALHOST:
-            return Scope("local", None)
+        if remote in LOCALHOST:  # local use: everything, re-identification included
+            return Scope("local", None, frozenset({"reidentify"}))
         return Denied(403, "not_localhost", "no tokens are configured: the API answers on localhost only")
     if not authorization or not authorization.startswith("Bearer "):
         return Denied(401, "missing_token", "an Authorization: Bearer <token> header is required")
     given = digest(authorization[len("Bearer ") :].strip())
     for e in entries:
         if hmac.compare_digest(given, e.sha256):
-            return Scope(e.name, None if e.forces == "all" else frozenset(e.forces))
+            return Scope(e.name, None if e.forces == "all" else frozenset(e.forces), frozenset(e.permissions))
     return Denied(401, "wrong_token", "the bearer token is not valid")

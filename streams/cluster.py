@@ -99,6 +99,31 @@ class Cluster:
             out[(rule_id, force, category)] = [pseudonym(k, self._key) for k in keys[:EVIDENCE]]
         return out
 
+    async def local_reidentify(self, force: str, wanted: str) -> str | None:
+        """The crime reference of ``force`` whose pseudonym is ``wanted``, if a partition of this
+        worker holds it: its crime keys are pseudonymised one by one (no mapping is kept), with
+        the event loop let go every few thousand."""
+        prefix = f"{force}/".encode()
+        for n, p in enumerate(sorted(self.loop.partitions)):
+            for i, key in enumerate(self.loop.store.keys(p, prefix)):
+                crime_key = key.decode()
+                if pseudonym(crime_key, self._key) == wanted:
+                    return crime_key[len(prefix) :]
+                if i % 5000 == 4999:
+                    await asyncio.sleep(0)
+            if n:
+                await asyncio.sleep(0)
+        return None
+
+    async def reidentify(self, force: str, wanted: str) -> str | None:
+        """The crime reference behind a pseudonym, from whichever worker holds the crime."""
+        found = await self.local_reidentify(force, wanted)
+        if found is not None:
+            return found
+        answers = await self._ask_peers("/api/reidentify/local", {"force": force, "pseudonym": wanted})
+        refs = [a["crime_ref"] for _, a in answers if a.get("crime_ref")]
+        return refs[0] if refs else None
+
     def peers(self) -> list[str]:
         """URLs of the other workers that own partitions."""
         return sorted(u.rstrip("/") for u in self.loop.membership.urls() if u.rstrip("/") != self.url)

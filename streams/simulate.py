@@ -117,3 +117,51 @@ def simulate(
                 when = end - dt.timedelta(days=days - 1)
             yield event(k, force, ref, code, da, number, when)
             produced += 1
+
+
+#: the demo's story (``story``): (force, Home Office code, outcome number, crimes, first and last
+#: day back from the end)
+STORY = (
+    # Durham settles almost half of its recent stalking cases by community resolution (8), up
+    # from almost none the quarter before; the rest are charged (1) or dropped (14)
+    ("durham", "8Q", 8, 22, 1, 90),
+    ("durham", "8Q", 1, 10, 1, 90),
+    ("durham", "8Q", 14, 16, 1, 90),
+    ("durham", "8Q", 8, 1, 92, 181),
+    ("durham", "8Q", 1, 14, 92, 181),
+    ("durham", "8Q", 14, 25, 92, 181),
+    # South Yorkshire settles a third of its harassment out of court over the year: cautions (3)
+    # and community resolutions (8), against charges (1) and no further action (16)
+    ("south-yorkshire", "8L", 3, 30, 1, 360),
+    ("south-yorkshire", "8L", 8, 25, 1, 360),
+    ("south-yorkshire", "8L", 1, 35, 1, 360),
+    ("south-yorkshire", "8L", 16, 70, 1, 360),
+)
+
+
+def story(end: dt.date | None = None) -> list[OutcomeEvent]:
+    """The demo's scenario, on top of the simulator's steady national feed: two forces that
+    settle high-risk crimes out of court far more than the others, as the FOI answers behind
+    this project found (``make run`` sends it; README, "What the demo shows"). One event per crime,
+    spread evenly over its days; deterministic."""
+    end = end or dt.datetime.now(dt.UTC).date()
+    out = []
+    for force, code, number, crimes, first, last in STORY:
+        for i in range(crimes):
+            day = end - dt.timedelta(days=first + (i * (last - first)) // max(1, crimes - 1))
+            ref = f"STORY-{force}-{code}-{number}-{first}-{i}"
+            out.append(
+                OutcomeEvent(
+                    event_id=f"story-{ref}",
+                    force_id=force,
+                    crime_ref=ref,
+                    disposal=HOME_OFFICE_OUTCOMES[number],
+                    outcome_date=day,
+                    recorded_at=dt.datetime(day.year, day.month, day.day, 12, tzinfo=dt.UTC),
+                    source_system="simulator-story",
+                    offence_code=code,
+                    outcome_number=number,
+                    domestic_abuse=False,
+                )
+            )
+    return out

@@ -30,8 +30,9 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from alerts.engine import evaluate_totals
-from alerts.lifecycle import Transition, transitions
+from alerts.engine import Evaluation, evaluate_totals
+from alerts.evidence import summary
+from alerts.lifecycle import Holds, Transition, transitions
 from alerts.rules import Rule
 from streams import metrics
 from streams.alerting.log import AlertLog
@@ -48,7 +49,12 @@ log = logging.getLogger(__name__)
 def retired(entry: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
     """The resolved record of a firing alert whose rule was removed from the rules file."""
     record = {k: v for k, v in entry.items() if k not in ("id", "fired_at")}
-    record.update(state="resolved", transition_at=now, description=f"rule removed: {entry['description']}")
+    record.update(
+        state="resolved",
+        transition_at=now,
+        description=f"rule removed: {entry['description']}",
+        summary=f"Resolved: the rule {entry['rule_id']} was removed from the rules file.",
+    )
     for k in ("window_start", "window_end"):
         record[k] = dt.date.fromisoformat(entry[k])
     return record
@@ -79,7 +85,10 @@ class Evaluator:
         self._clock_kind = clock_kind
         self._interval_s = interval_s
         self._soon = asyncio.Event()
+        #: since when each alert's condition has held (the lifecycle's hold times)
+        self._holds = Holds()
         self._firing_labels: dict[str, tuple[str, str, str, str]] = {}
+        self._exporting = False
 
     def wake(self) -> None:
         """Evaluate now rather than at the next tick (a case breach was counted)."""
@@ -108,10 +117,28 @@ class Evaluator:
     async def close(self) -> None:
         await self._writer.release()
 
+    def _export_totals(self, evals: Sequence[Evaluation]) -> None:
+        """The leader's numerators and denominators of rate, spike and peer rules, as gauges."""
+        for e in evals:
+            if self._by_id[e.rule_id].measure in ("rate", "spike", "peer") and e.denominator is not None:
+                metrics.RULE_NUMERATOR.labels(e.rule_id, e.force, e.category).set(e.numerator)
+                metrics.RULE_DENOMINATOR.labels(e.rule_id, e.force, e.category).set(e.denominator)
+        self._exporting = True
+
+    def _stop_exporting(self) -> None:
+        """A worker that no longer leads exports no alert gauges: the new leader does."""
+        if self._exporting or self._firing_labels:
+            metrics.RULE_NUMERATOR.clear()
+            metrics.RULE_DENOMINATOR.clear()
+            metrics.ALERTS_FIRING.clear()
+            self._firing_labels.clear()
+            self._exporting = False
+
     async def evaluate_once(self) -> int:
         """One evaluation on the leader; returns the number of transitions emitted."""
         if not self._loop.is_leader():
             await self._writer.release()
+            self._stop_exporting()
             return 0
         if self._loop.recovering:
             return 0
@@ -126,13 +153,22 @@ class Evaluator:
             return 0
         started = time.perf_counter()
         evals = evaluate_totals(self.rules, totals, at=at, forces=FORCE_NAMES)
+        self._export_totals(evals)
         now = dt.datetime.now(dt.UTC)
-        found = transitions(evals, self._log.state_of(), self._by_id, at=now)
+        found = transitions(evals, self._log.state_of(), self._by_id, day=at, at=now, holds=self._holds)
         metrics.EVALUATION_SECONDS.observe(time.perf_counter() - started + self._cluster.local_totals_s)
         cited = [key(t) for t in found if t.state == "firing" and t.rule.measure in ("count", "case")]
-        if cited:  # evidence: pseudonyms of crimes the rule counted in the window
-            evidence = await self._cluster.evidence(cited, at)
-            found = [dataclasses.replace(t, crime_refs=tuple(evidence.get(key(t), ()))) for t in found]
+        evidence = await self._cluster.evidence(cited, at) if cited else {}
+        found = [
+            dataclasses.replace(
+                t,
+                crime_refs=tuple(evidence.get(key(t), ())),  # pseudonyms of crimes the rule counted
+                summary=summary(
+                    t.rule, t.evaluation, t.state, FORCE_NAMES.get(t.evaluation.force, t.evaluation.force)
+                ),
+            )
+            for t in found
+        ]
         # alerts of rules no longer in the file resolve (a rules change takes effect on restart)
         out: list[tuple[str, str, str, dict[str, Any]]] = [
             (fp, entry["rule_id"], "resolved", retired(entry, now))

@@ -9,12 +9,19 @@
         forces: [kent]                   # or all (default)
 
 Each webhook is a Kafka consumer group (``<DW_APP_ID>-webhook-<name>``) on the one-partition
-alerts topic: one worker of the group delivers, in topic order, and commits a transition's
-offset only after the receiver answered 2xx. Failures are retried with exponential backoff
-(0.5 s doubling to ``DW_WEBHOOK_MAX_BACKOFF_S``, default 60 s) for as long as it takes, so a
-receiver that is down for an hour gets every transition afterwards, in order. Delivery is
-at-least-once: after a crash or a move of the group, a transition can arrive twice with the
-same ``webhook-id``, which receivers use to drop repeats (as the Standard Webhooks spec says).
+alerts topic: one worker of the group delivers. Deliveries are grouped (``alerts.grouping``): one
+call per rule and force, ``DW_WEBHOOK_GROUP_S`` (30 s) after the group's first transition, with
+the latest state of each of its alerts and the ids of every transition it covers; not one call
+per case or per flip (the SSE feed and the alerts topic keep every transition). Groups go out
+in the order of their first transition; offsets are committed only up to the oldest group not
+yet answered 2xx. Failures are retried with exponential backoff (0.5 s doubling to
+``DW_WEBHOOK_MAX_BACKOFF_S``, default 60 s) for as long as it takes, so a receiver that is down
+for an hour gets every transition afterwards, in order. Delivery is at-least-once: after a crash
+or a move of the group, a transition can arrive twice: receivers drop repeats by its id (each
+alert's ``id``, and the body's ``transition_ids``).
+
+Body: ``{"rule_id", "force_id", "alerts": [feed JSON of each alert's latest transition],
+"transition_ids": [...]}``; ``webhook-id`` is ``<alerts topic>-<first id>-<last id>``.
 
 Signature (standardwebhooks.com): headers ``webhook-id``, ``webhook-timestamp`` (Unix seconds)
 and ``webhook-signature: v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>``.
@@ -29,12 +36,16 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+import aiohttp
 import yaml
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from alerts.grouping import Group, Groups
 from streams.codec import decode_alert
 from streams.errors import ConfigError
 from streams.wire import alert_json
@@ -100,12 +111,10 @@ async def deliver_forever(
     topic: str,
     group: str,
     max_backoff_s: float,
-    on_result: object = None,
+    group_s: float,
+    on_result: Callable[[str, bool], None] | None = None,
 ) -> None:
-    """Deliver every transition on ``topic`` to ``hook`` in order (runs until cancelled)."""
-    import aiohttp
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
+    """Deliver every transition on ``topic`` to ``hook``, grouped (runs until cancelled)."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -115,32 +124,54 @@ async def deliver_forever(
         isolation_level="read_committed",  # never a transition from an aborted (fenced) write
     )
     await consumer.start()
+    groups = Groups(group_s)
+    committed: int | None = None
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-            async for msg in consumer:
-                entry = alert_json(decode_alert(msg.value), msg.offset)
-                if hook.allows(entry["force_id"]):
-                    body = json.dumps(entry).encode()
-                    msg_id = f"{topic}-{msg.offset}"
-                    backoff = 0.5
-                    while True:
-                        try:
-                            async with session.post(
-                                hook.url, data=body, headers=headers(hook, msg_id, body)
-                            ) as r:
-                                ok = 200 <= r.status < 300
-                                outcome = f"HTTP {r.status}"
-                        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                            ok, outcome = False, type(exc).__name__
-                        if callable(on_result):
-                            on_result(hook.name, ok)
-                        if ok:
-                            break
-                        log.warning(
-                            "webhook %s: %s for %s; retrying in %.1fs", hook.name, outcome, msg_id, backoff
-                        )
-                        await asyncio.sleep(backoff)
-                        backoff = min(max_backoff_s, backoff * 2)
-                await consumer.commit({TopicPartition(msg.topic, msg.partition): msg.offset + 1})
+            while True:
+                batch = await consumer.getmany(timeout_ms=500)
+                now = time.monotonic()
+                for records in batch.values():
+                    for msg in records:
+                        entry = alert_json(decode_alert(msg.value), msg.offset)
+                        if hook.allows(entry["force_id"]):
+                            groups.add(msg.offset, entry, now)
+                        else:
+                            groups.skip(msg.offset)
+                for due in groups.due(now):
+                    await _deliver(session, hook, topic, due, max_backoff_s, on_result)
+                    groups.done(due)
+                offset = groups.commit_offset()
+                if offset is not None and offset != committed:
+                    await consumer.commit({TopicPartition(topic, 0): offset})
+                    committed = offset
     finally:
         await consumer.stop()
+
+
+async def _deliver(
+    session: aiohttp.ClientSession,
+    hook: Webhook,
+    topic: str,
+    group: Group,
+    max_backoff_s: float,
+    on_result: Callable[[str, bool], None] | None,
+) -> None:
+    """POST one group until the receiver answers 2xx, backing off between attempts."""
+    body = json.dumps(group.payload()).encode()
+    msg_id = f"{topic}-{group.offsets[0]}-{group.offsets[-1]}"
+    backoff = 0.5
+    while True:
+        try:
+            async with session.post(hook.url, data=body, headers=headers(hook, msg_id, body)) as r:
+                ok = 200 <= r.status < 300
+                outcome = f"HTTP {r.status}"
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            ok, outcome = False, type(exc).__name__
+        if on_result is not None:
+            on_result(hook.name, ok)
+        if ok:
+            return
+        log.warning("webhook %s: %s for %s; retrying in %.1fs", hook.name, outcome, msg_id, backoff)
+        await asyncio.sleep(backoff)
+        backoff = min(max_backoff_s, backoff * 2)

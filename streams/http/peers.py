@@ -5,7 +5,9 @@
 - ``GET /api/counts/local?group_by=&first=&last=``: this worker's part of ``/api/counts``;
 - ``GET /api/aggregates/local?at=``: this worker's rule totals for windows ending on ``at``
   (``streams.wire.TotalsReply``), for the alert leader;
-- ``GET /api/refs/local?at=&alert=rule|force|category...``: pseudonyms of crimes behind alerts.
+- ``GET /api/refs/local?at=&alert=rule|force|category...``: pseudonyms of crimes behind alerts;
+- ``GET /api/reidentify/local?force=&pseudonym=``: the crime reference behind a pseudonym, if this
+  worker holds the crime (the user-facing endpoint checked the caller's permission).
 """
 
 from __future__ import annotations
@@ -70,3 +72,9 @@ class PeerPages:
             return error(400, f"at=YYYY-MM-DD and alert=rule|force|category: {exc}")
         evidence = self.cluster.local_evidence(alerts, at)
         return web.json_response({"evidence": [[*key, refs] for key, refs in evidence.items()]})
+
+    async def reidentify_local(self, request: web.Request) -> web.Response:
+        force, wanted = request.query.get("force", ""), request.query.get("pseudonym", "")
+        if not force or not wanted:
+            return error(400, "force and pseudonym are required")
+        return web.json_response({"crime_ref": await self.cluster.local_reidentify(force, wanted)})

@@ -61,6 +61,10 @@ OFFENCE_CATEGORIES: dict[str, str] = {
 RAPE_CODES: frozenset[str] = frozenset(c for c, cat in OFFENCE_CATEGORIES.items() if cat == "rape")
 #: police.uk crime type -> category slug
 POLICEUK_CRIME_TYPES: dict[str, str] = {t: slugify(t) for t in _offences["policeuk_crime_types"]}
+#: every offence category an event can have (what alert rules may name)
+CATEGORIES: frozenset[str] = frozenset(
+    {*OFFENCE_CATEGORIES.values(), "other", *POLICEUK_CRIME_TYPES.values()}
+)
 
 for _cls in (*HOME_OFFICE_OUTCOMES.values(), *POLICEUK_OUTCOMES.values(), *OUT_OF_COURT):
     if _cls not in DISPOSAL_CLASSES:  # a typo in outcomes.yaml must not pass silently

@@ -83,6 +83,10 @@ class Store(Protocol):
 
     def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]: ...
 
+    def keys(self, partition: int, prefix: bytes) -> Iterator[bytes]:
+        """Crime keys of a partition that start with ``prefix`` (``force_id/``), in key order."""
+        ...
+
     def write(self, partition: int, states: States, positions: Positions) -> None:
         """Store ``states`` and ``positions`` in one atomic write."""
         ...
@@ -113,6 +117,9 @@ class MemoryStore:
 
     def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         return iter(list(self._states.get(partition, {}).items()))
+
+    def keys(self, partition: int, prefix: bytes) -> Iterator[bytes]:
+        return iter(sorted(k for k in self._states.get(partition, {}) if k.startswith(prefix)))
 
     def write(self, partition: int, states: States, positions: Positions) -> None:
         table = self._states.setdefault(partition, {})
@@ -212,6 +219,12 @@ class RocksStore:
     def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         items: Iterator[tuple[bytes, bytes]] = self._family(partition).items()
         return items
+
+    def keys(self, partition: int, prefix: bytes) -> Iterator[bytes]:
+        for key in self._family(partition).keys(from_key=prefix):
+            if not key.startswith(prefix):
+                return
+            yield key
 
     def write(self, partition: int, states: States, positions: Positions) -> None:
         from rocksdict import WriteBatch

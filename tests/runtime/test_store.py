@@ -52,3 +52,9 @@ def test_rocks_store_of_another_deployment_is_wiped(tmp_path: Path) -> None:
     s = RocksStore(tmp_path / "store", Deployment("dw", "dw-crimes-changelog", 8))
     assert s.partitions() == [] and s.positions(1) is None and list(s.items(1)) == []
     s.close()
+
+
+def test_keys_of_one_force(store: Store) -> None:
+    store.write(0, {b"kent/2": b"x", b"kent/1": b"x", b"kentish/1": b"x", b"essex/1": b"x"}, Positions(1, 1))
+    assert list(store.keys(0, b"kent/")) == [b"kent/1", b"kent/2"]
+    assert list(store.keys(0, b"zzz/")) == [] and list(store.keys(3, b"kent/")) == []

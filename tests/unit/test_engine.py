@@ -9,6 +9,7 @@ import pytest
 from alerts import funnel
 from alerts.engine import breaches, evaluate, window
 from alerts.rules import OUT_OF_COURT, Rule
+from alerts.stats import funnel_limit, rise_p_value, wilson
 from streams.core.classify import category_of
 from streams.simulate import simulate
 
@@ -50,11 +51,11 @@ def test_count_includes_the_window_and_nothing_outside() -> None:
         ]
     )
     e = by_force(evaluate([rule(measure="count", window="28d", threshold=3)], c, at=AT, forces=FORCES))
-    assert (e["a"].numerator, e["a"].firing) == (3, True)
-    assert (e["b"].numerator, e["b"].firing) == (0, False)
+    assert (e["a"].numerator, e["a"].breached, e["a"].cleared) == (3, True, False)
+    assert (e["b"].numerator, e["b"].breached, e["b"].cleared) == (0, False, True)
 
 
-def test_rate_needs_min_volume_and_excludes_pending() -> None:
+def test_rate_fires_on_evidence_and_needs_min_volume_and_excludes_pending() -> None:
     c = counts_of(
         [
             ("a", "stalking", "community-resolution", 1, False, 3),
@@ -62,12 +63,21 @@ def test_rate_needs_min_volume_and_excludes_pending() -> None:
             ("a", "stalking", "pending", 1, False, 100),
             ("b", "stalking", "community-resolution", 1, False, 3),
             ("b", "stalking", "charge", 1, False, 7),
+            ("c", "stalking", "community-resolution", 1, False, 12),
+            ("c", "stalking", "charge", 1, False, 48),
         ]
     )
     r = rule(measure="rate", window="91d", threshold=0.05, min_volume=20, disposals=("community-resolution",))
     e = by_force(evaluate([r], c, at=AT, forces=FORCES))
-    assert (e["a"].numerator, e["a"].denominator, e["a"].value, e["a"].firing) == (3, 30, 0.1, True)
-    assert (e["b"].denominator, e["b"].firing) == (10, False)  # 30% but under min_volume
+    # a: 3 of 30 is 10%, but the 95% Wilson interval starts at 3.5%: no evidence it is above 5%;
+    # it is not below 5% either, so a firing alert would stay firing (the band between the two)
+    assert (e["a"].numerator, e["a"].denominator, e["a"].value) == (3, 30, 0.1)
+    assert e["a"].interval == pytest.approx(wilson(3, 30)) and round(e["a"].interval[0], 4) == 0.0346
+    assert (e["a"].breached, e["a"].cleared) == (False, False)
+    # b: 30%, but under min_volume: never fires, and a firing alert resolves
+    assert (e["b"].denominator, e["b"].breached, e["b"].cleared) == (10, False, True)
+    # c: 12 of 60, 20%: the interval starts at 11.8%, above 5%
+    assert (e["c"].breached, e["c"].cleared) == (True, False) and e["c"].interval[0] > 0.05
 
 
 def test_domestic_abuse_scope() -> None:
@@ -85,7 +95,7 @@ def test_domestic_abuse_scope() -> None:
     assert e["a"].numerator == 1
 
 
-def test_spike_against_the_previous_window() -> None:
+def test_spike_against_the_previous_window_needs_a_rise_that_is_not_noise() -> None:
     c = counts_of(
         [
             ("a", "stalking", "caution", 5, False, 6),
@@ -93,14 +103,23 @@ def test_spike_against_the_previous_window() -> None:
             ("a", "stalking", "caution", 40, False, 3),
             ("a", "stalking", "charge", 40, False, 27),  # before 3/30
             ("b", "stalking", "caution", 5, False, 6),
-            ("b", "stalking", "charge", 5, False, 24),
+            ("b", "stalking", "charge", 5, False, 24),  # before: none
+            ("c", "stalking", "caution", 5, False, 30),
+            ("c", "stalking", "charge", 5, False, 70),  # now 30/100
+            ("c", "stalking", "caution", 40, False, 10),
+            ("c", "stalking", "charge", 40, False, 90),  # before 10/100
         ]
-    )  # before: none
+    )
     e = by_force(
         evaluate([rule(measure="spike", window="30d", threshold=0.5, min_volume=20)], c, at=AT, forces=FORCES)
     )
-    assert e["a"].value == pytest.approx(1.0) and e["a"].firing
-    assert not e["b"].firing
+    # a doubled (+100%), but 6 of 30 against 3 of 30 is well within chance (Fisher p ~ 0.24)
+    assert e["a"].value == pytest.approx(1.0) and e["a"].p_value == pytest.approx(rise_p_value(6, 30, 3, 30))
+    assert e["a"].p_value > 0.2 and not e["a"].breached and not e["a"].cleared
+    assert (e["a"].baseline_numerator, e["a"].baseline_denominator) == (3, 30)
+    assert not e["b"].breached and e["b"].cleared  # no rate before: no spike can be measured
+    # c tripled on a hundred outcomes a window: evidence (p < 0.001)
+    assert e["c"].value == pytest.approx(2.0) and e["c"].p_value < 0.001 and e["c"].breached
 
 
 def test_peer_funnel_limits_by_hand() -> None:
@@ -119,9 +138,30 @@ def test_peer_funnel_limits_by_hand() -> None:
         evaluate([rule(measure="peer", window="91d", z=1.96, min_volume=50)], c, at=AT, forces=FORCES)
     )
     p0 = 42 / 220
-    limit = p0 + 1.96 * math.sqrt(p0 * (1 - p0) / 100)
-    assert e["a"].p0 == pytest.approx(p0) and e["a"].limit == pytest.approx(limit)
-    assert e["a"].firing and not e["b"].firing and not e["c"].firing
+    assert e["a"].p0 == pytest.approx(p0) and e["a"].limit == pytest.approx(funnel_limit(p0, 100, 1.96))
+    # the exact limit is close to the normal approximation at this volume
+    assert e["a"].limit == pytest.approx(p0 + 1.96 * math.sqrt(p0 * (1 - p0) / 100), abs=0.01)
+    assert e["a"].breached and not e["b"].breached and not e["c"].breached
+    # 95% rules resolve half a standard deviation inside their band
+    assert e["a"].resolve_at == pytest.approx(funnel_limit(p0, 100, 1.46))
+
+
+def test_peer_does_not_flip_when_only_p0_moves() -> None:
+    """South Yorkshire, 14 of 80 (17.5%), against a 99.8% limit that p0's noise moves across it:
+    once firing it stays firing until the force is back inside the 95% band."""
+    r = rule(measure="peer", window="365d", z=3.09, min_volume=50)
+    for others in (400, 410, 390, 405):  # other forces' out-of-court numbers, out of 4,000
+        c = counts_of(
+            [
+                ("a", "stalking", "caution", 1, False, 14),
+                ("a", "stalking", "charge", 1, False, 66),
+                ("b", "stalking", "caution", 1, False, others),
+                ("b", "stalking", "charge", 1, False, 4000 - others),
+            ]
+        )
+        e = by_force(evaluate([r], c, at=AT, forces=FORCES))["a"]
+        assert e.resolve_at is not None and e.limit is not None and e.resolve_at < e.value
+        assert not e.cleared  # 17.5% stays above the 95% band whichever way p0 moved
 
 
 def test_overdispersion_widens_the_limits() -> None:
@@ -139,7 +179,7 @@ def test_overdispersion_widens_the_limits() -> None:
         evaluate([rule(measure="peer", window="7d", z=3.09, overdispersion=True)], c, at=AT, forces=forces)
     )
     assert wide["f9"].limit > plain["f9"].limit
-    assert plain["f9"].firing and not wide["f9"].firing
+    assert plain["f9"].breached and not wide["f9"].breached
 
 
 def test_rates_against_simulated_events_computed_directly() -> None:
@@ -190,4 +230,4 @@ def test_case_rape_any_out_of_court() -> None:
     assert not breaches(r, category="rape", disposal="charge", domestic_abuse=False)
     c = counts_of([("a", "rape", "caution", 3, False, 1), ("b", "rape", "charge", 3, False, 4)])
     e = by_force(evaluate([r], c, at=AT, forces=FORCES))
-    assert e["a"].firing and not e["b"].firing and e["a"].window_start == AT - dt.timedelta(days=27)
+    assert e["a"].breached and not e["b"].breached and e["a"].window_start == AT - dt.timedelta(days=27)

@@ -9,7 +9,9 @@ from streams.settings import DEFAULT_RULES
 
 
 def test_default_rules_load() -> None:
-    rules = load_rules(DEFAULT_RULES, known_forces=reference.FORCE_NAMES)
+    rules = load_rules(
+        DEFAULT_RULES, known_forces=reference.FORCE_NAMES, known_categories=reference.CATEGORIES
+    )
     assert {r.measure for r in rules} == {"count", "rate", "spike", "peer", "case"}
     stalking = next(r for r in rules if r.id == "stalking-cr-rate")
     assert stalking.window_days == 91 and stalking.threshold == 0.05 and stalking.min_volume == 30
@@ -54,8 +56,28 @@ rules:
         (GOOD + GOOD[len("rules:\n") :], ":10: rule id 'ok' is used twice (first on line 2)"),
         (
             GOOD.replace("    category: [stalking]\n", "    category: [stalking]\n    forces: [gotham]\n"),
-            ":6: rule ok: unknown force id gotham",
+            ":6: rule ok: unknown force id 'gotham'",
         ),
+        (
+            GOOD.replace("    category: [stalking]\n", "    category: [stalking]\n    forces: [kentt]\n"),
+            ":6: rule ok: unknown force id 'kentt' (did you mean 'kent'?)",
+        ),
+        (
+            GOOD.replace("[stalking]", "[stalkin]"),
+            ":5: rule ok: unknown category 'stalkin' (did you mean 'stalking'?)",
+        ),
+        (
+            GOOD.replace("[stalking]", "[stalking]\n    disposals: [community-resolutions]"),
+            ":6: rule ok field 'disposals': Value error, unknown disposal class 'community-resolutions' "
+            "(did you mean 'community-resolution'?)",
+        ),
+        (GOOD + "    for: soon\n", ":10: rule ok field 'for': Value error, must be a number of days like 7d"),
+        (GOOD + "    keep_firing_for: 7\n", ":10: rule ok field 'keep_firing_for'"),
+        (
+            GOOD + "    resolve_below: 0.5\n",
+            ":2: rule ok: Value error, resolve_below must not be above the threshold",
+        ),
+        (GOOD + "    resolve_z: 1\n", ":2: rule ok: Value error, resolve_z is for peer rules"),
         ("rules:\n  - id: x\n    description: [unclosed\n", ":4: not valid YAML"),
         ("just: text\n", ":1: the top level must be a mapping with a 'rules:' list"),
         ("rules:\n  - just a string\n", ":2: rule #1 must be a mapping"),
@@ -65,7 +87,7 @@ def test_malformed_rules_name_file_line_and_reason(tmp_path: Path, text: str, me
     f = tmp_path / "rules.yaml"
     f.write_text(text)
     with pytest.raises(RuleError) as info:
-        load_rules(f, known_forces=reference.FORCE_NAMES)
+        load_rules(f, known_forces=reference.FORCE_NAMES, known_categories=reference.CATEGORIES)
     assert str(info.value).startswith(str(f)), info.value
     assert message in str(info.value), info.value
 
@@ -73,3 +95,18 @@ def test_malformed_rules_name_file_line_and_reason(tmp_path: Path, text: str, me
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(RuleError, match="cannot read"):
         load_rules(tmp_path / "nope.yaml")
+
+
+def test_hold_times_and_resolve_bands_have_defaults_per_measure(tmp_path: Path) -> None:
+    f = tmp_path / "rules.yaml"
+    f.write_text(
+        GOOD
+        + "  - {id: peer, description: d, severity: low, category: [stalking], measure: peer,\n"
+        + "     window: 91d, z: 3.09}\n"
+        + "  - {id: spike, description: d, severity: low, category: [stalking], measure: spike,\n"
+        + "     window: 91d, threshold: 0.5, for: 14d, keep_firing_for: 28d}\n"
+    )
+    ok, peer, spike = load_rules(f)
+    assert (ok.pending_days, ok.keep_firing_days, ok.resolve_threshold) == (0, 7, 0.05)
+    assert (peer.resolve_sd, peer.keep_firing_days) == (1.96, 7)
+    assert (spike.pending_days, spike.keep_firing_days, spike.resolve_threshold) == (14, 28, 0.25)

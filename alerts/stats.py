@@ -1,0 +1,57 @@
+"""Statistics that stay sound at small numbers; scipy.stats does the arithmetic.
+
+- ``wilson``: the Wilson score interval of a proportion y/n (Newcombe 1998, "Two-sided confidence
+  intervals for the single proportion", method 3): unlike y/n +- z*sd, it never leaves 0..1 and
+  keeps its coverage at small n. A rate alert fires when the interval's lower bound is at or
+  above the threshold: the data show the rate is above it, not only that it happened to land
+  there.
+- ``funnel_limit``: the upper control limit of a funnel plot at volume n for a pooled rate p0
+  (Spiegelhalter 2005, "Funnel plots for comparing institutional performance", Appendix A.1.1):
+  the exact binomial quantile, interpolated between the integers so that the limit is smooth
+  in n, as the public sector's funnel plots draw it (z 1.96: the 95% "alert" band, 3.09: the
+  99.8% "alarm" band). With over-dispersion phi > 1 the distance from p0 is widened by
+  sqrt(phi), as the normal approximation's variance is multiplied by phi.
+- ``rise_p_value``: one-sided Fisher exact test that a proportion rose from one window to the
+  next: the probability of a rise at least this large if both windows had the same rate.
+
+Pure: numbers in, numbers out.
+"""
+
+from __future__ import annotations
+
+import math
+
+from scipy import stats
+
+
+def wilson(y: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Two-sided Wilson score interval of y/n; (0, 1) when n is 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    ci = stats.binomtest(y, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def probability_of(z: float) -> float:
+    """The one-sided probability of a number of standard deviations (1.96 -> 0.975)."""
+    return float(stats.norm.cdf(z))
+
+
+def funnel_limit(p0: float, n: int, z: float, phi: float = 1.0) -> float:
+    """Upper funnel-plot limit for a force of volume ``n`` (see the module docstring)."""
+    if n <= 0 or not 0 < p0 < 1:
+        return 1.0
+    p = probability_of(z)
+    r = float(stats.binom.ppf(p, n, p0))
+    below, at = float(stats.binom.cdf(r - 1, n, p0)), float(stats.binom.cdf(r, n, p0))
+    alpha = (at - p) / (at - below) if at > below else 0.0
+    exact = (r - alpha) / n
+    return min(1.0, p0 + math.sqrt(max(phi, 1.0)) * (exact - p0))
+
+
+def rise_p_value(y1: int, n1: int, y0: int, n0: int) -> float:
+    """One-sided Fisher exact p-value that y1/n1 is above y0/n0 (1.0 when either n is 0)."""
+    if n1 <= 0 or n0 <= 0:
+        return 1.0
+    table = [[y1, n1 - y1], [y0, n0 - y0]]
+    return float(stats.fisher_exact(table, alternative="greater").pvalue)
