@@ -7,6 +7,7 @@ COPY streams streams
 COPY alerts alerts
 COPY schemas schemas
 COPY kafka kafka
+COPY scripts scripts
 RUN pip install --no-cache-dir -e .
 EXPOSE 6066
 CMD ["disposal-watch", "worker"]

@@ -36,8 +36,15 @@ if [ -d "$SAMPLES" ]; then
   $BIN/disposal-watch ingest policeuk "$SAMPLES"/*.csv >"$VAR/ingest.log" 2>&1 || true
   echo "replayed police.uk samples from $SAMPLES ($(tail -n1 "$VAR/ingest.log"))"
 fi
-nohup $BIN/disposal-watch simulate --events 200000 --seed 7 --rate 200 >"$VAR/simulate.log" 2>&1 &
-echo $! >"$VAR/simulate.pid"
+# the demo's story first (README, "What the demo shows"), then a steady national feed; a second
+# `make run` leaves a feed that still runs alone (and its pid file with it, for `make stop`)
+if [ -f "$VAR/simulate.pid" ] && kill -0 "$(cat "$VAR/simulate.pid")" 2>/dev/null; then
+  echo "feed:    already running (pid $(cat "$VAR/simulate.pid"))"
+else
+  $BIN/disposal-watch simulate --story >"$VAR/story.log" 2>&1 && echo "sent the demo's story ($(tail -n1 "$VAR/story.log"))"
+  nohup $BIN/disposal-watch simulate --events 200000 --seed 7 --rate 200 >"$VAR/simulate.log" 2>&1 &
+  echo $! >"$VAR/simulate.pid"
+fi
 
 cat <<MSG
 

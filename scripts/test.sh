@@ -5,4 +5,7 @@ cd "$(dirname "$0")/.."
 .venv/bin/ruff check streams alerts tests bench
 .venv/bin/ruff format --check --quiet streams alerts tests bench
 .venv/bin/mypy
+scripts/tools.sh
+promtool check rules deploy/prometheus/rules.yml
+(cd deploy/prometheus && promtool test rules rules.test.yml)
 exec scripts/with-broker.sh .venv/bin/python -m pytest -p no:cacheprovider -ra "$@"

@@ -23,6 +23,7 @@ from alerts.engine import breaches
 from alerts.rules import Rule, load_rules
 from streams import metrics
 from streams.access import load_tokens, peer_credential
+from streams.alerting.alertmanager import AlertmanagerPush
 from streams.alerting.evaluator import Evaluator
 from streams.alerting.log import AlertLog
 from streams.alerting.webhooks import deliver_forever, load_webhooks
@@ -31,12 +32,13 @@ from streams.cluster import Cluster
 from streams.core.classify import Cell
 from streams.core.clock import clock_for
 from streams.http.alerts import AlertPages
+from streams.http.cases import CasePages
 from streams.http.counts import CountsPages
 from streams.http.guards import Guard
 from streams.http.health import HealthPages
 from streams.http.peers import PeerPages
-from streams.reference import FORCE_NAMES
-from streams.runtime import host
+from streams.reference import CATEGORIES, FORCE_NAMES
+from streams.runtime import exits, host
 from streams.runtime.loop import CountingLoop
 from streams.runtime.store import Deployment, open_store
 from streams.runtime.watchdog import Watchdog
@@ -81,7 +83,7 @@ def breach_test(case_rules: Sequence[Rule]) -> Callable[[Cell], bool]:
 
 
 def build(settings: Settings) -> Worker:
-    rules = load_rules(settings.rules, known_forces=FORCE_NAMES)
+    rules = load_rules(settings.rules, known_forces=FORCE_NAMES, known_categories=CATEGORIES)
     tokens = None
     if settings.tokens_file is not None:
         tokens = load_tokens(settings.tokens_file, set(FORCE_NAMES))
@@ -124,6 +126,8 @@ def build(settings: Settings) -> Worker:
     )
     wake.append(evaluator.wake)
 
+    for code, n in exits.record_in(settings.data_dir).items():
+        metrics.WORKER_EXITS.labels(code).inc(n)
     metrics.CRIMES.set_function(lambda: sum(p.counts.total for p in list(loop.partitions.values())))
     metrics.STREAM_DAY.set_function(lambda: _midnight(loop.newest()))
 
@@ -134,6 +138,7 @@ def build(settings: Settings) -> Worker:
     counts = CountsPages(cluster, clock_kind=settings.clock, retention_days=settings.retention_days)
     feed = AlertPages(alert_log)
     peers = PeerPages(cluster)
+    cases = CasePages(cluster)
     host.add_page(app, "/metrics", health.metrics, "metrics")
     host.add_page(app, "/healthz", health.healthz, "healthz")
     host.add_page(app, "/api/counts", guard.scoped(counts.counts), "counts")
@@ -142,8 +147,12 @@ def build(settings: Settings) -> Worker:
     host.add_page(app, "/api/counts/local", guard.peers_only(peers.counts_local), "counts_local")
     host.add_page(app, "/api/aggregates/local", guard.peers_only(peers.aggregates_local), "aggregates_local")
     host.add_page(app, "/api/refs/local", guard.peers_only(peers.refs_local), "refs_local")
+    host.add_page(app, "/api/reidentify/local", guard.peers_only(peers.reidentify_local), "reidentify_local")
     host.add_page(app, "/api/clock", guard.peers_only(peers.clock), "clock")
+    # after /api/refs/local: aiohttp matches routes in the order they were added
+    host.add_page(app, "/api/refs/{pseudonym}", guard.scoped(cases.reidentify), "reidentify")
 
+    metrics.webhooks_known(hook.name for hook in webhooks)
     host.add_task(app, alert_log.follow, "follow_alerts")
     host.add_task(app, evaluator.run, "evaluate_alerts")
     for hook in webhooks:
@@ -158,9 +167,20 @@ def build(settings: Settings) -> Worker:
             settings.alerts_topic,
             f"{settings.app_id}-webhook-{hook.name}",
             settings.webhook_max_backoff_s,
+            settings.webhook_group_s,
             on_result=record,
         )
         host.add_task(app, deliver, f"webhook_{hook.name}")
+
+    if settings.alertmanager_url is not None:
+        push = AlertmanagerPush(
+            settings.alertmanager_url,
+            alert_log,
+            loop.is_leader,
+            resend_s=settings.alertmanager_resend_s,
+            feed_url=settings.web_url,
+        )
+        host.add_task(app, push.run, "alertmanager_push")
 
     async def close_clients() -> None:
         await evaluator.close()

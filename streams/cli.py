@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import itertools
 import json
 import logging
+import os
 import sys
 import time
 import urllib.error
@@ -45,13 +47,18 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:  # `counts | head`: the reader has what it wanted; not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except (StreamError, AlertError) as exc:
             _fail(exc)
         except Exception as exc:
             from kafka.errors import KafkaError
 
             if isinstance(exc, KafkaError):
-                _fail(ConfigError(f"Kafka at DW_KAFKA answered with an error: {exc}"))
+                from streams.producer import describe
+
+                _fail(ConfigError(f"Kafka at DW_KAFKA answered with an error: {describe(exc)}"))
             raise
 
 
@@ -65,6 +72,8 @@ def main() -> None:
         stream=sys.stderr,
     )
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # we report connection failures ourselves
+    # mode's timers log each wake-up that a busy event loop delayed: harmless, and many
+    logging.getLogger("mode.timers").setLevel(logging.WARNING)
 
 
 # --- kafka ------------------------------------------------------------------------------------
@@ -99,12 +108,29 @@ def kafka_stop(dir_: Path) -> None:
 # --- worker -----------------------------------------------------------------------------------
 
 
+def _port_free(settings: Settings) -> None:
+    """Refuse, in one line, a web address another process holds (else Faust's server fails deep
+    inside its start with a long traceback)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in settings.web_host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((settings.web_host, settings.web_port))
+        except OSError as exc:
+            raise ConfigError(
+                f"DW_WEB_PORT={settings.web_port}: cannot listen on {settings.web_host}:{settings.web_port} "
+                f"({exc.strerror}); is another worker running there? give each worker its own DW_WEB_PORT"
+            ) from None
+
+
 @main.command()
 def worker() -> None:
     """Run the stream worker (consumes disposals; serves /metrics, /healthz, /api/counts)."""
     settings = _settings()
     from streams.producer import ensure_topics
 
+    _port_free(settings)
     ensure_topics(settings)  # also checks that DW_KAFKA answers
     import asyncio
 
@@ -232,7 +258,13 @@ def ingest_jsonl(files: tuple[Path, ...]) -> None:
 
 
 @main.command()
-@click.option("--events", type=click.IntRange(min=1), required=True, help="How many events.")
+@click.option("--events", type=click.IntRange(min=1), default=None, help="How many events.")
+@click.option(
+    "--story",
+    is_flag=True,
+    help="Send the demo's scenario (two forces settling high-risk crimes out of court; "
+    "streams/simulate.py), dated up to --end.",
+)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option(
     "--end",
@@ -255,19 +287,34 @@ def ingest_jsonl(files: tuple[Path, ...]) -> None:
     help="Write JSONL here instead of sending.",
 )
 def simulate(
-    events: int, seed: int, end: dt.datetime | None, days: int, rate: float, out: Path | None
+    events: int | None,
+    story: bool,
+    seed: int,
+    end: dt.datetime | None,
+    days: int,
+    rate: float,
+    out: Path | None,
 ) -> None:
     """Synthetic events for all 45 forces, sized and mixed plausibly (see streams/simulate.py)."""
     from streams.simulate import simulate as generate
+    from streams.simulate import story as scenario
 
-    stream = generate(events, seed=seed, end=end.date() if end else None, days=days)
+    if events is None and not story:
+        raise click.UsageError("give --events N, --story, or both")
+    stream: Iterable[OutcomeEvent] = scenario(end.date() if end else None) if story else []
+    if events is not None:
+        stream = itertools.chain(
+            stream, generate(events, seed=seed, end=end.date() if end else None, days=days)
+        )
     if rate > 0:
         stream = _paced(stream, rate)
     if out is not None:
+        written = 0
         with out.open("w", encoding="utf-8") as f:
             for ev in stream:
                 f.write(json.dumps(ev.to_json_dict()) + "\n")
-        click.echo(f"wrote {events} events to {out}", err=True)
+                written += 1
+        click.echo(f"wrote {written} events to {out}", err=True)
         return
     sent, failed = _send_all(_settings(), stream, "simulate")
     sys.exit(_summary(sent, sent, failed, {}))
@@ -293,11 +340,22 @@ def token() -> None:
 @token.command("new")
 @click.option("--name", required=True, help="Who the token is for.")
 @click.option("--forces", default="all", show_default=True, help="'all' or force ids, comma-separated.")
-def token_new(name: str, forces: str) -> None:
-    """Make a token: prints it once (stderr) and its entry for DW_TOKENS_FILE (stdout)."""
+@click.option(
+    "--reidentify", is_flag=True, help="May turn its forces' crime pseudonyms back into references (logged)."
+)
+@click.option(
+    "--append",
+    "append_to",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Add the entry to this tokens file (made, with its 'tokens:' header, if missing).",
+)
+def token_new(name: str, forces: str, reidentify: bool, append_to: Path | None) -> None:
+    """Make a token: prints it once (stderr) and a tokens file holding its entry (stdout), or adds
+    the entry to FILE with --append."""
     import secrets
 
-    from streams.access import digest
+    from streams.access import digest, load_tokens
     from streams.reference import FORCE_NAMES
 
     scope: str | list[str] = "all"
@@ -308,7 +366,21 @@ def token_new(name: str, forces: str) -> None:
             raise ConfigError(f"--forces: unknown force id {', '.join(bad)}")
     value = secrets.token_urlsafe(32)
     click.echo(f"token for {name} (shown once; give it to them, keep only the hash): {value}", err=True)
-    click.echo(f"  - {{name: {json.dumps(name)}, sha256: {digest(value)}, forces: {json.dumps(scope)}}}")
+    permissions = ", permissions: [reidentify]" if reidentify else ""
+    entry = (
+        f"  - {{name: {json.dumps(name)}, sha256: {digest(value)}, forces: {json.dumps(scope)}{permissions}}}"
+    )
+    if append_to is None:
+        click.echo(f"tokens:\n{entry}")
+        return
+    text = append_to.read_text(encoding="utf-8") if append_to.exists() else ""
+    if not text.strip():
+        text = "tokens:\n"
+    elif not text.endswith("\n"):
+        text += "\n"
+    append_to.write_text(text + entry + "\n", encoding="utf-8")
+    load_tokens(append_to, set(FORCE_NAMES))  # the file must still load
+    click.echo(f"added {name} to {append_to}", err=True)
 
 
 # --- queries ----------------------------------------------------------------------------------
@@ -349,22 +421,43 @@ def counts(group_by: str, window: str, at: str | None, url: str | None) -> None:
     out.writerow([*dims, "count"])
     for row in data["rows"]:
         out.writerow([*(row[d] for d in dims), row["count"]])
+    sys.stdout.flush()  # a closed pipe shows here, where it is handled, not at exit
 
 
+#: (CSV column, alert field) for `disposal-watch alerts`
 ALERT_COLUMNS = (
-    "rule_id",
-    "force_id",
-    "category",
-    "state",
-    "severity",
-    "value",
-    "threshold",
-    "numerator",
-    "denominator",
-    "window_start",
-    "window_end",
-    "fired_at",
+    ("rule", "rule_id"),
+    ("force", "force_id"),
+    ("category", "category"),
+    ("state", "state"),
+    ("severity", "severity"),
+    ("measure", "measure"),
+    ("value", "value"),
+    ("threshold", "threshold"),
+    ("numerator", "numerator"),
+    ("denominator", "denominator"),
+    ("p0", "p0"),
+    ("limit", "limit"),
+    ("interval_low", "interval_low"),
+    ("interval_high", "interval_high"),
+    ("window_start", "window_start"),
+    ("window_end", "window_end"),
+    ("fired_at", "fired_at"),
+    ("summary", "summary"),
+    ("description", "description"),
+    ("refs", "crime_refs"),
 )
+
+
+def alert_cell(value: Any) -> str:
+    """A CSV cell for people: floats to 4 significant digits, lists space-separated."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return str(value)
 
 
 @main.command()
@@ -374,31 +467,38 @@ ALERT_COLUMNS = (
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("--url", default=None, help="Worker URL [http://DW_WEB_HOST:DW_WEB_PORT].")
 def alerts(state: str, fmt: str, url: str | None) -> None:
-    """Print the current alerts (CSV columns: rule, force, category, state, severity, value,
-    threshold, numerator, denominator, window_start, window_end, fired_at)."""
+    """Print the current alerts. CSV columns: rule, force, category, state, severity, measure,
+    value, threshold, numerator, denominator, p0, limit, interval_low, interval_high,
+    window_start, window_end, fired_at, summary, description, refs (numbers rounded to 4
+    significant digits; the JSON keeps them exact)."""
     settings = _settings()
     data = _get_json(f"{url or settings.web_url}/api/alerts?state={state}", settings)
     if fmt == "json":
         click.echo(json.dumps(data["alerts"], indent=2))
         return
     out = csv.writer(sys.stdout, lineterminator="\n")
-    out.writerow(["rule", "force", *ALERT_COLUMNS[2:]])
+    out.writerow([column for column, _ in ALERT_COLUMNS])
     for a in data["alerts"]:
-        out.writerow(["" if a.get(c) is None else a[c] for c in ALERT_COLUMNS])
+        out.writerow([alert_cell(a.get(field)) for _, field in ALERT_COLUMNS])
+    sys.stdout.flush()
 
 
 @main.command()
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait.")
 def wait(timeout: float) -> None:
-    """Exit 0 once the worker group has processed every record produced so far, 1 on timeout."""
+    """Exit 0 once the worker group has processed every record produced before this command
+    started (a live feed keeps producing; those records are not waited for), 1 on timeout."""
     from kafka.errors import KafkaError
-    from streams.producer import lag
+    from streams.producer import end_offsets, lag
 
     settings = _settings()
     deadline = time.monotonic() + timeout
+    ends: dict[int, int] | None = None  # taken once: what was produced when `wait` was called
     while True:
         try:
-            behind: dict[int, int] | None = lag(settings)
+            if ends is None:
+                ends = end_offsets(settings)
+            behind: dict[int, int] | None = lag(settings, ends)
         except KafkaError as exc:
             if not exc.retriable:  # e.g. a fresh broker's group coordinator is not up yet: retry
                 raise

@@ -1,35 +1,48 @@
-"""Every Prometheus metric of the worker, declared once.
+"""Every Prometheus metric of the worker, declared once (README "Metrics" has the table).
 
-Label values come from closed sets (force id, category, disposal class, reason), never from
-crime references. Counters are declared without ``_total``: the client adds it.
+Conventions, so that ops can rely on them:
+- one ``disposal_`` prefix; units in the names (``_seconds``, ``_timestamp_seconds``);
+- counters declared without ``_total`` (the client adds it), and no ``_created`` series;
+- counters of closed sets (reasons, change kinds, exit codes) exist at zero from the start, so that
+  ``rate()`` and ``absent()`` work from the first scrape;
+- label values come from closed sets (force id, category, disposal class, reason, rule id), never
+  crime references;
+- a scrape costs only the series it exports: gauges are set when things change, never computed
+  from the crimes held at scrape time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+import prometheus_client
 from prometheus_client import Counter, Gauge, Histogram
+
+from streams.core.classify import REASONS
+from streams.core.crimes import Change
+
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 EVENTS = Counter(
     "disposal_events",
-    "Events accepted (decoded and valid), by force, offence category and disposal class; "
-    "includes duplicates and superseded events, which change no count",
-    ["force", "category", "disposal"],
+    "Events accepted (decoded and valid), by force; includes duplicates and superseded events, which "
+    "change no count. Events/s by force, and the 'force has gone quiet' rule, read it",
+    ["force"],
 )
-REJECTED = Counter(
-    "disposal_events_rejected",
-    "Records sent to the dead-letter topic, by reason",
-    ["reason"],
+FORCE_LAST_EVENT = Gauge(
+    "disposal_force_last_event_timestamp_seconds",
+    "When this worker last processed an event of the force (wall clock, Unix time)",
+    ["force"],
 )
+REJECTED = Counter("disposal_events_rejected", "Records sent to the dead-letter topic, by reason", ["reason"])
 CHANGES = Counter(
     "disposal_event_changes",
     "What accepted events did to the per-crime state: new, moved, replaced, duplicate, superseded",
     ["change"],
 )
 CRIMES = Gauge(
-    "disposal_crimes_held",
-    "Crimes counted by this worker's partitions (latest outcome, within retention)",
+    "disposal_crimes_held", "Crimes counted by this worker's partitions (latest outcome, within retention)"
 )
 STREAM_DAY = Gauge(
     "disposal_stream_newest_outcome_timestamp_seconds",
@@ -47,55 +60,112 @@ RESTORED = Counter(
 )
 CONSUMER_LAG = Gauge(
     "disposal_consumer_lag",
-    "Records of an owned partition of the disposals topic past the committed offset",
+    "Records of an owned partition of the disposals topic past the committed offset (to the last "
+    "stable offset)",
     ["partition"],
 )
 LAST_COMMIT = Gauge(
     "disposal_last_commit_timestamp_seconds",
     "When this worker last committed offsets (after changelog and store), as a Unix time",
 )
+WORKER_EXITS = Counter(
+    "disposal_worker_exits",
+    "Exits on purpose for the supervisor to restart the worker, by code (70: a bug on a record, 75: "
+    "stalled), counted since the data directory was made",
+    ["code"],
+)
 EVALUATION_SECONDS = Histogram(
     "disposal_alert_evaluation_seconds",
-    "Time the alert leader spends computing one evaluation (every worker's rule totals merged, "
-    "rules evaluated, transitions found), not counting the wait for other workers",
+    "Time the alert leader spends computing one evaluation (every worker's rule totals merged, rules "
+    "evaluated, transitions found), not counting the wait for other workers",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
 ALERTS_FIRING = Gauge(
-    "alerts_firing",
-    "1 for each alert firing (reported by the worker that evaluates alerts, the leader)",
+    "disposal_alerts_firing",
+    "1 for each alert firing (exported by the worker that evaluates alerts, the leader)",
     ["rule", "force", "category", "severity"],
 )
 ALERT_TRANSITIONS = Counter(
-    "alert_transitions",
-    "Alert transitions emitted to the alerts topic, by rule and the state entered",
+    "disposal_alert_transitions",
+    "Alert transitions emitted to the alerts topic, by rule and state entered",
     ["rule", "state"],
+)
+RULE_NUMERATOR = Gauge(
+    "disposal_rule_numerator",
+    "Rate, spike and peer rules: crimes in the rule's disposal classes over its window, per force and "
+    "category, at the last evaluation (the leader only): the out-of-court shares of the dashboard",
+    ["rule", "force", "category"],
+)
+RULE_DENOMINATOR = Gauge(
+    "disposal_rule_denominator",
+    "Rate, spike and peer rules: crimes with an outcome other than pending over the rule's window, per force "
+    "and category, at the last evaluation (the leader only)",
+    ["rule", "force", "category"],
 )
 API_DENIED = Counter(
     "disposal_api_denied",
-    "API requests refused: missing_token, wrong_token (401), not_localhost, forbidden_force (403)",
+    "API requests refused: missing_token, wrong_token (401), not_localhost, forbidden_force, no_permission "
+    "(403); missing_peer, wrong_peer on the workers' own endpoints",
     ["reason"],
 )
+DENIAL_REASONS = (
+    "missing_token",
+    "wrong_token",
+    "not_localhost",
+    "forbidden_force",
+    "no_permission",
+    "missing_peer",
+    "wrong_peer",
+)
+REIDENTIFICATIONS = Counter(
+    "disposal_reidentifications",
+    "Pseudonyms turned back into crime references (GET /api/refs/{pseudonym}), by force and outcome: "
+    "found, not_found, refused",
+    ["force", "outcome"],
+)
 WEBHOOK_ATTEMPTS = Counter(
-    "alert_webhook_attempts",
-    "Webhook delivery attempts, by webhook and outcome (delivered, failed: retried with backoff)",
+    "disposal_webhook_attempts",
+    "Webhook deliveries, by webhook and outcome (delivered, failed: retried with backoff)",
     ["webhook", "outcome"],
 )
+ALERTMANAGER_PUSHES = Counter(
+    "disposal_alertmanager_pushes",
+    "Pushes of the alerts to Alertmanager (DW_ALERTMANAGER_URL), by outcome (delivered, failed: retried)",
+    ["outcome"],
+)
+
+for _reason in REASONS:
+    REJECTED.labels(_reason)
+for _change in Change:
+    CHANGES.labels(_change.value)
+for _reason in DENIAL_REASONS:
+    API_DENIED.labels(_reason)
+for _code in ("70", "75"):
+    WORKER_EXITS.labels(_code)
+for _outcome in ("delivered", "failed"):
+    ALERTMANAGER_PUSHES.labels(_outcome)
+
+_event_children: dict[str, Any] = {}
+_last_event_children: dict[str, Any] = {}
+_change_children: dict[str, Any] = {c.value: CHANGES.labels(c.value) for c in Change}
 
 
-_accepted_children: dict[tuple[str, str, str], Any] = {}
-_change_children: dict[str, Any] = {}
-
-
-def count_accepted(accepted: Mapping[tuple[str, str, str], int], changes: Mapping[Any, int]) -> None:
-    """Add one batch's tallies: one increment per label set, not one per event."""
-    for labels, n in accepted.items():
-        child = _accepted_children.get(labels)
+def count_accepted(accepted: Mapping[str, int], changes: Mapping[Any, int], now_s: float) -> None:
+    """Add one batch's tallies (accepted events per force, changes per kind): one increment per
+    label set, not one per event."""
+    for force, n in accepted.items():
+        child = _event_children.get(force)
         if child is None:
-            child = _accepted_children[labels] = EVENTS.labels(*labels)
+            child = _event_children[force] = EVENTS.labels(force)
+            _last_event_children[force] = FORCE_LAST_EVENT.labels(force)
         child.inc(n)
+        _last_event_children[force].set(now_s)
     for change, n in changes.items():
-        key = str(change)
-        child = _change_children.get(key)
-        if child is None:
-            child = _change_children[key] = CHANGES.labels(key)
-        child.inc(n)
+        _change_children[str(change)].inc(n)
+
+
+def webhooks_known(names: Iterable[str]) -> None:
+    """Delivery counters of the configured webhooks, at zero."""
+    for name in names:
+        for outcome in ("delivered", "failed"):
+            WEBHOOK_ATTEMPTS.labels(name, outcome)

@@ -20,9 +20,15 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def describe(exc: BaseException) -> str:
+    """``Name: message``, without the name twice (kafka-python's messages often start with it)."""
+    name, text = type(exc).__name__, str(exc)
+    return text if text.startswith(name) else f"{name}: {text}" if text else name
+
+
 def _unreachable(settings: Settings, exc: BaseException) -> ConfigError:
     return ConfigError(
-        f"cannot reach Kafka at DW_KAFKA={settings.kafka} ({type(exc).__name__}: {exc}); "
+        f"cannot reach Kafka at DW_KAFKA={settings.kafka} ({describe(exc)}); "
         "is the broker running? start one with: disposal-watch kafka start --dir var/kafka"
     )
 
@@ -148,8 +154,9 @@ class EventProducer:
         self.close()
 
 
-def lag(settings: Settings) -> dict[int, int]:
-    """Records of ``disposals`` not yet committed by the worker group, per partition."""
+def end_offsets(settings: Settings) -> dict[int, int]:
+    """Per partition of ``disposals``, the offset after the last record produced so far (the last
+    stable offset: records of a transaction still open are not yet produced)."""
     from kafka import TopicPartition
     from kafka.admin import OffsetSpec
     from kafka.protocol.consumer.offsets import IsolationLevel
@@ -159,17 +166,29 @@ def lag(settings: Settings) -> dict[int, int]:
         meta = client.describe_topics([settings.disposals_topic])
         parts = [p["partition_index"] for p in (meta[0].get("partitions") or [])] if meta else []
         tps = [TopicPartition(settings.disposals_topic, p) for p in sorted(parts)]
-        # the last stable offset: records of a transaction still open are not yet produced
         ends = client.list_partition_offsets(
             {tp: OffsetSpec.LATEST for tp in tps}, isolation_level=IsolationLevel.READ_COMMITTED
         )
+    finally:
+        client.close()
+    return {tp.partition: ends[tp].offset for tp in tps}
+
+
+def lag(settings: Settings, ends: dict[int, int] | None = None) -> dict[int, int]:
+    """Records of ``disposals`` not yet committed by the worker group, per partition: up to
+    ``ends`` when given (records produced before a point in time), else up to now."""
+    from kafka import TopicPartition
+
+    ends = ends if ends is not None else end_offsets(settings)
+    tps = [TopicPartition(settings.disposals_topic, p) for p in sorted(ends)]
+    client = admin(settings)
+    try:
         committed = client.list_group_offsets({settings.app_id: tps}).get(settings.app_id, {})
     finally:
         client.close()
     out = {}
     for tp in tps:
-        end = ends[tp].offset
         meta_c = committed.get(tp)
         done = meta_c.offset if meta_c is not None and meta_c.offset >= 0 else 0
-        out[tp.partition] = max(0, end - done)
+        out[tp.partition] = max(0, ends[tp.partition] - done)
     return out

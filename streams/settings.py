@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     webhooks_file: Path | None = None
     #: longest wait between two delivery attempts to a webhook receiver that is down
     webhook_max_backoff_s: float = Field(default=60.0, gt=0)
+    #: Alertmanager to push alerts to (http://host:9093); none: no push
+    alertmanager_url: str | None = Field(default=None, pattern=r"^https?://")
+    #: seconds between two pushes of every alert to Alertmanager (its endsAt is 4 of them ahead)
+    alertmanager_resend_s: float = Field(default=60.0, gt=0, le=3600)
+    #: a webhook call goes out this long after its group's (rule x force) first transition,
+    #: with every transition of the group since
+    webhook_group_s: float = Field(default=30.0, ge=0)
     #: secret key for the pseudonyms of crime references in alerts (keyed HMAC); the same on
     #: every worker. The default is for local use only: the worker warns when it is in use.
     pseudonym_key: str = Field(default=DEV_PSEUDONYM_KEY, min_length=16)

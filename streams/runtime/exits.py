@@ -8,16 +8,24 @@
 
 ``scripts/supervise.sh`` (``make run``) and the compose file's restart policy restart on both.
 The process ends at once (``os._exit``): no shutdown hook may commit past what was processed.
+Each such exit is counted in ``DW_DATA_DIR/exits.json`` (``record_in``), which the next start
+reads into ``disposal_worker_exits_total{code}``: restarts on purpose stay visible to ops.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 from enum import IntEnum
+from pathlib import Path
 from typing import NoReturn
 
 log = logging.getLogger(__name__)
+
+#: where exits are counted (None: nowhere), set once at start
+_record: Path | None = None
 
 
 class ExitCode(IntEnum):
@@ -25,8 +33,28 @@ class ExitCode(IntEnum):
     STALLED = 75
 
 
+def record_in(data_dir: Path) -> dict[str, int]:
+    """Count later exits in ``data_dir``; returns the exits counted so far, by code."""
+    global _record
+    _record = data_dir / "exits.json"
+    return _read(_record)
+
+
+def _read(path: Path) -> dict[str, int]:
+    try:
+        doc = json.loads(path.read_text())
+        return {str(k): int(v) for k, v in doc.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
 def leave(code: ExitCode, message: str, *, exc_info: bool = False) -> NoReturn:
-    """Log ``message`` as critical and end the process with ``code`` now."""
+    """Log ``message`` as critical, count the exit, and end the process with ``code`` now."""
     log.critical("%s; exiting with code %d (%s)", message, code, code.name.lower(), exc_info=exc_info)
+    if _record is not None:
+        with contextlib.suppress(OSError):  # counting must never keep the process alive
+            counts = _read(_record)
+            counts[str(int(code))] = counts.get(str(int(code)), 0) + 1
+            _record.write_text(json.dumps(counts))
     logging.shutdown()
     os._exit(code)

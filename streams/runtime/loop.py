@@ -220,7 +220,7 @@ class CountingLoop:
                     self._consumer.seek(tp, records[0].offset)
 
     def _process(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
-        accepted: Counter[tuple[str, str, str]] = Counter()
+        accepted: Counter[str] = Counter()
         changes: Counter[Change] = Counter()
         breach = False
         wall_today = utc_today()
@@ -258,7 +258,7 @@ class CountingLoop:
                     continue
                 if applied.state is not None:
                     pending[key] = applied.state
-                accepted[(event.force_id, applied.cell.category, event.disposal)] += 1
+                accepted[event.force_id] += 1
                 changes[applied.change] += 1
                 if applied.added is not None and self._is_breach(applied.added):
                     breach = True
@@ -269,7 +269,7 @@ class CountingLoop:
                 floor = horizon(today, keep_days)
                 if counts.floor is None or floor > counts.floor:
                     counts.prune(floor)
-        metrics.count_accepted(accepted, changes)
+        metrics.count_accepted(accepted, changes, time.time())
         if breach:
             self._on_breach()
 

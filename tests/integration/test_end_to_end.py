@@ -47,7 +47,10 @@ def test_policeuk_samples_and_synthetic_events_are_counted_exactly(deployment: D
         if line.startswith("disposal_events_total{")
     )
     assert accepted == len(everything)
-    assert 'disposal_events_total{category="violence-and-sexual-offences"' in metrics
+    assert 'disposal_events_total{force="city-of-london"}' in metrics
+    # no _created twins; closed sets exist at zero from the start
+    assert "_created" not in metrics
+    assert 'disposal_events_rejected_total{reason="beyond_retention"} 0.0' in metrics
 
     # the CLI prints the same as CSV: header, sorted rows, `count` last, no zero rows
     r = deployment.cli("counts", "--group-by", "force,disposal", "--url", worker.url)

@@ -44,3 +44,5 @@ def test_killed_worker_and_duplicates_end_with_the_counts_of_one_clean_run(deplo
     deployment.produce(events)  # every event a second time
     deployment.wait()
     assert deployment.counts(worker) == expected
+    # and no worker stalled: the watchdog never had one exit for its supervisor to restart
+    assert [w.restarts for w in deployment.workers] == [0] * len(deployment.workers)

@@ -63,6 +63,8 @@ def test_a_hung_loop_is_seen_by_the_watchdog_which_exits_for_a_restart(
     assert re.search(r"no progress for \d+ s while records wait: lag .*exiting with code 75", log)
     worker.wait_ready()
     assert deployment.counts(worker) == expected_counts(events, reference_category)
+    # the restart on purpose stays visible to ops (counted in the data directory)
+    assert 'disposal_worker_exits_total{code="75"} 1.0' in worker.metrics()
 
 
 def test_restart_reads_back_only_what_the_store_lacks(deployment: Deployment) -> None:
