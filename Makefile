@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install test run stop bench bench-restart bench-soak lint clean
+.PHONY: install test run stop bench bench-restart bench-soak bench-ingest lint clean
 
 install: $(STAMP)
 
@@ -28,6 +28,9 @@ bench: install
 
 bench-restart: install
 	scripts/with-broker.sh $(BIN)/python bench/restart.py
+
+bench-ingest: install
+	scripts/with-broker.sh $(BIN)/python bench/ingest.py --clients
 
 bench-soak: install
 	scripts/with-broker.sh $(BIN)/python bench/soak_kill.py

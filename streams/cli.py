@@ -15,12 +15,10 @@ import logging
 import os
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -29,6 +27,9 @@ from streams.errors import ConfigError, InputError, StreamError
 from streams.model import OutcomeEvent
 from streams.policeuk import EXPECTED_SKIPS
 from streams.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from streams.ingest import Encoded
 
 log = logging.getLogger("disposal-watch")
 MAX_ROW_ERRORS_SHOWN = 20
@@ -211,37 +212,11 @@ def ingest() -> None:
 )
 def ingest_policeuk(files: tuple[Path, ...]) -> None:
     """police.uk street and/or outcomes CSV files (street files are read first)."""
-    from streams.policeuk import Tally, events_from_files
+    from streams.ingest import policeuk_encoded
 
     settings = _settings()
-    tally = Tally()
-    events = events_from_files(files, tally, on_skip=_RowErrors())
-    sent, failed = _send_all(settings, events, "police.uk")
-    sys.exit(_summary(tally.rows, sent, failed, tally.skipped or {}))
-
-
-def jsonl_events(
-    files: Iterable[Path], skipped: dict[str, int], rows: list[int], on_skip: Any
-) -> Iterator[OutcomeEvent]:
-    """Events of JSONL files in the project's JSON form; bad lines are skipped and reported."""
-    from pydantic import ValidationError
-
-    from streams.model import OutcomeEventIn
-
-    for path in files:
-        with path.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                rows[0] += 1
-                try:
-                    yield OutcomeEventIn.model_validate_json(line).to_event()
-                except ValidationError as exc:
-                    first = exc.errors()[0]
-                    reason = "invalid_json" if first["type"] == "json_invalid" else "invalid_event"
-                    where = ".".join(str(p) for p in first["loc"]) or "line"
-                    skipped[reason] = skipped.get(reason, 0) + 1
-                    on_skip(InputError(f"{path}:{n}: {where}: {first['msg']}", reason=reason))
+    chunks = policeuk_encoded(files, _ingest_workers(settings))  # a bad header stops the run here
+    sys.exit(_summary(*_send_encoded(settings, chunks, "police.uk")))
 
 
 @ingest.command("jsonl")
@@ -250,11 +225,46 @@ def jsonl_events(
 )
 def ingest_jsonl(files: tuple[Path, ...]) -> None:
     """Files of events in the project's JSON form, one object a line (see README)."""
+    from streams.ingest import encoded, jsonl_tasks
+
     settings = _settings()
+    chunks = encoded(jsonl_tasks(files), _ingest_workers(settings))
+    sys.exit(_summary(*_send_encoded(settings, chunks, "jsonl")))
+
+
+def _ingest_workers(settings: Settings) -> int:
+    from streams.ingest import default_workers
+
+    return settings.ingest_workers or default_workers()
+
+
+def _send_encoded(
+    settings: Settings, chunks: Iterable[Encoded], desc: str
+) -> tuple[int, int, int, dict[str, int]]:
+    """Send the records of ``chunks`` (encoded in worker processes: ``streams.ingest``) in their
+    order; (rows, sent, failed, skipped by reason)."""
+    from tqdm import tqdm
+
+    from streams.producer import EventProducer
+
+    report = _RowErrors()
+    rows = 0
     skipped: dict[str, int] = {}
-    rows = [0]
-    sent, failed = _send_all(settings, jsonl_events(files, skipped, rows, _RowErrors()), "jsonl")
-    sys.exit(_summary(rows[0], sent, failed, skipped))
+    with (
+        EventProducer(settings) as producer,
+        tqdm(desc=desc, unit=" rows", disable=not sys.stderr.isatty(), mininterval=0.5) as bar,
+    ):
+        producer.ensure_topics()
+        for chunk in chunks:
+            for key, value in chunk.records:
+                producer.send_raw(key, value)
+            for reason, message in chunk.skipped:
+                skipped[reason] = skipped.get(reason, 0) + 1
+                if message:
+                    report(InputError(message, reason=reason))
+            rows += chunk.rows
+            bar.update(chunk.rows)
+    return rows, producer.stats.sent, producer.stats.failed, skipped
 
 
 @main.command()
@@ -387,6 +397,9 @@ def token_new(name: str, forces: str, reidentify: bool, append_to: Path | None) 
 
 
 def _get_json(url: str, settings: Settings) -> Any:
+    import urllib.error  # here: urllib.request is slow to import, and ingest never needs it
+    import urllib.request
+
     req = urllib.request.Request(url)
     if settings.token:
         req.add_header("Authorization", f"Bearer {settings.token}")

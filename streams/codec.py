@@ -10,14 +10,17 @@ with an older schema stay readable after fields are added (with defaults).
 fastavro does the encoding and decoding; its parser validates the schema files at import.
 Decoding is on the worker's per-record path, and fastavro's public ``schemaless_reader`` walks
 the whole schema again at every call to collect its named types (about 11 of its 17 us for an
-event). ``AvroCodec`` collects them once per writer schema and calls the reader behind it,
-``fastavro._read._read_data`` (6 us): the one place the project touches fastavro's internals,
-pinned by ``pyproject.toml`` and held equal to the public reader by ``tests/unit/test_codec.py``.
+event), and its ``schemaless_writer`` does the same (17 us to write one). ``AvroCodec`` collects
+them once per schema and calls what lies behind, ``fastavro._read._read_data`` (6 us) and
+``fastavro._write.write_data`` (7 us): the one place the project touches fastavro's internals,
+pinned by ``pyproject.toml`` and held equal to the public reader and writer by
+``tests/unit/test_codec.py``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import json
 import struct
@@ -27,6 +30,7 @@ from typing import Any
 
 import fastavro
 import fastavro._read
+import fastavro._write
 import fastavro.schema
 import orjson
 
@@ -72,8 +76,11 @@ def _inline_named_types(schema: Any, schema_dir: Path, skip: str) -> Any:
     return walk(schema)
 
 
-#: fastavro's reader behind ``schemaless_reader`` (not in its type stubs)
+#: fastavro's reader and writer behind ``schemaless_reader`` and ``schemaless_writer`` (not in
+#: its type stubs)
 _read_data: Any = fastavro._read._read_data  # type: ignore[attr-defined]
+_write_data: Any = fastavro._write.write_data  # type: ignore[attr-defined]
+_WRITE_OPTIONS = {"strict": False, "strict_allow_default": False, "disable_tuple_notation": False}
 
 #: fastavro's reader options, as its public ``schemaless_reader`` passes them by default
 _READ_OPTIONS = {
@@ -98,9 +105,8 @@ class AvroCodec:
         self._header = MAGIC + self.fingerprint
         #: fingerprint -> how to read a body that writer wrote: (writer schema, named types of
         #: writer and reader, reader schema or None when the writer is the reader's own schema)
-        self._readers: dict[bytes, tuple[Any, dict[str, dict[str, Any]], Any]] = {
-            self.fingerprint: self._reader(self.schema, None)
-        }
+        self._own = self._reader(self.schema, None)
+        self._readers: dict[bytes, tuple[Any, dict[str, dict[str, Any]], Any]] = {self.fingerprint: self._own}
         history = schema_dir / "history"
         if history.is_dir():
             for old in sorted(history.glob(f"{name}.*.avsc")):
@@ -122,13 +128,12 @@ class AvroCodec:
         return list(self._readers)
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
-        buf = io.BytesIO()
-        buf.write(self._header)
+        buf = bytearray(self._header)
         try:
-            fastavro.schemaless_writer(buf, self.schema, record)
+            _write_data(buf, record, self._own[0], self._own[1]["writer"], "", _WRITE_OPTIONS)
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise EncodeError(f"cannot encode {self.name}: {exc}") from exc
-        return buf.getvalue()
+        return bytes(buf)
 
     def decode(self, data: bytes) -> dict[str, Any]:
         if len(data) < HEADER_LEN or data[:2] != MAGIC:
@@ -165,7 +170,158 @@ class AvroCodec:
 _EVENTS = AvroCodec("disposalwatch.OutcomeEvent")
 
 
+# --- the event writer on the ingest path --------------------------------------------------------
+# Writing an event is most of an ingest's cost per row: 7.4 us through fastavro, 3.6 us written
+# out here for the one schema (bench/README.md, "Ingest"). Avro binary (spec, "Binary
+# encoding"): int and long as zig-zag varints, a string as its UTF-8 length then bytes, a union
+# as the branch index then the value, an enum as the symbol's index, date as days and
+# timestamp-millis as milliseconds since 1970-01-01 UTC. It is used only while the schema is
+# the one it was written for (fingerprint and logical types checked at import) and only for
+# values of exactly the expected types; anything else goes through fastavro, which also gives
+# the errors. tests/unit/test_codec.py holds it byte-equal to fastavro's writer.
+
+_FAST_FOR = bytes.fromhex("e37e2d19eb988819")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_EPOCH_DAY = dt.date(1970, 1, 1).toordinal()
+
+
+def _varint(n: int) -> bytes:
+    """Zig-zag varint of a signed 64-bit integer."""
+    n = (n << 1) ^ (n >> 63)
+    if n < 128:
+        return _ONE_BYTE[n]
+    out = []
+    while n > 127:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_ONE_BYTE = [bytes([i]) for i in range(128)]
+_SMALL = [_varint(i) for i in range(1024)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(day: dt.date) -> bytes:
+    """A date as Avro writes it (days since 1970-01-01); events share few dates."""
+    return _varint(day.toordinal() - _EPOCH_DAY)
+
+
+def _string(text: str) -> bytes:
+    data = text.encode()
+    n = len(data)
+    return (_SMALL[n] if n < 1024 else _varint(n)) + data
+
+
+def _opt_string(text: str | None) -> bytes:
+    return b"\x00" if text is None else b"\x02" + _string(text)
+
+
+def _fields(codec: AvroCodec) -> dict[str, Any]:
+    """Field name -> parsed type, of a record codec's schema."""
+    schema: Any = codec.schema
+    return {f["name"]: f["type"] for f in schema["fields"]}
+
+
+#: the written bytes of strings that take few values (force ids, crime types, outcome texts,
+#: source systems) and of instants (police.uk's are month starts), up to a bound
+_FEW_MAX = 8192
+_few_required: dict[str, bytes] = {}
+_few_optional: dict[str | None, bytes] = {}
+_few_millis: dict[dt.datetime, bytes] = {}
+
+
+def _few(text: str) -> bytes:
+    data = _few_required.get(text)
+    if data is None:
+        data = _string(text)
+        if len(_few_required) < _FEW_MAX:
+            _few_required[text] = data
+    return data
+
+
+def _few_opt(text: str | None) -> bytes:
+    data = _few_optional.get(text)
+    if data is None:
+        data = _opt_string(text)
+        if len(_few_optional) < _FEW_MAX:
+            _few_optional[text] = data
+    return data
+
+
+def _millis(instant: dt.datetime) -> bytes:
+    data = _few_millis.get(instant)
+    if data is None:
+        delta = instant - _EPOCH
+        data = _varint((delta.days * 86400 + delta.seconds) * 1000 + delta.microseconds // 1000)
+        if len(_few_millis) < _FEW_MAX:
+            _few_millis[instant] = data
+    return data
+
+
+def _fast_outcome_ok(codec: AvroCodec) -> bool:
+    logical = _fields(codec)
+    return (
+        codec.fingerprint == _FAST_FOR
+        and logical["outcome_date"] == {"type": "int", "logicalType": "date"}
+        and logical["recorded_at"] == {"type": "long", "logicalType": "timestamp-millis"}
+    )
+
+
+_FAST = _fast_outcome_ok(_EVENTS)
+_DISPOSAL_INDEX = {
+    s.replace("_", "-"): _SMALL[i] for i, s in enumerate(_fields(_EVENTS)["disposal"]["symbols"])
+}
+_DOMESTIC = {None: b"\x00", True: b"\x02\x01", False: b"\x02\x00"}
+_STR = str
+
+
+def _fast_encode_outcome(e: OutcomeEvent) -> bytes | None:
+    """The event's bytes, or None when a value is not of the type this writer expects."""
+    recorded, number = e.recorded_at, e.outcome_number
+    if (
+        type(e.event_id) is not _STR
+        or type(e.force_id) is not _STR
+        or type(e.crime_ref) is not _STR
+        or type(e.source_system) is not _STR
+        or type(e.schema_version) is not int
+        or not (e.offence_code is None or type(e.offence_code) is _STR)
+        or not (e.crime_type is None or type(e.crime_type) is _STR)
+        or not (e.outcome_text is None or type(e.outcome_text) is _STR)
+        or not (number is None or type(number) is int)
+        or type(e.outcome_date) is not dt.date
+        or type(recorded) is not dt.datetime
+        or recorded.tzinfo is None
+        or not (e.domestic_abuse is None or type(e.domestic_abuse) is bool)
+        or e.disposal not in _DISPOSAL_INDEX
+    ):
+        return None
+    return b"".join(
+        (
+            _EVENTS._header,
+            _SMALL[e.schema_version] if 0 <= e.schema_version < 1024 else _varint(e.schema_version),
+            _string(e.event_id),
+            _few(e.force_id),
+            _string(e.crime_ref),
+            _few_opt(e.offence_code),
+            _few_opt(e.crime_type),
+            b"\x00" if number is None else b"\x02" + _varint(number),
+            _DISPOSAL_INDEX[e.disposal],
+            _few_opt(e.outcome_text),
+            _day(e.outcome_date),
+            _millis(recorded),
+            _DOMESTIC[e.domestic_abuse],
+            _few(e.source_system),
+        )
+    )
+
+
 def encode_outcome(event: OutcomeEvent) -> bytes:
+    if _FAST:
+        data = _fast_encode_outcome(event)
+        if data is not None:
+            return data
     return _EVENTS.encode(
         {
             "schema_version": event.schema_version,

@@ -18,17 +18,19 @@ month), and a crime that only the street file has counts by its last outcome.
 Event ids are a hash of file kind, Crime ID, month and outcome, so ingesting the same files
 twice produces the same events, which the worker counts once.
 
-Pure functions over rows: reading files is ``read_rows``; nothing here talks to Kafka.
+Pure functions over rows: reading files is ``read_values``; nothing here talks to Kafka.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from streams.errors import ConfigError, InputError
 from streams.model import OutcomeEvent
@@ -43,8 +45,7 @@ STREET_COLUMNS: tuple[str, ...] = ("Crime ID", "Month", "Reported by", "Crime ty
 OUTCOMES_COLUMNS: tuple[str, ...] = ("Crime ID", "Month", "Reported by", "Outcome type")
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(NamedTuple):  # a NamedTuple: made once per row, and cheaper than a frozen dataclass
     file: Path
     line: int  # 1-based line number in the file (the header is line 1)
     fields: dict[str, str]
@@ -72,8 +73,9 @@ def file_kind(path: Path, header: list[str]) -> str:
     return kind
 
 
-def read_rows(path: Path) -> tuple[str, Iterator[Row]]:
-    """Open a police.uk CSV; returns its kind and an iterator over its data rows."""
+def read_values(path: Path) -> tuple[str, list[str], Iterator[tuple[int, list[str]]]]:
+    """Open a police.uk CSV; returns its kind, its header and an iterator over (line number,
+    values) of its data rows (the header is line 1)."""
     try:
         f = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
@@ -82,20 +84,29 @@ def read_rows(path: Path) -> tuple[str, Iterator[Row]]:
     header = next(reader, [])
     kind = file_kind(path, header)
 
-    def rows() -> Iterator[Row]:
+    def rows() -> Iterator[tuple[int, list[str]]]:
         with f:
-            for i, values in enumerate(reader, start=2):
-                yield Row(path, i, dict(zip(header, values, strict=False)))
+            yield from enumerate(reader, 2)
 
-    return kind, rows()
+    return kind, header, rows()
 
 
-def _month_start(row: Row) -> dt.date:
-    text = row.fields.get("Month", "").strip()
+@functools.lru_cache(maxsize=256)
+def _month(text: str) -> tuple[dt.date, dt.datetime] | None:
+    """``YYYY-MM`` -> its first day, and midnight UTC of it (a file holds a month or two)."""
     try:
-        return dt.date.fromisoformat(text + "-01")
+        day = dt.date.fromisoformat(text + "-01")
     except ValueError:
-        raise InputError(f"{row.where}: Month {text!r} is not YYYY-MM", reason="bad_month") from None
+        return None
+    return day, dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def _month_start(row: Row) -> tuple[dt.date, dt.datetime]:
+    text = row.fields.get("Month", "").strip()
+    found = _month(text)
+    if found is None:
+        raise InputError(f"{row.where}: Month {text!r} is not YYYY-MM", reason="bad_month")
+    return found
 
 
 def _force(row: Row) -> str:
@@ -116,20 +127,20 @@ def _disposal(row: Row, text: str) -> str:
 
 
 def _event_id(kind: str, crime_id: str, month: dt.date, outcome: str) -> str:
-    h = hashlib.blake2b(f"{kind}|{crime_id}|{month:%Y-%m}|{outcome}".encode(), digest_size=16)
-    return f"pu-{h.hexdigest()}"
+    h = hashlib.blake2b(f"{kind}|{crime_id}|{month.isoformat()[:7]}|{outcome}".encode(), digest_size=16)
+    return "pu-" + h.hexdigest()
 
 
 def _event(row: Row, kind: str, crime_id: str, outcome: str, crime_type: str) -> OutcomeEvent:
     """The event of a row of either kind: dated the first of its Month (police.uk gives no day)."""
-    month = _month_start(row)
+    month, midnight = _month_start(row)
     return OutcomeEvent(
         event_id=_event_id(kind, crime_id, month, outcome),
         force_id=_force(row),
         crime_ref=crime_id,
         disposal=_disposal(row, outcome),
         outcome_date=month,
-        recorded_at=dt.datetime(month.year, month.month, month.day, tzinfo=dt.UTC),
+        recorded_at=midnight,
         source_system=f"policeuk-{kind}",
         crime_type=crime_type,
         outcome_text=outcome,
@@ -181,45 +192,76 @@ class Tally:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
 
-def events_from_files(paths: Iterable[Path], tally: Tally, on_skip: object = None) -> Iterator[OutcomeEvent]:
-    """Events of police.uk files: street files first, then outcomes files (see module doc).
+#: a data row as read: kind, file, the file's header, line number, values, and (outcomes rows) the
+#: crime type of its Crime ID. Plain values, cheap to send to another process; ``row_event``
+#: makes a ``Row`` of it.
+RawRow = tuple[str, Path, list[str], int, list[str], "str | None"]
 
-    Each file's header is checked before any event is produced, so a file with missing columns
-    stops the run before anything is sent. ``on_skip(error)`` is called for each skipped row.
-    """
-    opened = [(p, *read_rows(p)) for p in paths]
-    street = [(p, rows) for p, kind, rows in opened if kind == "street"]
-    outcomes = [(p, rows) for p, kind, rows in opened if kind == "outcomes"]
+
+def street_crime_type(values: list[str], id_at: int, type_at: int) -> tuple[str, str] | None:
+    """(Crime ID, crime type) a street row gives its crime's outcomes rows; None if it has no
+    Crime ID or no known crime type."""
+    if len(values) > max(id_at, type_at):
+        crime_id, crime_type = values[id_at].strip(), values[type_at].strip()
+        if crime_id and crime_type in POLICEUK_CRIME_TYPES:
+            return crime_id, crime_type
+    return None
+
+
+def outcomes_crime_id(values: list[str], id_at: int) -> str:
+    return values[id_at].strip() if len(values) > id_at else ""
+
+
+def typed_rows(paths: Iterable[Path]) -> Iterator[RawRow]:
+    """Every data row: street files first (their crime type is in the row: None), then outcomes
+    files, each row with the crime type of the first street row of its Crime ID (None: no street
+    file gave it). Each file's header is checked before any row comes out, so a file with missing
+    columns stops the run before anything is sent."""
+    opened = [(p, *read_values(p)) for p in paths]
     crime_types: dict[str, str] = {}
+    for path, kind, header, rows in opened:
+        if kind != "street":
+            continue
+        id_at, type_at = header.index("Crime ID"), header.index("Crime type")
+        for line, values in rows:
+            known = street_crime_type(values, id_at, type_at)
+            if known is not None:
+                crime_types.setdefault(*known)
+            yield kind, path, header, line, values, None
+    for path, kind, header, rows in opened:
+        if kind != "outcomes":
+            continue
+        id_at = header.index("Crime ID")
+        for line, values in rows:
+            yield kind, path, header, line, values, crime_types.get(outcomes_crime_id(values, id_at))
 
-    def skip(exc: InputError) -> None:
-        tally.skip(exc.reason)
-        if callable(on_skip):
-            on_skip(exc)
 
-    for _, rows in street:
-        for row in rows:
-            tally.rows += 1
-            try:
-                ev = street_event(row)
-            except InputError as exc:
-                skip(exc)
-                continue
-            crime_id = row.fields.get("Crime ID", "").strip()
-            if crime_id and row.fields.get("Crime type", "").strip() in POLICEUK_CRIME_TYPES:
-                crime_types.setdefault(crime_id, row.fields["Crime type"].strip())
-            if ev is None:
-                tally.skip("no_crime_id_or_outcome")
-                continue
-            tally.events += 1
-            yield ev
-    for _, rows in outcomes:
-        for row in rows:
-            tally.rows += 1
-            try:
-                ev = outcome_event(row, crime_types)
-            except InputError as exc:
-                skip(exc)
-                continue
-            tally.events += 1
-            yield ev
+def row_event(raw: RawRow) -> OutcomeEvent | None:
+    """The event of a row (None: a street row with no Crime ID or outcome); raises ``InputError``
+    for a row that cannot become one."""
+    kind, path, header, line, values, crime_type = raw
+    row = Row(path, line, dict(zip(header, values, strict=False)))
+    if kind == "street":
+        return street_event(row)
+    crime_id = row.fields.get("Crime ID", "").strip()
+    return outcome_event(row, {crime_id: crime_type} if crime_type else {})
+
+
+def events_from_files(paths: Iterable[Path], tally: Tally, on_skip: object = None) -> Iterator[OutcomeEvent]:
+    """Events of police.uk files, in one process (``streams.ingest`` does the same in several):
+    street files first, then outcomes files (see the module doc). ``on_skip(error)`` is called
+    for each skipped row."""
+    for raw in typed_rows(paths):
+        tally.rows += 1
+        try:
+            ev = row_event(raw)
+        except InputError as exc:
+            tally.skip(exc.reason)
+            if callable(on_skip):
+                on_skip(exc)
+            continue
+        if ev is None:
+            tally.skip("no_crime_id_or_outcome")
+            continue
+        tally.events += 1
+        yield ev

@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     #: secret key for the pseudonyms of crime references in alerts (keyed HMAC); the same on
     #: every worker. The default is for local use only: the worker warns when it is in use.
     pseudonym_key: str = Field(default=DEV_PSEUDONYM_KEY, min_length=16)
+    #: processes that parse and encode rows for `ingest` (0: one per core)
+    ingest_workers: int = Field(default=0, ge=0, le=64)
     #: bearer token the CLI sends to the worker's API
     token: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

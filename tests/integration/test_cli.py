@@ -1,5 +1,6 @@
 """Bad input as a new user would try it: each gets a clear error naming the row or setting."""
 
+import json
 import re
 from pathlib import Path
 
@@ -70,3 +71,39 @@ def test_wait_times_out_without_a_worker(deployment: Deployment, tmp_path: Path)
 def test_counts_without_a_worker(deployment: Deployment) -> None:
     r = deployment.cli("counts", "--url", "http://127.0.0.1:1")
     assert r.returncode == 2 and "cannot reach the worker at http://127.0.0.1:1" in r.stderr
+
+
+def test_ingest_keeps_each_crime_on_the_partition_java_clients_pick(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """The CLI's producer (librdkafka, murmur2_random) puts each key where kafka-python's and
+    Java's default partitioner do: a crime's events stay on one partition whichever wrote them;
+    and a crime's events keep their order (parallel encoding sends in input order)."""
+    from kafka import KafkaConsumer
+    from kafka.partitioner.default import murmur2
+    from streams.simulate import simulate
+
+    events = list(simulate(6000, seed=12))
+    f = tmp_path / "events.jsonl"
+    f.write_text("".join(json.dumps(e.to_json_dict()) + "\n" for e in events))
+    r = deployment.cli("ingest", "jsonl", str(f), DW_INGEST_WORKERS="2")
+    assert r.returncode == 0, r.stderr
+    s = deployment.settings
+    c = KafkaConsumer(
+        s.disposals_topic, bootstrap_servers=s.kafka, auto_offset_reset="earliest", consumer_timeout_ms=5000
+    )
+    got = [(m.partition, m.offset, m.key) for m in c]
+    c.close()
+    assert len(got) == len(events)
+    assert all(p == (murmur2(k) & 0x7FFFFFFF) % s.partitions for p, _, k in got)
+    order = {e.event_id: i for i, e in enumerate(events)}
+    from streams.codec import decode_outcome
+
+    c = KafkaConsumer(
+        s.disposals_topic, bootstrap_servers=s.kafka, auto_offset_reset="earliest", consumer_timeout_ms=5000
+    )
+    per_crime: dict[bytes, list[int]] = {}
+    for m in sorted(c, key=lambda m: (m.partition, m.offset)):
+        per_crime.setdefault(m.key, []).append(order[decode_outcome(m.value).event_id])
+    c.close()
+    assert all(seq == sorted(seq) for seq in per_crime.values())

@@ -22,7 +22,7 @@ from streams.codec import (
 )
 from streams.core.classify import Cell
 from streams.core.crimes import Held, event_digest
-from streams.errors import DecodeError, StateError
+from streams.errors import DecodeError, EncodeError, StateError
 from streams.model import OutcomeEvent
 
 EVENT = OutcomeEvent(
@@ -184,7 +184,7 @@ def test_unreadable_held_state_is_a_state_error(data: bytes) -> None:
         decode_held(data)
 
 
-def test_fast_reader_reads_as_fastavros_public_reader(tmp_path: Path) -> None:
+def test_fast_reader_and_writer_do_as_fastavros_public_ones(tmp_path: Path) -> None:
     """The codec calls fastavro's reader without its per-call schema walk (streams/codec.py): it
     must give what ``fastavro.schemaless_reader`` gives, for the codec's own schema and for an
     older writer schema resolved to it. An upgrade of fastavro that breaks this fails here."""
@@ -218,3 +218,63 @@ def test_fast_reader_reads_as_fastavros_public_reader(tmp_path: Path) -> None:
         assert v2.decode(old) == fastavro.schemaless_reader(body, v1.schema, v2.schema)
         new = v2.encode({**v1.decode(old), "victim_consulted": True})
         assert v2.decode(new) == fastavro.schemaless_reader(io.BytesIO(new[10:]), v2.schema, None)
+        # and the writer writes what fastavro's public writer writes
+        public = io.BytesIO()
+        fastavro.schemaless_writer(public, v1.schema, v1.decode(old))
+        assert old[10:] == public.getvalue()
+
+
+def _fastavro_bytes(event: OutcomeEvent) -> bytes:
+    record = dataclasses.asdict(event)
+    record["disposal"] = record["disposal"].replace("-", "_")
+    return _EVENTS.encode(record)
+
+
+PLUS_5 = dt.timezone(dt.timedelta(hours=5))
+
+
+def test_event_writer_writes_what_fastavro_writes() -> None:
+    """``encode_outcome``'s own writer (streams/codec.py) against fastavro's, byte for byte: every
+    field, each union branch, every disposal, dates either side of 1970, large and non-ASCII
+    strings, and the events of the simulator and of the police.uk samples."""
+    from streams import codec
+    from streams.policeuk import Tally, events_from_files
+    from streams.simulate import simulate
+
+    assert codec._FAST, "the schema changed: update or drop _fast_encode_outcome in streams/codec.py"
+    samples = (
+        Path(__file__).resolve().parents[3] / "shared" / "data" / "policeuk" / "city-of-london-2024-2025"
+    )
+    events = [*simulate(3000, seed=5), *events_from_files(sorted(samples.glob("*.csv")), Tally())]
+    edge = [
+        dataclasses.replace(EVENT, disposal=d, domestic_abuse=da, outcome_number=n, outcome_text=t)
+        for d in ("charge", "caution", "pending", "other", "no-further-action", "community-resolution")
+        for da in (None, True, False)
+        for n, t in ((None, None), (0, ""), (23, "é" * 700), (-5, "x" * 5000))
+    ]
+    edge += [
+        dataclasses.replace(
+            EVENT,
+            outcome_date=dt.date(1901, 1, 1),
+            recorded_at=dt.datetime(1960, 2, 3, 4, 5, 6, 999999, tzinfo=dt.UTC),
+            event_id="",
+            crime_ref="🚓" * 300,
+        ),
+        dataclasses.replace(EVENT, recorded_at=dt.datetime(2024, 1, 1, 1, tzinfo=PLUS_5)),
+        dataclasses.replace(EVENT, schema_version=2**40),
+    ]
+    for ev in events + edge:
+        fast = codec._fast_encode_outcome(ev)
+        assert fast is not None
+        assert fast == _fastavro_bytes(ev), ev
+
+
+def test_values_of_other_types_go_through_fastavro() -> None:
+    from streams import codec
+
+    naive = dataclasses.replace(EVENT, recorded_at=dt.datetime(2024, 5, 3, 14, 5))  # noqa: DTZ001
+    assert codec._fast_encode_outcome(naive) is None
+    assert encode_outcome(naive) == _fastavro_bytes(naive)
+    assert codec._fast_encode_outcome(dataclasses.replace(EVENT, domestic_abuse=1)) is None  # type: ignore[arg-type]
+    with pytest.raises(EncodeError):
+        encode_outcome(dataclasses.replace(EVENT, disposal="settled-quietly"))

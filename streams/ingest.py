@@ -1,0 +1,232 @@
+"""Ingestion: input files to encoded records, in worker processes, in input order.
+
+The expensive part of an ingest is per row: parsing and validating a JSON line, or building the
+event of a police.uk row, then Avro-encoding it. ``encoded`` cuts the rows into chunks, in input
+order; a pool of worker processes (forked, so nothing but the chunk is shipped) turns each chunk
+into (key, value) records and skipped rows; the main process yields the results in the order of
+the chunks. So the records come out in exactly the order a single process would make them: the
+events of one crime keep their order, on their one partition. At most ``2 * workers`` chunks are
+in flight: memory stays bounded on files of any size, and the progress bar follows the rows.
+
+police.uk (``policeuk_encoded``): the main process only cuts each CSV into blocks of whole
+records (a line ends a record when the quotes before it are balanced, so a quoted field that
+spans lines stays in one block) and counts them, for the line numbers; the workers parse them.
+Street files first: each street block also returns the crime types its rows give, which the
+main process merges in input order (the first street row of a crime wins, as in
+``streams.policeuk.typed_rows``). Then outcomes files, in a pool forked after that map is
+complete, so every worker has it without it being sent.
+
+Errors, skips and summaries are those of ``streams.policeuk`` and ``streams.model``, unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streams.codec import encode_outcome
+from streams.errors import ConfigError, InputError
+from streams.model import OutcomeEvent
+from streams.policeuk import file_kind, outcomes_crime_id, row_event, street_crime_type
+
+#: rows per chunk sent to a worker
+CHUNK = 2000
+
+#: (key, value) of one record for the disposals topic
+Record = tuple[bytes, bytes]
+
+
+@dataclass
+class Encoded:
+    """What a worker made of one chunk: records, and the rows skipped (reason, message), in order."""
+
+    rows: int
+    records: list[Record] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: police.uk street blocks: (Crime ID, crime type) of the rows that give one, in order
+    crime_types: list[tuple[str, str]] = field(default_factory=list)
+
+
+def record(event: OutcomeEvent) -> Record:
+    return event.crime_key.encode(), encode_outcome(event)
+
+
+# --- what a worker does to a chunk ------------------------------------------------------------
+
+
+def jsonl_chunk(path: str, first_line: int, lines: list[str]) -> Encoded:
+    """JSON lines (``first_line`` is the line number of the first) to records; bad lines skipped
+    as ``invalid_json`` or ``invalid_event`` with the file, line, field and message."""
+    from pydantic import ValidationError
+
+    from streams.model import OutcomeEventIn
+
+    out = Encoded(rows=0)
+    for n, line in enumerate(lines, start=first_line):
+        if not line.strip():
+            continue
+        out.rows += 1
+        try:
+            out.records.append(record(OutcomeEventIn.model_validate_json(line).to_event()))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            reason = "invalid_json" if first["type"] == "json_invalid" else "invalid_event"
+            where = ".".join(str(p) for p in first["loc"]) or "line"
+            out.skipped.append((reason, f"{path}:{n}: {where}: {first['msg']}"))
+    return out
+
+
+#: police.uk: crime types by Crime ID from every street file, set in the main process before the
+#: outcomes pool is forked (so inherited by its workers, never sent)
+_crime_types: dict[str, str] = {}
+
+
+def policeuk_chunk(kind: str, path: Path, header: list[str], first_line: int, lines: list[str]) -> Encoded:
+    """Whole CSV records of one police.uk file (the first is record ``first_line``, the header
+    being 1) to records; skips as ``streams.policeuk`` makes them."""
+    out = Encoded(rows=0)
+    id_at = header.index("Crime ID")
+    type_at = header.index("Crime type") if kind == "street" else -1
+    for line, values in enumerate(csv.reader(lines), first_line):
+        out.rows += 1
+        if kind == "street":
+            known = street_crime_type(values, id_at, type_at)
+            if known is not None:
+                out.crime_types.append(known)
+            crime_type = None
+        else:
+            crime_type = _crime_types.get(outcomes_crime_id(values, id_at))
+        try:
+            event = row_event((kind, path, header, line, values, crime_type))
+        except InputError as exc:
+            out.skipped.append((exc.reason, str(exc)))
+            continue
+        if event is None:
+            out.skipped.append(("no_crime_id_or_outcome", ""))
+        else:
+            out.records.append(record(event))
+    return out
+
+
+# --- the main process ---------------------------------------------------------------------------
+
+
+def chunks(items: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def default_workers() -> int:
+    """One per core the process may use, at least one."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def encoded(
+    tasks: Iterable[tuple[Callable[..., Encoded], tuple[Any, ...]]], workers: int
+) -> Iterator[Encoded]:
+    """``func(*args)`` of each task, in worker processes, yielded in the tasks' order (at most
+    ``2 * workers`` in flight); in this process when ``workers`` is 1. The workers start on the
+    first tasks at once, before the first result is asked for (while the caller connects)."""
+    if workers <= 1:
+        return (func(*args) for func, args in tasks)
+    pool = multiprocessing.get_context("fork").Pool(workers)
+    todo = iter(tasks)
+    pending: deque[Any] = deque(pool.apply_async(f, a) for f, a in itertools.islice(todo, 2 * workers))
+
+    def results() -> Iterator[Encoded]:
+        with pool:  # terminates the workers however the iteration ends
+            for func, args in todo:
+                pending.append(pool.apply_async(func, args))
+                yield pending.popleft().get()
+            while pending:
+                yield pending.popleft().get()
+
+    return results()
+
+
+def jsonl_tasks(files: Iterable[Path]) -> Iterator[tuple[Callable[..., Encoded], tuple[Any, ...]]]:
+    for path in files:
+        with path.open(encoding="utf-8") as f:
+            line = 1
+            for lines in chunks(f):
+                yield jsonl_chunk, (str(path), line, lines)
+                line += len(lines)
+
+
+def csv_blocks(lines: Iterable[str], size: int = CHUNK) -> Iterator[tuple[int, list[str]]]:
+    """Blocks of about ``size`` lines that end on a record boundary, each with how many records
+    it holds. A line ends a record when the quotes seen so far are balanced (RFC 4180: a quote
+    inside a quoted field is doubled, so only a field still open leaves the count odd)."""
+    block: list[str] = []
+    records = 0
+    open_field = False
+    for line in lines:
+        block.append(line)
+        if line.count('"') % 2:
+            open_field = not open_field
+        if not open_field:
+            records += 1
+            if len(block) >= size:
+                yield records, block
+                block, records = [], 0
+    if block:
+        yield records + (1 if open_field else 0), block
+
+
+def _headers(paths: Iterable[Path]) -> list[tuple[Path, str, list[str]]]:
+    """(path, kind, header) of every file, checked before anything is read or sent."""
+    out = []
+    for path in paths:
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as f:
+                header = next(csv.reader(f), [])
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        out.append((path, file_kind(path, header), header))
+    return out
+
+
+def _file_tasks(
+    files: list[tuple[Path, str, list[str]]], kind: str
+) -> Iterator[tuple[Callable[..., Encoded], tuple[Any, ...]]]:
+    for path, file_kind_, header in files:
+        if file_kind_ != kind:
+            continue
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            next(csv.reader(f), None)  # the header, checked already
+            line = 2
+            for records, lines in csv_blocks(f):
+                yield policeuk_chunk, (kind, path, header, line, lines)
+                line += records
+
+
+def policeuk_encoded(paths: Iterable[Path], workers: int) -> Iterator[Encoded]:
+    """Records of police.uk files: street files first, then outcomes files, each outcomes row
+    with the crime type of the first street row of its Crime ID. Every header is checked when
+    this is called (a bad file raises ``ConfigError`` before anything is sent)."""
+    files = _headers(paths)
+    _crime_types.clear()
+    street = encoded(_file_tasks(files, "street"), workers)
+
+    def run() -> Iterator[Encoded]:
+        for chunk in street:
+            for crime_id, crime_type in chunk.crime_types:
+                _crime_types.setdefault(crime_id, crime_type)
+            yield chunk
+        yield from encoded(_file_tasks(files, "outcomes"), workers)
+        _crime_types.clear()
+
+    return run()
