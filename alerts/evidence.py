@@ -80,7 +80,8 @@ def summary(rule: Rule, e: Evaluation, state: str, force_name: str) -> str:
             f"({pct(before)}) in the {days} days before: {e.value * 100:+.0f}%"
         )
         if e.p_value is not None:
-            line += f" (one-sided Fisher test p = {e.p_value:.3f})"
+            shown = "p < 0.001" if e.p_value < 0.001 else f"p = {e.p_value:.3f}"
+            line += f" (one-sided Fisher test {shown})"
     elif rule.measure == "count":
         crimes = "crime" if y == 1 else "crimes"
         line = f"{y} {cat} {crimes} {what} {span} (threshold {e.threshold:g})"
