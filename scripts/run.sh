@@ -49,6 +49,7 @@ fi
 cat <<MSG
 
 disposal-watch is running:
+  dashboard http://127.0.0.1:$DW_WEB_PORT/             (alerts live, funnel plots, force pages)
   metrics  http://127.0.0.1:$DW_WEB_PORT/metrics     (disposal_events_total rising)
   health   http://127.0.0.1:$DW_WEB_PORT/healthz
   counts   http://127.0.0.1:$DW_WEB_PORT/api/counts?group_by=force,disposal&window=28d

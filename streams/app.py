@@ -34,6 +34,7 @@ from streams.core.clock import clock_for
 from streams.http.alerts import AlertPages
 from streams.http.cases import CasePages
 from streams.http.counts import CountsPages
+from streams.http.dashboard import DashboardPages
 from streams.http.guards import Guard
 from streams.http.health import HealthPages
 from streams.http.peers import PeerPages
@@ -151,6 +152,18 @@ def build(settings: Settings) -> Worker:
     host.add_page(app, "/api/clock", guard.peers_only(peers.clock), "clock")
     # after /api/refs/local: aiohttp matches routes in the order they were added
     host.add_page(app, "/api/refs/{pseudonym}", guard.scoped(cases.reidentify), "reidentify")
+    dashboard = DashboardPages(
+        cluster,
+        alert_log,
+        rules,
+        tokens,
+        clock_kind=settings.clock,
+        retention_days=settings.retention_days,
+    )
+    host.add_page(app, "/", dashboard.index, "dashboard")
+    host.add_page(app, "/signin", dashboard.signin_form, "signin", post=dashboard.signin)
+    host.add_page(app, "/force/{force}", dashboard.force, "force_page")
+    host.add_page(app, "/force/{force}/counts.csv", dashboard.force_csv, "force_csv")
 
     metrics.webhooks_known(hook.name for hook in webhooks)
     host.add_task(app, alert_log.follow, "follow_alerts")

@@ -18,6 +18,20 @@ from streams import metrics
 from streams.access import PEER_HEADER, Denied, Scope, TokenEntry, authorize, authorize_peer
 
 Response = web.StreamResponse
+
+#: the dashboard's sign-in keeps the bearer token in this session cookie (HttpOnly,
+#: SameSite=Strict); user-facing endpoints accept it in place of the Authorization header
+SESSION_COOKIE = "dw_token"
+
+
+def authorization_of(request: web.Request) -> str | None:
+    """The request's Authorization header, or the bearer token of its session cookie."""
+    header = request.headers.get("Authorization")
+    if header is None and request.cookies.get(SESSION_COOKIE):
+        return f"Bearer {request.cookies[SESSION_COOKIE]}"
+    return header
+
+
 ScopedHandler = Callable[..., Awaitable[Response]]
 
 
@@ -39,7 +53,7 @@ class Guard:
     def scoped(self, handler: ScopedHandler) -> Callable[..., Awaitable[Response]]:
         @functools.wraps(handler)
         async def page(request: web.Request, **params: Any) -> Response:
-            scope = authorize(self.tokens, request.headers.get("Authorization"), request.remote)
+            scope = authorize(self.tokens, authorization_of(request), request.remote)
             if isinstance(scope, Denied):
                 return deny(scope, "Bearer")
             return await handler(request, scope, **params)

@@ -62,14 +62,22 @@ def create_app(settings: Settings) -> Any:
     )
 
 
-def add_page(app: Any, path: str, handler: Handler, name: str) -> None:
-    """Serve ``handler(request, **path parameters)`` at ``path`` (GET)."""
+def add_page(app: Any, path: str, handler: Handler, name: str, post: Handler | None = None) -> None:
+    """Serve ``handler(request, **path parameters)`` at ``path`` (GET), and ``post`` (POST)."""
+    from faust.web import View
 
     async def get(view: Any, request: Any, **params: Any) -> Any:
         return await handler(request, **params)
 
-    get.__name__ = name
-    app.page(path)(get)
+    methods: dict[str, Any] = {"get": get}
+    if post is not None:
+        post_handler = post
+
+        async def post_method(view: Any, request: Any, **params: Any) -> Any:
+            return await post_handler(request, **params)
+
+        methods["post"] = post_method
+    app.page(path)(type(name, (View,), methods))
 
 
 def add_task(app: Any, task: Callable[[], Awaitable[None]], name: str) -> None:

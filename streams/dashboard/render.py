@@ -1,0 +1,417 @@
+# ruff: noqa: E501 (HTML, CSS and script templates read better unbroken)
+"""The dashboard's HTML: server-rendered pages with inline SVG charts and one small script.
+
+Why server-rendered SVG rather than a charting library: the charts are two kinds (a funnel plot
+and a monthly line), both drawn from numbers the worker already has; SVG elements can carry the
+attributes the tests and screen readers need (``data-force``, ``<title>``, ``tabindex``); and
+nothing has to be built or fetched (no CDN, no npm step). The script only keeps the alert list
+live from the SSE feed.
+
+Accessibility: every chart has a table equivalent; colours are from the Okabe-Ito palette (safe
+for colour blindness) and outliers are also marked by shape and by words; points take keyboard
+focus and show their numbers. Every view states the date its data runs to.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from alerts.evidence import category_words, disposal_words
+from streams.dashboard.funnel import Funnel, Point
+from streams.dashboard.trend import Month
+from streams.reference import FORCE_NAMES
+
+WINDOWS = ("28d", "91d", "365d")
+BLUE, ORANGE, VERMILLION, GREY = "#0072B2", "#E69F00", "#D55E00", "#6b6b6b"
+
+CSS = """
+:root { font-family: system-ui, sans-serif; color: #1a1a1a; background: #fff; }
+body { margin: 0 auto; max-width: 72rem; padding: 0.75rem; line-height: 1.45; }
+header { display: flex; flex-wrap: wrap; gap: 0.5rem 1.5rem; align-items: baseline;
+  border-bottom: 1px solid #ccc; margin-bottom: 1rem; }
+header h1 { font-size: 1.3rem; margin: 0.3rem 0; }
+nav a, .windows a { margin-right: 0.8rem; }
+a { color: #005a8c; } a:focus, button:focus, circle:focus, input:focus { outline: 3px solid #E69F00; outline-offset: 2px; }
+.asof { color: #444; font-size: 0.95rem; }
+ul.alerts { list-style: none; padding: 0; margin: 0; }
+ul.alerts li { border: 1px solid #ccc; border-left: 6px solid #0072B2; border-radius: 4px;
+  padding: 0.5rem 0.75rem; margin-bottom: 0.5rem; }
+ul.alerts li.sev-high { border-left-color: #D55E00; }
+ul.alerts li.resolved { border-left-color: #6b6b6b; color: #444; }
+.meta { font-size: 0.9rem; color: #444; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 30rem), 1fr)); gap: 1rem; }
+figure { margin: 0; border: 1px solid #ddd; border-radius: 4px; padding: 0.5rem; }
+figcaption { font-weight: 600; }
+svg { width: 100%; max-width: 40rem; height: auto; display: block; }
+svg text { font-size: 11px; fill: #333; }
+table { border-collapse: collapse; font-size: 0.9rem; margin: 0.5rem 0; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.2rem 0.5rem; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+.tip { position: absolute; background: #fff; border: 1px solid #333; padding: 0.3rem 0.5rem;
+  font-size: 0.85rem; pointer-events: none; display: none; max-width: 18rem; }
+form.signin { max-width: 28rem; } form.signin input { width: 100%; font-size: 1rem; padding: 0.4rem; }
+.legend span { margin-right: 1rem; white-space: nowrap; }
+"""
+
+SCRIPT = """
+(function () {
+  const list = document.getElementById('firing');
+  const resolved = document.getElementById('resolved');
+  const status = document.getElementById('live');
+  if (!list) return;
+  const show = document.getElementById('show-resolved');
+  if (show) show.addEventListener('change', () => { resolved.hidden = !show.checked; });
+  function item(a) {
+    const li = document.createElement('li');
+    li.dataset.fingerprint = a.fingerprint;
+    li.className = (a.state === 'firing' ? 'sev-' + a.severity : 'resolved');
+    const title = document.createElement('strong');
+    title.textContent = a.rule_words + ' · ';
+    const force = document.createElement('a');
+    force.href = '/force/' + encodeURIComponent(a.force_id);
+    force.textContent = a.force_name;
+    const meta = document.createElement('div');
+    meta.className = 'meta';
+    meta.textContent = a.meta;
+    const summary = document.createElement('p');
+    summary.textContent = a.summary;
+    li.append(title, force, meta, summary);
+    return li;
+  }
+  const source = new EventSource('/api/alerts/stream?last_event_id=' + list.dataset.after);
+  source.addEventListener('open', () => { status.textContent = 'live'; });
+  source.addEventListener('error', () => { status.textContent = 'reconnecting…'; });
+  source.addEventListener('alert', (ev) => {
+    const a = JSON.parse(ev.data);
+    const words = window.DW_WORDS || {};
+    a.rule_words = (words.rules || {})[a.rule_id] || a.rule_id;
+    a.force_name = (words.forces || {})[a.force_id] || a.force_id;
+    a.meta = (words.categories || {})[a.category] || a.category;
+    a.meta += ' · ' + a.severity + ' severity · ' + (a.state === 'firing' ? 'firing since ' : 'resolved ') + a.transition_at.slice(0, 16).replace('T', ' ') + ' UTC';
+    document.querySelectorAll('[data-fingerprint="' + a.fingerprint + '"]').forEach((el) => el.remove());
+    (a.state === 'firing' ? list : resolved).prepend(item(a));
+    const none = document.getElementById('none-firing');
+    if (none) none.hidden = list.children.length > 0;
+  });
+  const tip = document.createElement('div');
+  tip.className = 'tip';
+  document.body.append(tip);
+  function showTip(el) {
+    const r = el.getBoundingClientRect();
+    tip.textContent = el.getAttribute('aria-label');
+    tip.style.left = (window.scrollX + r.right + 6) + 'px';
+    tip.style.top = (window.scrollY + r.top - 6) + 'px';
+    tip.style.display = 'block';
+  }
+  document.querySelectorAll('circle[data-force]').forEach((c) => {
+    c.addEventListener('mouseenter', () => showTip(c));
+    c.addEventListener('focus', () => showTip(c));
+    c.addEventListener('mouseleave', () => { tip.style.display = 'none'; });
+    c.addEventListener('blur', () => { tip.style.display = 'none'; });
+  });
+})();
+"""
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def pct(share: float | None) -> str:
+    return "–" if share is None else f"{share * 100:.1f}%"
+
+
+def force_name(force: str) -> str:
+    return FORCE_NAMES.get(force, force)
+
+
+def page(title: str, body: str, as_of: str, *, words: Mapping[str, Any] | None = None) -> str:
+    import json
+
+    data = f"<script>window.DW_WORDS = {json.dumps(words or {})};</script>" if words else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(title)} · disposal-watch</title><style>{CSS}</style></head>
+<body><header><h1>{esc(title)}</h1>
+<nav aria-label="views"><a href="/">Alerts and funnel plots</a></nav>
+<p class="asof" id="as-of">{esc(as_of)}</p></header>
+<main>{body}</main>{data}<script>{SCRIPT}</script></body></html>"""
+
+
+def as_of_text(day: str | None, clock: str) -> str:
+    if day is None:
+        return "No outcomes counted yet."
+    if clock == "stream":
+        return f"Data up to {day} (the newest outcome date counted)."
+    return f"Data up to {day} (today, UTC)."
+
+
+def alert_item(a: Mapping[str, Any], rule_words: Mapping[str, str]) -> str:
+    firing = a["state"] == "firing"
+    cls = f"sev-{a['severity']}" if firing else "resolved"
+    when = str(a["transition_at"])[:16].replace("T", " ")
+    meta = (
+        f"{category_words(a['category'])} · {a['severity']} severity · "
+        f"{'firing since' if firing else 'resolved'} {when} UTC"
+    )
+    return (
+        f'<li data-fingerprint="{esc(a["fingerprint"])}" class="{cls}">'
+        f"<strong>{esc(rule_words.get(a['rule_id'], a['rule_id']))} · </strong>"
+        f'<a href="/force/{esc(a["force_id"])}">{esc(force_name(a["force_id"]))}</a>'
+        f'<div class="meta">{esc(meta)}</div><p>{esc(a.get("summary") or "")}</p></li>'
+    )
+
+
+def alert_lists(alerts: Sequence[Mapping[str, Any]], rule_words: Mapping[str, str], after: int) -> str:
+    newest = sorted(alerts, key=lambda a: (str(a["transition_at"]), a["fingerprint"]), reverse=True)
+    firing = [a for a in newest if a["state"] == "firing"]
+    resolved = [a for a in newest if a["state"] != "firing"]
+    return f"""<section aria-labelledby="alerts-h"><h2 id="alerts-h">Firing alerts
+<span class="meta" id="live" aria-live="polite">connecting…</span></h2>
+<p id="none-firing" {"hidden" if firing else ""}>No alert is firing.</p>
+<ul class="alerts" id="firing" data-after="{after}" aria-live="polite">
+{"".join(alert_item(a, rule_words) for a in firing)}</ul>
+<label><input type="checkbox" id="show-resolved"> Show resolved alerts ({len(resolved)})</label>
+<ul class="alerts" id="resolved" hidden>{"".join(alert_item(a, rule_words) for a in resolved)}</ul>
+</section>"""
+
+
+def window_links(current: str, base: str) -> str:
+    links = [
+        f'<a href="{esc(base)}?window={w}"{" aria-current=page" if w == current else ""}>'
+        f"{'last ' + w[:-1] + ' days'}</a>"
+        for w in WINDOWS
+    ]
+    return f'<p class="windows">Window: {"".join(links)}</p>'
+
+
+def _point_label(p: Point) -> str:
+    if not p.denominator:
+        return f"{force_name(p.force)}: no outcomes in the window"
+    where = {
+        "99.8": "above the 99.8% limit",
+        "95": "above the 95% limit",
+        None: "within the limits",
+    }[p.outside]
+    return (
+        f"{force_name(p.force)}: {p.numerator} of {p.denominator} ({pct(p.share)}); "
+        f"{where} (95% limit {pct(p.upper95)}, 99.8% limit {pct(p.upper998)})"
+    )
+
+
+def nice_ticks(top: float, most: int = 6) -> list[int]:
+    """Round tick values (1, 2 or 5 times a power of ten apart) from 0 to ``top``."""
+    i = 0
+    while top / ((1, 2, 5)[i % 3] * 10 ** (i // 3)) > most:
+        i += 1
+    return list(range(0, int(top) + 1, (1, 2, 5)[i % 3] * 10 ** (i // 3)))
+
+
+def funnel_svg(f: Funnel, width: int = 480, height: int = 300) -> str:
+    left, right, top, bottom = 44, 10, 10, 34
+    w, h = width - left - right, height - top - bottom
+    n_max = max([p.denominator for p in f.points] + [c[0] for c in f.curve] + [1])
+    shares = [p.share for p in f.points if p.share is not None]
+    y_max = min(1.0, max(shares + [c[4] for c in f.curve] + [0.05]) * 1.1)
+
+    def x(n: float) -> float:
+        return left + w * n / n_max
+
+    def y(s: float) -> float:
+        return top + h * (1 - min(s, y_max) / y_max)
+
+    parts = [
+        f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="funnel plot, '
+        f'{esc(category_words(f.category))}">'
+    ]
+    for i in range(5):  # axes and gridlines
+        s = y_max * i / 4
+        parts.append(f'<line x1="{left}" x2="{left + w}" y1="{y(s):.1f}" y2="{y(s):.1f}" stroke="#eee"/>')
+        parts.append(f'<text x="{left - 4}" y="{y(s) + 4:.1f}" text-anchor="end">{s * 100:.0f}%</text>')
+    for n in nice_ticks(n_max):
+        parts.append(f'<text x="{x(n):.1f}" y="{top + h + 14}" text-anchor="middle">{n:,}</text>')
+    parts.append(
+        f'<text x="{left + w / 2}" y="{height - 4}" text-anchor="middle">crimes with an outcome</text>'
+    )
+    if f.curve:
+        for idx, dash, colour in (
+            (1, "6 4", VERMILLION),
+            (2, "2 3", ORANGE),
+            (3, "2 3", ORANGE),
+            (4, "6 4", VERMILLION),
+        ):
+            pts = " ".join(f"{x(c[0]):.1f},{y(c[idx]):.1f}" for c in f.curve)
+            parts.append(
+                f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-dasharray="{dash}"/>'
+            )
+    if f.p0 is not None:
+        parts.append(
+            f'<line x1="{left}" x2="{left + w}" y1="{y(f.p0):.1f}" y2="{y(f.p0):.1f}" stroke="{BLUE}" stroke-width="1.5"/>'
+        )
+    for p in f.points:
+        s = p.share if p.share is not None else 0.0
+        outside = p.outside
+        colour = VERMILLION if outside == "99.8" else ORANGE if outside == "95" else BLUE
+        radius = 6 if outside else 4
+        parts.append(
+            f'<circle data-force="{esc(p.force)}" data-outside="{outside or ""}" cx="{x(p.denominator):.1f}" '
+            f'cy="{y(s):.1f}" r="{radius}" fill="{colour if outside else "#fff"}" stroke="{colour}" '
+            f'stroke-width="2" tabindex="0" aria-label="{esc(_point_label(p))}">'
+            f"<title>{esc(_point_label(p))}</title></circle>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def funnel_table(f: Funnel) -> str:
+    rows = sorted(f.points, key=lambda p: (-(p.share or 0), p.force))
+    body = "".join(
+        f"<tr><td>{esc(force_name(p.force))}</td><td>{p.numerator}</td><td>{p.denominator}</td>"
+        f"<td>{pct(p.share)}</td><td>{pct(p.upper95) if p.denominator else '–'}</td>"
+        f"<td>{pct(p.upper998) if p.denominator else '–'}</td>"
+        f"<td>{ {'99.8': 'above 99.8%', '95': 'above 95%', None: ''}[p.outside]}</td></tr>"
+        for p in rows
+    )
+    return (
+        "<table><caption class=meta>The numbers behind the plot</caption><thead><tr><th>Force</th>"
+        "<th>Settled</th><th>Outcomes</th><th>Share</th><th>95% limit</th><th>99.8% limit</th>"
+        f"<th>Outlier</th></tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def funnel_figure(f: Funnel) -> str:
+    what = disposal_words(f.rule.disposals)
+    pooled = pct(f.p0)
+    adjust = f" Limits widened for over-dispersion (factor {f.phi:.2f})." if f.phi > 1 else ""
+    outliers = sum(1 for p in f.points if p.outside)
+    return f"""<figure data-rule="{esc(f.rule.id)}" data-category="{esc(f.category)}">
+<figcaption>{esc(category_words(f.category).capitalize())}: share {esc(what)}, last {f.window_days} days</figcaption>
+<p class="meta">{esc(f.rule.description)}. All forces in scope: {pooled}; {outliers} above a limit.{esc(adjust)}</p>
+<p class="legend meta"><span>● filled: outside a limit (orange 95%, red 99.8%)</span>
+<span>○ open: within</span><span>— blue: all forces</span><span>dashed: 95% and 99.8% limits</span></p>
+{funnel_svg(f)}
+<details><summary>Table</summary>{funnel_table(f)}</details></figure>"""
+
+
+def index_page(
+    alerts: Sequence[Mapping[str, Any]],
+    funnels: Iterable[Funnel],
+    *,
+    rule_words: Mapping[str, str],
+    after: int,
+    window: str,
+    as_of: str,
+    scope_note: str,
+    category_names: Mapping[str, str],
+) -> str:
+    figures = "".join(funnel_figure(f) for f in funnels) or "<p>No peer rule is configured.</p>"
+    body = f"""<p class="meta">{esc(scope_note)}</p>
+{alert_lists(alerts, rule_words, after)}
+<section aria-labelledby="funnels-h"><h2 id="funnels-h">Forces against their peers</h2>
+<p>Each point is a force: its share against how many crimes had an outcome. Points above the
+dashed limits are further from all forces than chance explains at that volume.</p>
+{window_links(window, "/")}<div class="charts">{figures}</div></section>"""
+    words = {
+        "rules": dict(rule_words),
+        "forces": FORCE_NAMES,
+        "categories": dict(category_names),
+    }
+    return page("Out-of-court disposals: oversight", body, as_of, words=words)
+
+
+def trend_svg(category: str, months: Sequence[Month], force: str, width: int = 480, height: int = 220) -> str:
+    left, right, top, bottom = 44, 10, 10, 40
+    w, h = width - left - right, height - top - bottom
+    shares = [s for m in months for s in (m.force_share, m.all_share) if s is not None]
+    y_max = min(1.0, max(shares + [0.05]) * 1.15)
+    step = w / max(1, len(months) - 1)
+
+    def y(s: float) -> float:
+        return top + h * (1 - s / y_max)
+
+    parts = [
+        f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="monthly share, {esc(category_words(category))}">'
+    ]
+    for i in range(5):
+        s = y_max * i / 4
+        parts.append(f'<line x1="{left}" x2="{left + w}" y1="{y(s):.1f}" y2="{y(s):.1f}" stroke="#eee"/>')
+        parts.append(f'<text x="{left - 4}" y="{y(s) + 4:.1f}" text-anchor="end">{s * 100:.0f}%</text>')
+    for i, m in enumerate(months):
+        if len(months) <= 12 or i % max(1, len(months) // 6) == 0:
+            parts.append(
+                f'<text x="{left + i * step:.1f}" y="{top + h + 14}" text-anchor="middle">{m.month}</text>'
+            )
+    for attr, colour, dash in (("all_share", GREY, "5 4"), ("force_share", BLUE, "")):
+        pts = [(left + i * step, getattr(m, attr)) for i, m in enumerate(months)]
+        line = " ".join(f"{px:.1f},{y(s):.1f}" for px, s in pts if s is not None)
+        parts.append(
+            f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}"/>'
+        )
+        for px, s in pts:
+            if s is not None and attr == "force_share":
+                parts.append(f'<circle cx="{px:.1f}" cy="{y(s):.1f}" r="3" fill="{colour}"/>')
+    parts.append(
+        f'<text x="{left}" y="{height - 4}">— {esc(force_name(force))}   - - all forces</text></svg>'
+    )
+    return "".join(parts)
+
+
+def trend_table(months: Sequence[Month], force: str) -> str:
+    body = "".join(
+        f"<tr><td>{m.month}</td><td>{m.force_out_of_court}</td><td>{m.force_outcomes}</td>"
+        f"<td>{pct(m.force_share)}</td><td>{m.all_out_of_court}</td><td>{m.all_outcomes}</td>"
+        f"<td>{pct(m.all_share)}</td></tr>"
+        for m in months
+    )
+    return (
+        f"<table><thead><tr><th>Month</th><th>{esc(force_name(force))}: out of court</th><th>outcomes</th>"
+        "<th>share</th><th>All forces: out of court</th><th>outcomes</th><th>share</th></tr></thead>"
+        f"<tbody>{body}</tbody></table>"
+    )
+
+
+def force_page(
+    force: str,
+    trends: Mapping[str, Sequence[Month]],
+    current: Sequence[Mapping[str, Any]],
+    past: Sequence[Mapping[str, Any]],
+    *,
+    rule_words: Mapping[str, str],
+    as_of: str,
+) -> str:
+    charts = (
+        "".join(
+            f"""<figure data-category="{esc(c)}"><figcaption>{esc(category_words(c).capitalize())}:
+monthly share settled out of court</figcaption>{trend_svg(c, months, force)}
+<details><summary>Table</summary>{trend_table(months, force)}</details></figure>"""
+            for c, months in trends.items()
+        )
+        or "<p>No outcome in the high-risk categories in the last year.</p>"
+    )
+    firing = "".join(alert_item(a, rule_words) for a in current) or "<li>None firing.</li>"
+    history = "".join(
+        f"<tr><td>{esc(str(a['transition_at'])[:16].replace('T', ' '))}</td><td>{esc(a['state'])}</td>"
+        f"<td>{esc(rule_words.get(a['rule_id'], a['rule_id']))}</td><td>{esc(category_words(a['category']))}</td>"
+        f"<td>{esc(a.get('summary') or '')}</td></tr>"
+        for a in past
+    )
+    body = f"""<p><a href="/force/{esc(force)}/counts.csv" download>Download the counts behind these charts (CSV)</a></p>
+<section><h2>Monthly out-of-court share, high-risk categories, against all forces</h2>
+<div class="charts">{charts}</div></section>
+<section><h2>Alerts</h2><ul class="alerts" id="force-alerts">{firing}</ul>
+<details><summary>Every change, newest first ({len(past)})</summary><table><thead><tr><th>When (UTC)</th>
+<th>State</th><th>Rule</th><th>Category</th><th>Summary</th></tr></thead><tbody>{history}</tbody></table></details>
+</section>"""
+    return page(force_name(force), body, as_of)
+
+
+def signin_page(message: str = "") -> str:
+    note = f'<p role="alert">{esc(message)}</p>' if message else ""
+    body = f"""{note}<form class="signin" method="post" action="/signin">
+<p>Sign in with the access token you were given. It is kept for this browser session only.</p>
+<label for="token">Access token</label><input id="token" name="token" type="password" autocomplete="off" required>
+<p><button type="submit">Sign in</button></p></form>"""
+    return page("Sign in", body, "")

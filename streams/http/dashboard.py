@@ -1,0 +1,187 @@
+"""The oversight dashboard over HTTP: ``/`` (alerts, live, and funnel plots), ``/force/{id}``
+(a force's monthly trend and alerts), ``/force/{id}/counts.csv``, and ``/signin``.
+
+The same access rules as the API (``streams.access``): with no tokens file, localhost only; with
+one, a sign-in that takes a bearer token and keeps it in a session cookie (HttpOnly,
+SameSite=Strict; the API and the SSE feed accept it too, ``streams.http.guards``), and a
+force-scoped token sees only its forces. The pages are read-only.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from alerts.evidence import CATEGORY_WORDS
+from alerts.rules import Rule
+from streams.access import Denied, Scope, TokenEntry, authorize
+from streams.alerting.log import AlertLog
+from streams.cluster import Cluster, PeerError
+from streams.core.query import window_days
+from streams.dashboard import render
+from streams.dashboard.funnel import funnel
+from streams.dashboard.trend import monthly
+from streams.http.guards import SESSION_COOKIE, authorization_of
+from streams.reference import FORCE_NAMES
+
+
+def _html(text: str, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8", headers=headers)
+
+
+class DashboardPages:
+    def __init__(
+        self,
+        cluster: Cluster,
+        alert_log: AlertLog,
+        rules: Sequence[Rule],
+        tokens: list[TokenEntry] | None,
+        *,
+        clock_kind: str,
+        retention_days: int,
+    ) -> None:
+        self.cluster, self.log, self.rules, self.tokens = cluster, alert_log, rules, tokens
+        self.clock_kind, self.retention_days = clock_kind, retention_days
+        self.rule_words = {r.id: r.description[:1].upper() + r.description[1:] for r in rules}
+
+    # --- access -------------------------------------------------------------------------------
+
+    def _scope(self, request: web.Request) -> Scope | Denied:
+        return authorize(self.tokens, authorization_of(request), request.remote)
+
+    def _refused(self, denied: Denied) -> web.Response:
+        if denied.status == 401:
+            return _html(render.signin_page(), status=401)
+        return _html(render.page("Not available here", f"<p>{render.esc(denied.message)}</p>", ""), 403)
+
+    async def signin_form(self, request: web.Request) -> web.Response:
+        return _html(render.signin_page())
+
+    async def signin(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        token = str(form.get("token", "")).strip()
+        scope = authorize(self.tokens, f"Bearer {token}", request.remote)
+        if isinstance(scope, Denied):
+            return _html(render.signin_page("That token is not valid."), status=401)
+        resp = web.HTTPSeeOther("/")
+        # no Max-Age: kept for the browser session only
+        resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/")
+        return resp
+
+    # --- pages --------------------------------------------------------------------------------
+
+    async def _today(self) -> dt.date | None:
+        return await self.cluster.today(self.clock_kind)
+
+    async def index(self, request: web.Request) -> web.Response:
+        scope = self._scope(request)
+        if isinstance(scope, Denied):
+            return self._refused(scope)
+        window = request.query.get("window", "365d")
+        if window not in render.WINDOWS:
+            window = "365d"
+        try:
+            today = await self._today()
+            counts: dict[tuple[str, ...], int] = {}
+            if today is not None:
+                first, last = window_days(window, at=today, keep_days=self.retention_days)
+                counts, _, _ = await self.cluster.rows(("force", "category", "disposal"), first, last)
+        except PeerError as exc:
+            return _html(render.page("Not all workers answered", f"<p>{render.esc(exc)}</p>", ""), 503)
+        days = int(window[:-1])
+        cells = {(r[0], r[1], r[2]): n for r, n in counts.items()}
+        funnels = []
+        for rule in self.rules:
+            if rule.measure != "peer" or rule.domestic_abuse is not None:
+                continue
+            for category in rule.category:
+                f = funnel(rule, category, cells, FORCE_NAMES, days)
+                points = tuple(p for p in f.points if scope.allows(p.force))
+                funnels.append(type(f)(f.rule, f.category, f.window_days, f.p0, f.phi, points, f.curve))
+        alerts = [a for a in self.log.current.values() if scope.allows(a["force_id"])]
+        note = (
+            "Showing every force."
+            if scope.forces is None
+            else "Showing " + ", ".join(FORCE_NAMES.get(f, f) for f in sorted(scope.forces)) + " only."
+        )
+        text = render.index_page(
+            alerts,
+            funnels,
+            rule_words=self.rule_words,
+            after=self.log.position - 1,
+            window=window,
+            as_of=render.as_of_text(today.isoformat() if today else None, self.clock_kind),
+            scope_note=note,
+            category_names=CATEGORY_WORDS,
+        )
+        return _html(text)
+
+    async def _force_rows(self, force: str) -> tuple[dt.date | None, dict[tuple[str, str, str, str], int]]:
+        today = await self._today()
+        if today is None:
+            return None, {}
+        first, last = window_days("365d", at=today, keep_days=self.retention_days)
+        rows, _, _ = await self.cluster.rows(("force", "category", "disposal", "day"), first, last)
+        return today, {(r[0], r[1], r[2], r[3]): n for r, n in rows.items()}
+
+    def _force_refused(self, request: web.Request, force: str) -> web.Response | Scope:
+        scope = self._scope(request)
+        if isinstance(scope, Denied):
+            return self._refused(scope)
+        if force not in FORCE_NAMES:
+            text = f"<p>No force has the id {render.esc(force)}.</p>"
+            return _html(render.page("No such force", text, ""), 404)
+        if not scope.allows(force):
+            return self._refused(Denied(403, "forbidden_force", "Your access does not cover this force."))
+        return scope
+
+    async def force(self, request: web.Request, force: str) -> web.Response:
+        checked = self._force_refused(request, force)
+        if isinstance(checked, web.Response):
+            return checked
+        try:
+            today, rows = await self._force_rows(force)
+        except PeerError as exc:
+            return _html(render.page("Not all workers answered", f"<p>{render.esc(exc)}</p>", ""), 503)
+        current = [a for a in self.log.current.values() if a["force_id"] == force and a["state"] == "firing"]
+        past = [e for e in reversed(self.log.entries) if e["force_id"] == force]
+        text = render.force_page(
+            force,
+            monthly(rows, force),
+            current,
+            past,
+            rule_words=self.rule_words,
+            as_of=render.as_of_text(today.isoformat() if today else None, self.clock_kind),
+        )
+        return _html(text)
+
+    async def force_csv(self, request: web.Request, force: str) -> web.Response:
+        checked = self._force_refused(request, force)
+        if isinstance(checked, web.Response):
+            return checked
+        try:
+            _, rows = await self._force_rows(force)
+        except PeerError as exc:
+            return web.Response(text=f"not all workers answered: {exc}\n", status=503)
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(
+            [
+                "category",
+                "month",
+                "force_out_of_court",
+                "force_outcomes",
+                "all_forces_out_of_court",
+                "all_forces_outcomes",
+            ]
+        )
+        for category, months in monthly(rows, force).items():
+            for m in months:
+                counted = (m.force_out_of_court, m.force_outcomes, m.all_out_of_court, m.all_outcomes)
+                w.writerow([category, m.month, *counted])
+        headers = {"Content-Disposition": f'attachment; filename="{force}-high-risk-monthly.csv"'}
+        return web.Response(text=out.getvalue(), content_type="text/csv", headers=headers)

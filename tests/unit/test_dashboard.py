@@ -1,0 +1,85 @@
+"""The dashboard's pure parts: funnel points and limits as the alert engine has them, monthly
+shares, and HTML that escapes what it shows."""
+
+import datetime as dt
+
+from alerts import stats
+from alerts.rules import Rule
+from streams.dashboard import render
+from streams.dashboard.funnel import Z998, funnel
+from streams.dashboard.trend import monthly
+from streams.reference import FORCE_NAMES
+
+PEER = Rule.model_validate(
+    {"id": "h-peer", "description": "d", "severity": "low", "category": ["harassment"], "measure": "peer",
+     "window": "365d", "z": 3.09}
+)  # fmt: skip
+
+
+def test_funnel_has_one_point_per_force_and_the_engines_limits() -> None:
+    counts = {(f, "harassment", "charge"): 90 for f in FORCE_NAMES}
+    counts |= {(f, "harassment", "caution"): 10 for f in FORCE_NAMES}
+    counts[("kent", "harassment", "caution")] = 60  # far above the others
+    counts[("kent", "harassment", "pending")] = 500  # not an outcome: left out
+    counts[("essex", "stalking", "caution")] = 999  # another category: left out
+    f = funnel(PEER, "harassment", counts, FORCE_NAMES, 365)
+    assert [p.force for p in f.points] == sorted(FORCE_NAMES)
+    kent = next(p for p in f.points if p.force == "kent")
+    assert (kent.numerator, kent.denominator) == (60, 150)
+    total_y, total_n = 44 * 10 + 60, 44 * 100 + 150
+    assert f.p0 == total_y / total_n
+    assert kent.upper998 == stats.funnel_limit(f.p0, 150, Z998)
+    assert kent.outside == "99.8"
+    assert all(p.outside is None for p in f.points if p.force != "kent")
+    n, low998, low95, up95, up998 = f.curve[len(f.curve) // 2]
+    assert low998 < low95 < f.p0 < up95 < up998
+
+
+def test_monthly_shares_of_a_force_and_of_all_forces() -> None:
+    counts = {
+        ("kent", "stalking", "caution", "2025-01-03"): 2,
+        ("kent", "stalking", "charge", "2025-01-20"): 6,
+        ("kent", "stalking", "pending", "2025-01-20"): 50,
+        ("essex", "stalking", "community-resolution", "2025-01-09"): 4,
+        ("essex", "stalking", "charge", "2025-02-01"): 4,
+        ("kent", "burglary", "caution", "2025-01-03"): 9,  # not a high-risk category
+    }
+    got = monthly(counts, "kent")
+    assert list(got) == ["stalking"]
+    jan, feb = got["stalking"]
+    assert (
+        jan.month,
+        jan.force_out_of_court,
+        jan.force_outcomes,
+        jan.all_out_of_court,
+        jan.all_outcomes,
+    ) == (  # noqa: E501
+        "2025-01",
+        2,
+        8,
+        6,
+        12,
+    )
+    assert jan.force_share == 0.25 and feb.force_share is None and feb.all_share == 0.0
+
+
+def test_pages_escape_what_they_show() -> None:
+    alert = {
+        "fingerprint": "abc", "rule_id": "r", "force_id": "kent", "category": "stalking", "state": "firing",
+        "severity": "high", "transition_at": dt.datetime(2025, 1, 1, tzinfo=dt.UTC).isoformat(),
+        "summary": "<script>alert(1)</script>",
+    }  # fmt: skip
+    html = render.index_page(
+        [alert], [], rule_words={"r": "A rule"}, after=4, window="91d", as_of="Data up to 2025-01-01.",
+        scope_note="", category_names={},
+    )  # fmt: skip
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert 'data-fingerprint="abc"' in html and 'data-after="4"' in html
+    assert "Data up to 2025-01-01." in html
+
+
+def test_axis_ticks_are_round() -> None:
+    assert render.nice_ticks(5988) == [0, 1000, 2000, 3000, 4000, 5000]
+    assert render.nice_ticks(130) == [0, 50, 100]
+    assert render.nice_ticks(7) == [0, 2, 4, 6]
