@@ -33,6 +33,7 @@ commit, or below the last record processed, is a bug (``OffsetWentBack``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -92,14 +93,15 @@ class Checkpoint:
     async def commit(self, parts: Mapping[int, PartitionState]) -> None:
         """Steps 1-3 of the module docstring, for every partition in ``parts``."""
         self.last_at = time.monotonic()
-        # 1. changelog and dead letters, every acknowledgement awaited
-        encoded = {
-            p: {key: encode_held(held, p) for key, held in part.pending.items()}
-            for p, part in parts.items()
-            if part.pending
-        }
-        for p, states in encoded.items():
-            await self._outbox.changelog(p, states.items())
+        # 1. changelog and dead letters, every acknowledgement awaited. Tens of thousands of
+        # crimes take a few hundred milliseconds to encode, send and write: yield between
+        # partitions so that the web server is not held up (the loop's lock keeps the state still)
+        encoded: dict[int, dict[bytes, bytes]] = {}
+        for p, part in parts.items():
+            if part.pending:
+                encoded[p] = {key: encode_held(held, p) for key, held in part.pending.items()}
+                await self._outbox.changelog(p, encoded[p].items())
+                await asyncio.sleep(0)
         after = await self._outbox.acknowledged()
         self._after_step("changelog")
         # 2. store: changed crimes and positions, one atomic write per partition
@@ -110,6 +112,7 @@ class Checkpoint:
                 source_next = part.processed if part.processed is not None else part.committed or 0
                 self._store.write(p, encoded.get(p, {}), Positions(source_next, part.changelog_next))
             part.pending.clear()
+            await asyncio.sleep(0)
         self._after_step("store")
         # 3. source offsets: every record the consumer has returned has been processed
         offsets: dict[TopicPartition, int] = {}
