@@ -28,7 +28,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from harness import ROOT, Workers, settings_of
+from harness import Workers, settings_of, write_results
 
 from streams.producer import EventProducer, ensure_topics, lag
 from streams.simulate import simulate, story
@@ -126,10 +126,7 @@ def main() -> None:
             "server_index_s": {"median": statistics.median(server_index), "max": max(server_index)},
             "server_force_page_s": {"median": statistics.median(server_force), "max": max(server_force)},
         }
-        print(json.dumps(results, indent=2))
-        out = ROOT / "bench" / "results" / f"dashboard-{today.isoformat()}.json"
-        out.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {out.relative_to(ROOT)}")
+        write_results("dashboard", today.isoformat(), results)
     finally:
         workers.stop()
         shutil.rmtree(work, ignore_errors=True)

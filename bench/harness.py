@@ -219,3 +219,11 @@ def distinct_crimes(n: int) -> list[OutcomeEvent]:
 
 def settings_of(env: dict[str, str]) -> Settings:
     return load_settings(**{k[3:].lower(): v for k, v in env.items() if k.startswith("DW_")})
+
+
+def write_results(name: str, date: str, results: dict) -> None:  # type: ignore[type-arg]
+    """Print ``results`` and write them to bench/results/<name>-<date>.json."""
+    print(json.dumps(results, indent=2))
+    out = ROOT / "bench" / "results" / f"{name}-{date}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import shutil
 import statistics
@@ -28,7 +27,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from harness import ROOT, HeldBack, Workers, settings_of
+from harness import HeldBack, Workers, settings_of, write_results
 
 from streams.producer import ensure_topics
 from streams.simulate import simulate
@@ -99,10 +98,7 @@ def main() -> None:
             "bytes": len(body),
             "promtool_check_metrics": (check.stdout + check.stderr).decode().strip() or "clean",
         }
-        print(json.dumps(results, indent=2))
-        out = ROOT / "bench" / "results" / f"scrape-{today.isoformat()}.json"
-        out.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {out.relative_to(ROOT)}")
+        write_results("scrape", today.isoformat(), results)
     finally:
         workers.stop()
         if args.keep:
