@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from streams.codec import encode_outcome
-from streams.errors import ConfigError, InputError
+from streams.errors import InputError
 from streams.model import OutcomeEvent
-from streams.policeuk import file_kind, outcomes_crime_id, row_event, street_crime_type
+from streams.policeuk import open_csv, outcomes_crime_id, row_event, street_crime_type
 
 #: rows per chunk sent to a worker
 CHUNK = 2000
@@ -190,23 +190,20 @@ def _headers(paths: Iterable[Path]) -> list[tuple[Path, str, list[str]]]:
     """(path, kind, header) of every file, checked before anything is read or sent."""
     out = []
     for path in paths:
-        try:
-            with path.open(newline="", encoding="utf-8-sig") as f:
-                header = next(csv.reader(f), [])
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-        out.append((path, file_kind(path, header), header))
+        f, kind, header = open_csv(path)
+        f.close()
+        out.append((path, kind, header))
     return out
 
 
 def _file_tasks(
     files: list[tuple[Path, str, list[str]]], kind: str
 ) -> Iterator[tuple[Callable[..., Encoded], tuple[Any, ...]]]:
-    for path, file_kind_, header in files:
-        if file_kind_ != kind:
+    for path, of_kind, header in files:
+        if of_kind != kind:
             continue
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            next(csv.reader(f), None)  # the header, checked already
+        f, _, _ = open_csv(path)
+        with f:
             line = 2
             for records, lines in csv_blocks(f):
                 yield policeuk_chunk, (kind, path, header, line, lines)

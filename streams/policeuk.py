@@ -30,7 +30,7 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TextIO
 
 from streams.errors import ConfigError, InputError
 from streams.model import OutcomeEvent
@@ -73,16 +73,26 @@ def file_kind(path: Path, header: list[str]) -> str:
     return kind
 
 
-def read_values(path: Path) -> tuple[str, list[str], Iterator[tuple[int, list[str]]]]:
-    """Open a police.uk CSV; returns its kind, its header and an iterator over (line number,
-    values) of its data rows (the header is line 1)."""
+def open_csv(path: Path) -> tuple[TextIO, str, list[str]]:
+    """Open a police.uk CSV and read its header: (the file, positioned after the header, its
+    kind, the header). ``ConfigError`` for a file that cannot be read or is not police.uk's."""
     try:
         f = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    header = next(csv.reader(f), [])
+    try:
+        return f, file_kind(path, header), header
+    except ConfigError:
+        f.close()
+        raise
+
+
+def read_values(path: Path) -> tuple[str, list[str], Iterator[tuple[int, list[str]]]]:
+    """Open a police.uk CSV; returns its kind, its header and an iterator over (line number,
+    values) of its data rows (the header is line 1)."""
+    f, kind, header = open_csv(path)
     reader = csv.reader(f)
-    header = next(reader, [])
-    kind = file_kind(path, header)
 
     def rows() -> Iterator[tuple[int, list[str]]]:
         with f:
