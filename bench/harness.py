@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from streams.codec import decode_outcome, encode_outcome  # noqa: E402
+from streams.codec import decode_outcome, outcome_record  # noqa: E402
 from streams.kafka_local import free_port  # noqa: E402
 from streams.model import OutcomeEvent  # noqa: E402
 from streams.policeuk import Tally, events_from_files  # noqa: E402
@@ -191,7 +191,8 @@ class HeldBack:
         self._producer.begin_transaction()
         t = time.perf_counter()
         for ev in events:
-            self._producer.send(settings.disposals_topic, key=ev.crime_key.encode(), value=encode_outcome(ev))
+            key, value = outcome_record(ev)
+            self._producer.send(settings.disposals_topic, key=key, value=value)
         self._producer.flush()
         self.produce_per_s = len(events) / (time.perf_counter() - t)
         self.released = False

@@ -341,6 +341,11 @@ def encode_outcome(event: OutcomeEvent) -> bytes:
     )
 
 
+def outcome_record(event: OutcomeEvent) -> tuple[bytes, bytes]:
+    """The event as a record of the disposals topic: key ``force_id/crime_ref``, Avro value."""
+    return event.crime_key.encode(), encode_outcome(event)
+
+
 def decode_outcome(data: bytes) -> OutcomeEvent:
     """Bytes -> event. Raises ``DecodeError`` (reason ``undecodable`` or ``unknown_schema``)."""
     r = _EVENTS.decode(data)

@@ -31,9 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streams.codec import encode_outcome
+from streams.codec import outcome_record
 from streams.errors import InputError
-from streams.model import OutcomeEvent
 from streams.policeuk import open_csv, outcomes_crime_id, row_event, street_crime_type
 
 #: rows per chunk sent to a worker
@@ -54,10 +53,6 @@ class Encoded:
     crime_types: list[tuple[str, str]] = field(default_factory=list)
 
 
-def record(event: OutcomeEvent) -> Record:
-    return event.crime_key.encode(), encode_outcome(event)
-
-
 # --- what a worker does to a chunk ------------------------------------------------------------
 
 
@@ -74,7 +69,7 @@ def jsonl_chunk(path: str, first_line: int, lines: list[str]) -> Encoded:
             continue
         out.rows += 1
         try:
-            out.records.append(record(OutcomeEventIn.model_validate_json(line).to_event()))
+            out.records.append(outcome_record(OutcomeEventIn.model_validate_json(line).to_event()))
         except ValidationError as exc:
             first = exc.errors()[0]
             reason = "invalid_json" if first["type"] == "json_invalid" else "invalid_event"
@@ -111,7 +106,7 @@ def policeuk_chunk(kind: str, path: Path, header: list[str], first_line: int, li
         if event is None:
             out.skipped.append(("no_crime_id_or_outcome", ""))
         else:
-            out.records.append(record(event))
+            out.records.append(outcome_record(event))
     return out
 
 

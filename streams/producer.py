@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.codec import encode_outcome
+from streams.codec import outcome_record
 from streams.errors import ConfigError
 from streams.model import OutcomeEvent
 from streams.settings import Settings
@@ -185,7 +185,7 @@ class EventProducer:
             self.stats.errors[name] = self.stats.errors.get(name, 0) + 1
 
     def send(self, event: OutcomeEvent) -> None:
-        self.send_raw(event.crime_key.encode(), encode_outcome(event))
+        self.send_raw(*outcome_record(event))
 
     def send_raw(self, key: bytes | None, value: bytes) -> None:
         try:

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from streams.codec import outcome_record
 from streams.errors import InputError
-from streams.ingest import Encoded, csv_blocks, encoded, jsonl_tasks, policeuk_encoded, record
+from streams.ingest import Encoded, csv_blocks, encoded, jsonl_tasks, policeuk_encoded
 from streams.policeuk import Tally, events_from_files
 
 from .test_policeuk import NEW, OLD, OUTCOMES_HEADER, STREET_HEADER, write
@@ -19,7 +20,7 @@ def one_process(paths: list[Path]) -> tuple[list[tuple[bytes, bytes]], list[tupl
         skipped.append((exc.reason, str(exc)))
 
     tally = Tally()
-    records = [record(ev) for ev in events_from_files(paths, tally, on_skip)]
+    records = [outcome_record(ev) for ev in events_from_files(paths, tally, on_skip)]
     return records, skipped, tally.rows
 
 
