@@ -112,6 +112,13 @@ def topics_ready(settings: Settings, partitions: dict[str, int]) -> bool:
     return all(t in partitions and n in (None, partitions[t]) for t, n in wanted.items())
 
 
+class _ClientLog:
+    """What confluent-kafka calls for librdkafka's log lines (``log(level, msg, *args)``)."""
+
+    def log(self, level: int, msg: str, *args: Any) -> None:
+        log.debug(msg, *args)
+
+
 @dataclass
 class SendStats:
     sent: int = 0
@@ -155,8 +162,10 @@ class EventProducer:
                 "delivery.report.only.error": True,
                 "on_delivery": self._on_delivery,
                 "error_cb": self._on_client_error,
-                # librdkafka's own log lines (e.g. a retry while a fresh broker loads) to logging
-                "logger": log,
+                # librdkafka's own log lines, at debug: it logs every failed connection attempt
+                # (hundreds a second to a broker that is down) and retries while a fresh broker
+                # loads; what matters reaches the user as an error (unreachable, failed sends)
+                "logger": _ClientLog(),
             }
         )
         self._produce = self._producer.produce

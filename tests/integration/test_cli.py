@@ -12,11 +12,18 @@ HEADER = (
 )
 
 
-def test_unreachable_kafka_names_the_setting(deployment: Deployment) -> None:
+def test_unreachable_kafka_names_the_setting(deployment: Deployment, tmp_path: Path) -> None:
     r = deployment.cli("simulate", "--events", "5", DW_KAFKA="localhost:1")
     assert r.returncode == 2
     assert "cannot reach Kafka at DW_KAFKA=localhost:1" in r.stderr
     assert "Traceback" not in r.stderr
+    # ingest too, in one line: not the client's log of every failed connection attempt
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    r = deployment.cli("ingest", "jsonl", str(empty), DW_KAFKA="localhost:1")
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr[:2000]
+    assert r.stderr.startswith("error: cannot reach Kafka at DW_KAFKA=localhost:1")
 
 
 def test_malformed_kafka_setting(deployment: Deployment) -> None:
