@@ -158,10 +158,11 @@ def worker() -> None:
 # --- ingestion --------------------------------------------------------------------------------
 
 
-def _progress(items: Iterable[Any], desc: str) -> Iterator[Any]:
+def _bar(desc: str) -> Any:
+    """A progress bar of rows on a terminal (none when stderr is not one)."""
     from tqdm import tqdm
 
-    yield from tqdm(items, desc=desc, unit=" rows", disable=not sys.stderr.isatty(), mininterval=0.5)
+    return tqdm(desc=desc, unit=" rows", disable=not sys.stderr.isatty(), mininterval=0.5)
 
 
 class _RowErrors:
@@ -182,12 +183,13 @@ class _RowErrors:
 
 
 def _send_all(settings: Settings, events: Iterable[OutcomeEvent], desc: str) -> tuple[int, int]:
-    from streams.producer import EventProducer, ensure_topics
+    from streams.producer import EventProducer
 
-    ensure_topics(settings)
-    with EventProducer(settings) as producer:
-        for ev in _progress(events, desc):
+    with EventProducer(settings) as producer, _bar(desc) as bar:
+        producer.ensure_topics()
+        for ev in events:
             producer.send(ev)
+            bar.update()
     return producer.stats.sent, producer.stats.failed
 
 
@@ -243,17 +245,12 @@ def _send_encoded(
 ) -> tuple[int, int, int, dict[str, int]]:
     """Send the records of ``chunks`` (encoded in worker processes: ``streams.ingest``) in their
     order; (rows, sent, failed, skipped by reason)."""
-    from tqdm import tqdm
-
     from streams.producer import EventProducer
 
     report = _RowErrors()
     rows = 0
     skipped: dict[str, int] = {}
-    with (
-        EventProducer(settings) as producer,
-        tqdm(desc=desc, unit=" rows", disable=not sys.stderr.isatty(), mininterval=0.5) as bar,
-    ):
+    with EventProducer(settings) as producer, _bar(desc) as bar:
         producer.ensure_topics()
         for chunk in chunks:
             for key, value in chunk.records:
