@@ -57,7 +57,7 @@ class Funnel:
 def funnel(
     rule: Rule,
     category: str,
-    counts: Mapping[tuple[str, str, str], int],
+    counts: Mapping[tuple[str, ...], int],
     forces: Iterable[str],
     window_days: int,
 ) -> Funnel:

@@ -15,6 +15,7 @@ focus and show their numbers. Every view states the date its data runs to.
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -128,8 +129,6 @@ def force_name(force: str) -> str:
 
 
 def page(title: str, body: str, as_of: str, *, words: Mapping[str, Any] | None = None) -> str:
-    import json
-
     data = f"<script>window.DW_WORDS = {json.dumps(words or {})};</script>" if words else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">

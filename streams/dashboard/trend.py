@@ -45,7 +45,7 @@ class Month:
         return self.all_out_of_court / self.all_outcomes if self.all_outcomes else None
 
 
-def monthly(counts: Mapping[tuple[str, str, str, str], int], force: str) -> dict[str, list[Month]]:
+def monthly(counts: Mapping[tuple[str, ...], int], force: str) -> dict[str, list[Month]]:
     """Category -> months in order, for the high-risk categories with outcomes in ``counts``."""
     sums: dict[str, dict[str, list[int]]] = {}
     for (f, category, disposal, day), n in counts.items():

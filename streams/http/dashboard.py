@@ -10,6 +10,7 @@ force-scoped token sees only its forces. The pages are read-only.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 from collections.abc import Sequence
@@ -93,15 +94,14 @@ class DashboardPages:
         except PeerError as exc:
             return _html(render.page("Not all workers answered", f"<p>{render.esc(exc)}</p>", ""), 503)
         days = int(window[:-1])
-        cells = {(r[0], r[1], r[2]): n for r, n in counts.items()}
         funnels = []
         for rule in self.rules:
             if rule.measure != "peer" or rule.domestic_abuse is not None:
                 continue
             for category in rule.category:
-                f = funnel(rule, category, cells, FORCE_NAMES, days)
+                f = funnel(rule, category, counts, FORCE_NAMES, days)
                 points = tuple(p for p in f.points if scope.allows(p.force))
-                funnels.append(type(f)(f.rule, f.category, f.window_days, f.p0, f.phi, points, f.curve))
+                funnels.append(dataclasses.replace(f, points=points))
         alerts = [a for a in self.log.current.values() if scope.allows(a["force_id"])]
         note = (
             "Showing every force."
@@ -120,13 +120,13 @@ class DashboardPages:
         )
         return _html(text)
 
-    async def _force_rows(self, force: str) -> tuple[dt.date | None, dict[tuple[str, str, str, str], int]]:
+    async def _force_rows(self, force: str) -> tuple[dt.date | None, dict[tuple[str, ...], int]]:
         today = await self._today()
         if today is None:
             return None, {}
         first, last = window_days("365d", at=today, keep_days=self.retention_days)
         rows, _, _ = await self.cluster.rows(("force", "category", "disposal", "day"), first, last)
-        return today, {(r[0], r[1], r[2], r[3]): n for r, n in rows.items()}
+        return today, rows
 
     def _force_refused(self, request: web.Request, force: str) -> web.Response | Scope:
         scope = self._scope(request)
