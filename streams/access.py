@@ -19,13 +19,19 @@ its entry. ``reidentify`` lets a token turn a pseudonym of its forces' crimes ba
 reference (``GET /api/refs/{pseudonym}``): each use is logged and counted.
 Without a tokens file (local use) the API answers requests from localhost only.
 
+The dashboard's sign-in takes a token once and gives a session cookie (``Sessions``): the token's
+name and an expiry, signed with a key derived for sessions alone (``streams.keys``). The cookie
+never holds the token; a session ends when it expires or when its token leaves the tokens file
+or is replaced (the signature covers the token's hash).
+
 The workers' own endpoints (partial counts, crime pseudonyms, clocks) answer only requests that
-carry the peer credential in the ``X-DW-Peer`` header: an HMAC of a fixed label under
-``DW_PSEUDONYM_KEY``, which every worker of a deployment already shares (pseudonyms must agree).
+carry the peer credential in the ``X-DW-Peer`` header: a key derived from the deployment's master
+key for that purpose alone (``streams.keys``), which every worker of a deployment shares.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -75,11 +81,6 @@ class Denied:
 PEER_HEADER = "X-DW-Peer"
 
 
-def peer_credential(secret: bytes) -> str:
-    """What a worker presents to another worker of the same deployment."""
-    return hmac.new(secret, b"disposal-watch peer v1", hashlib.sha256).hexdigest()
-
-
 def authorize_peer(expected: str, presented: str | None) -> Denied | None:
     """None if ``presented`` is the peer credential; else why not."""
     if presented is None:
@@ -116,8 +117,55 @@ def authorize(
         return Denied(403, "not_localhost", "no tokens are configured: the API answers on localhost only")
     if not authorization or not authorization.startswith("Bearer "):
         return Denied(401, "missing_token", "an Authorization: Bearer <token> header is required")
-    given = digest(authorization[len("Bearer ") :].strip())
+    e = entry_of(entries, authorization[len("Bearer ") :].strip())
+    if e is None:
+        return Denied(401, "wrong_token", "the bearer token is not valid")
+    return scope_of(e)
+
+
+def scope_of(e: TokenEntry) -> Scope:
+    return Scope(e.name, None if e.forces == "all" else frozenset(e.forces), frozenset(e.permissions))
+
+
+class Sessions:
+    """Signed, expiring dashboard sessions: ``name.expiry.signature``, all base64url."""
+
+    def __init__(self, key: bytes, lifetime_s: float) -> None:
+        self._key = key
+        self.lifetime_s = lifetime_s
+
+    def _sign(self, name: bytes, expires: int, entry: TokenEntry) -> bytes:
+        message = b"%s\x00%d\x00%s" % (name, expires, entry.sha256.encode())
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def issue(self, entry: TokenEntry, now_s: float) -> str:
+        name = entry.name.encode()
+        expires = int(now_s + self.lifetime_s)
+        parts = (name, str(expires).encode(), self._sign(name, expires, entry))
+        return ".".join(base64.urlsafe_b64encode(p).rstrip(b"=").decode() for p in parts)
+
+    def scope(self, cookie: str, entries: list[TokenEntry], now_s: float) -> Scope | Denied:
+        """The scope of a session cookie's token, if the cookie is genuine and has not expired."""
+        wrong = Denied(401, "wrong_session", "the session is not valid: sign in again")
+        try:
+            name, expires_text, signature = (
+                base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)) for p in cookie.split(".")
+            )
+            expires = int(expires_text)
+        except ValueError:  # binascii.Error and a wrong number of parts are ValueErrors too
+            return wrong
+        for e in entries:
+            if e.name.encode() == name and hmac.compare_digest(self._sign(name, expires, e), signature):
+                if now_s >= expires:
+                    return Denied(401, "expired_session", "the session has expired: sign in again")
+                return scope_of(e)
+        return wrong
+
+
+def entry_of(entries: list[TokenEntry], token: str) -> TokenEntry | None:
+    """The entry of a bearer token, if it is one of ``entries``."""
+    given = digest(token)
     for e in entries:
         if hmac.compare_digest(given, e.sha256):
-            return Scope(e.name, None if e.forces == "all" else frozenset(e.forces), frozenset(e.permissions))
-    return Denied(401, "wrong_token", "the bearer token is not valid")
+            return e
+    return None

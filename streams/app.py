@@ -1,10 +1,11 @@
 """The composition root: builds the worker's objects once and registers thin pages and tasks.
 
-Nothing imports this module. ``build(settings)`` returns a typed ``Worker``; ``cli.worker`` runs it.
+Nothing imports this module. ``build(settings, keys)`` returns a typed ``Worker``; ``cli.worker`` runs it.
 
-    Faust app (host: lifecycle, web server, tasks)
+    Faust app (host: lifecycle, tasks)
       RuntimeService: CountingLoop (source topic, store, changelog, checkpoints) + Watchdog
       tasks: AlertLog.follow, Evaluator.run, one webhook delivery per receiver
+      WebService: the HTTP server (streams.http.server), serving
       pages: /metrics /healthz /api/counts /api/alerts /api/alerts/stream (users, scoped)
              /api/counts/local /api/aggregates/local /api/refs/local /api/clock (other workers)
 """
@@ -22,7 +23,7 @@ from alerts.aggregates import RuleAggregates
 from alerts.engine import breaches
 from alerts.rules import Rule, load_rules
 from streams import metrics
-from streams.access import load_tokens, peer_credential
+from streams.access import Sessions, load_tokens
 from streams.alerting.alertmanager import AlertmanagerPush
 from streams.alerting.evaluator import Evaluator
 from streams.alerting.log import AlertLog
@@ -38,12 +39,15 @@ from streams.http.dashboard import DashboardPages
 from streams.http.guards import Guard
 from streams.http.health import HealthPages
 from streams.http.peers import PeerPages
+from streams.http.server import Limits, WebServer
+from streams.keys import Keys
 from streams.reference import CATEGORIES, FORCE_NAMES
+from streams.resources import DASHBOARD_STATIC
 from streams.runtime import exits, host
 from streams.runtime.loop import CountingLoop
 from streams.runtime.store import Deployment, open_store
 from streams.runtime.watchdog import Watchdog
-from streams.settings import DEV_PSEUDONYM_KEY, Settings
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -83,18 +87,15 @@ def breach_test(case_rules: Sequence[Rule]) -> Callable[[Cell], bool]:
     return is_breach
 
 
-def build(settings: Settings) -> Worker:
+def build(settings: Settings, keys: Keys) -> Worker:
     rules = load_rules(settings.rules, known_forces=FORCE_NAMES, known_categories=CATEGORIES)
     tokens = None
     if settings.tokens_file is not None:
         tokens = load_tokens(settings.tokens_file, set(FORCE_NAMES))
     else:
         log.warning("no DW_TOKENS_FILE: the API answers unauthenticated requests from localhost only")
-    if settings.pseudonym_key == DEV_PSEUDONYM_KEY:
-        log.warning("DW_PSEUDONYM_KEY is not set: crime references in alerts use the development key")
     webhooks = load_webhooks(settings.webhooks_file) if settings.webhooks_file is not None else []
     bootstrap = settings.kafka.split(",")
-    key = settings.pseudonym_key.encode()
 
     store = open_store(
         settings.store,
@@ -112,8 +113,7 @@ def build(settings: Settings) -> Worker:
         sink=aggregates,
     )
     watchdog = Watchdog(loop, bootstrap, settings.stall_exit_s)
-    credential = peer_credential(key)
-    cluster = Cluster(loop, aggregates, settings.web_url, credential, key)
+    cluster = Cluster(loop, aggregates, settings.web_url, keys.peer, keys.pseudonym)
     alert_log = AlertLog(bootstrap, settings.alerts_topic)
     writer = AlertWriter(bootstrap, settings.alerts_topic, f"{settings.app_id}-alerts")
     evaluator = Evaluator(
@@ -133,37 +133,45 @@ def build(settings: Settings) -> Worker:
     metrics.STREAM_DAY.set_function(lambda: _midnight(loop.newest()))
 
     app = host.create_app(settings)
+    guard = Guard(tokens, keys.peer, Sessions(keys.session, settings.session_hours * 3600))
+    server = WebServer(
+        settings.web_host,
+        settings.web_port,
+        Limits(idle_timeout_s=settings.web_idle_timeout_s, max_connections=settings.web_max_connections),
+    )
+    add_page = server.add_page
+    app.service(host.WebService(server))
     app.service(host.RuntimeService(loop, watchdog))
-    guard = Guard(tokens, credential)
     health = HealthPages(loop, settings.clock)
     counts = CountsPages(cluster, clock_kind=settings.clock, retention_days=settings.retention_days)
     feed = AlertPages(alert_log)
     peers = PeerPages(cluster)
     cases = CasePages(cluster)
-    host.add_page(app, "/metrics", health.metrics, "metrics")
-    host.add_page(app, "/healthz", health.healthz, "healthz")
-    host.add_page(app, "/api/counts", guard.scoped(counts.counts), "counts")
-    host.add_page(app, "/api/alerts", guard.scoped(feed.alerts), "alerts")
-    host.add_page(app, "/api/alerts/stream", guard.scoped(feed.stream), "alerts_stream")
-    host.add_page(app, "/api/counts/local", guard.peers_only(peers.counts_local), "counts_local")
-    host.add_page(app, "/api/aggregates/local", guard.peers_only(peers.aggregates_local), "aggregates_local")
-    host.add_page(app, "/api/refs/local", guard.peers_only(peers.refs_local), "refs_local")
-    host.add_page(app, "/api/reidentify/local", guard.peers_only(peers.reidentify_local), "reidentify_local")
-    host.add_page(app, "/api/clock", guard.peers_only(peers.clock), "clock")
+    add_page("/metrics", health.metrics, "metrics")
+    add_page("/healthz", health.healthz, "healthz")
+    add_page("/api/counts", guard.scoped(counts.counts), "counts")
+    add_page("/api/alerts", guard.scoped(feed.alerts), "alerts")
+    add_page("/api/alerts/stream", guard.scoped(feed.stream), "alerts_stream")
+    add_page("/api/counts/local", guard.peers_only(peers.counts_local), "counts_local")
+    add_page("/api/aggregates/local", guard.peers_only(peers.aggregates_local), "aggregates_local")
+    add_page("/api/refs/local", guard.peers_only(peers.refs_local), "refs_local")
+    add_page("/api/reidentify/local", guard.peers_only(peers.reidentify_local), "reidentify_local")
+    add_page("/api/clock", guard.peers_only(peers.clock), "clock")
     # after /api/refs/local: aiohttp matches routes in the order they were added
-    host.add_page(app, "/api/refs/{pseudonym}", guard.scoped(cases.reidentify), "reidentify")
+    add_page("/api/refs/{pseudonym}", guard.scoped(cases.reidentify), "reidentify")
     dashboard = DashboardPages(
         cluster,
         alert_log,
         rules,
-        tokens,
+        guard,
         clock_kind=settings.clock,
         retention_days=settings.retention_days,
     )
-    host.add_page(app, "/", dashboard.index, "dashboard")
-    host.add_page(app, "/signin", dashboard.signin_form, "signin", post=dashboard.signin)
-    host.add_page(app, "/force/{force}", dashboard.force, "force_page")
-    host.add_page(app, "/force/{force}/counts.csv", dashboard.force_csv, "force_csv")
+    add_page("/", dashboard.index, "dashboard")
+    add_page("/signin", dashboard.signin_form, "signin", post=dashboard.signin)
+    add_page("/force/{force}", dashboard.force, "force_page")
+    add_page("/force/{force}/counts.csv", dashboard.force_csv, "force_csv")
+    server.add_static("/static/", DASHBOARD_STATIC)
 
     metrics.webhooks_known(hook.name for hook in webhooks)
     host.add_task(app, alert_log.follow, "follow_alerts")

@@ -129,8 +129,11 @@ def _port_free(settings: Settings) -> None:
 def worker() -> None:
     """Run the stream worker (consumes disposals; serves /metrics, /healthz, /api/counts)."""
     settings = _settings()
+    from streams import datadir, keys
     from streams.producer import ensure_topics
 
+    datadir.prepare(settings.data_dir)
+    secrets = keys.derive(keys.master_key(settings))
     _port_free(settings)
     ensure_topics(settings)  # also checks that DW_KAFKA answers
     import asyncio
@@ -141,7 +144,7 @@ def worker() -> None:
     from streams.app import build
 
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
-    worker = build(settings)
+    worker = build(settings, secrets)
     log.info(
         "worker %s: kafka %s, web %s, clock %s, store %s, %d alert rules from %s",
         settings.app_id,
@@ -399,7 +402,7 @@ def _get_json(url: str, settings: Settings) -> Any:
 
     req = urllib.request.Request(url)
     if settings.token:
-        req.add_header("Authorization", f"Bearer {settings.token}")
+        req.add_header("Authorization", f"Bearer {settings.token.get_secret_value()}")
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             return json.load(resp)
@@ -499,6 +502,7 @@ def wait(timeout: float) -> None:
     """Exit 0 once the worker group has processed every record produced before this command
     started (a live feed keeps producing; those records are not waited for), 1 on timeout."""
     from kafka.errors import KafkaError
+
     from streams.producer import end_offsets, lag
 
     settings = _settings()

@@ -3,8 +3,8 @@
 Framing: Avro single-object encoding (Avro spec, "Single object encoding"): the two bytes
 ``C3 01``, the 8-byte little-endian CRC-64-AVRO fingerprint of the writer schema's parsing
 canonical form, then the Avro binary body. A reader
-looks the fingerprint up among the schemas it knows (every ``*.avsc`` under ``schemas/avro``
-and ``schemas/avro/history``) and resolves that writer schema to its own, so records written
+looks the fingerprint up among the schemas it knows (every ``*.avsc`` under ``streams/schemas``
+and ``streams/schemas/history``) and resolves that writer schema to its own, so records written
 with an older schema stay readable after fields are added (with defaults).
 
 fastavro does the encoding and decoding; its parser validates the schema files at import.
@@ -38,10 +38,11 @@ from streams.core.classify import Cell
 from streams.core.crimes import KEEP_SEEN, Held
 from streams.errors import DecodeError, EncodeError, StateError
 from streams.model import OutcomeEvent
+from streams.resources import SCHEMAS
 
 MAGIC = b"\xc3\x01"
 HEADER_LEN = len(MAGIC) + 8
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "avro"
+SCHEMA_DIR = SCHEMAS
 
 
 def fingerprint(parsed_schema: Any) -> bytes:

@@ -4,6 +4,7 @@ Hierarchy::
 
     StreamError
     ├── ConfigError          a setting or input file is unusable (message names it)
+    ├── StorageError         the local store cannot be written (disk full, read-only)
     ├── KafkaSetupError      the local broker cannot be resolved, started or reached
     ├── DecodeError          bytes are not a readable event (reason: undecodable, unknown_schema)
     ├── EncodeError          a value cannot be written with the schema
@@ -17,6 +18,18 @@ dead-letter topic and the ``disposal_events_rejected_total`` metric use.
 
 from __future__ import annotations
 
+#: the most characters of an outside value (a field of a record, a line of a file) that an error
+#: message, a log line or a dead-letter header repeats
+SHOWN_CHARS = 200
+
+
+def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was: values from outside go
+    into messages through this, so a 600 KB field never becomes a 600 KB log line."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters)"
+
 
 class StreamError(Exception):
     """Base class of every error disposal-watch raises on purpose."""
@@ -24,6 +37,10 @@ class StreamError(Exception):
 
 class ConfigError(StreamError):
     """A setting, file or command-line value is unusable."""
+
+
+class StorageError(StreamError):
+    """The worker's local store cannot be written: no space left, or a read-only file system."""
 
 
 class KafkaSetupError(StreamError):
@@ -34,7 +51,8 @@ class _WithReason(StreamError):
     reason: str = "invalid"
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
-        super().__init__(message)
+        # the message repeats values from outside: cut, so that it is one readable log line
+        super().__init__(shorten(message, 3 * SHOWN_CHARS))
         if reason is not None:
             self.reason = reason
 

@@ -34,6 +34,7 @@ from typing import Any
 from streams.codec import outcome_record
 from streams.errors import InputError
 from streams.policeuk import open_csv, outcomes_crime_id, row_event, street_crime_type
+from streams.textfile import TextLines
 
 #: rows per chunk sent to a worker
 CHUNK = 2000
@@ -154,7 +155,7 @@ def encoded(
 
 def jsonl_tasks(files: Iterable[Path]) -> Iterator[tuple[Callable[..., Encoded], tuple[Any, ...]]]:
     for path in files:
-        with path.open(encoding="utf-8") as f:
+        with TextLines(path) as f:
             line = 1
             for lines in chunks(f):
                 yield jsonl_chunk, (str(path), line, lines)

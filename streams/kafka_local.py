@@ -1,9 +1,9 @@
 """A real single-node Apache Kafka broker (KRaft, combined broker + controller) on localhost.
 
-No Docker: the broker's jars come from Maven Central (``kafka/pom.xml``), resolved once into
-the Maven cache (~/.m2) and a classpath file cached under ``~/.cache/disposal-watch``; storage
-is formatted under ``DIR`` the first time, and the broker runs as a detached Java process whose
-pid, ports and log live in ``DIR``.
+No Docker: the broker's jars come from Maven Central (``streams/broker/pom.xml``, package data),
+resolved once into the Maven cache (~/.m2) and a classpath file cached under
+``~/.cache/disposal-watch``; storage is formatted under ``DIR`` the first time, and the broker
+runs as a detached Java process whose pid, ports and log live in ``DIR``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.errors import KafkaSetupError
+from streams.resources import BROKER_POM
 
-POM = Path(__file__).resolve().parent.parent / "kafka" / "pom.xml"
 KAFKA_VERSION = "3.9.1"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "disposal-watch"
 
@@ -86,7 +86,10 @@ def classpath(*, quiet: bool = True) -> str:
     mvn = _require("mvn", "install Maven (apt-get install maven) to resolve Kafka from Maven Central")
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(".tmp")
-    cmd = [mvn, "-B", "-f", str(POM), "dependency:build-classpath", f"-Dmdep.outputFile={tmp}"]
+    # a copy of the coordinates in the cache: the installed package may be read-only
+    pom = CACHE / f"kafka-{KAFKA_VERSION}.pom.xml"
+    shutil.copyfile(BROKER_POM, pom)
+    cmd = [mvn, "-B", "-f", str(pom), "dependency:build-classpath", f"-Dmdep.outputFile={tmp}"]
     if quiet:
         cmd.insert(1, "-q")
     proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -104,13 +104,22 @@ RULE_DENOMINATOR = Gauge(
 )
 API_DENIED = Counter(
     "disposal_api_denied",
-    "API requests refused: missing_token, wrong_token (401), not_localhost, forbidden_force, no_permission "
-    "(403); missing_peer, wrong_peer on the workers' own endpoints",
+    "API requests refused: missing_token, wrong_token, expired_session, wrong_session (401), "
+    "not_localhost, forbidden_force, no_permission, cross_site (403); missing_peer, wrong_peer on "
+    "the workers' own endpoints",
+    ["reason"],
+)
+HTTP_REFUSED = Counter(
+    "disposal_http_refused",
+    "Connections the web server refused at once: too_many_connections (DW_WEB_MAX_CONNECTIONS open)",
     ["reason"],
 )
 DENIAL_REASONS = (
     "missing_token",
     "wrong_token",
+    "expired_session",
+    "wrong_session",
+    "cross_site",
     "not_localhost",
     "forbidden_force",
     "no_permission",
@@ -140,7 +149,8 @@ for _change in Change:
     CHANGES.labels(_change.value)
 for _reason in DENIAL_REASONS:
     API_DENIED.labels(_reason)
-for _code in ("70", "75"):
+HTTP_REFUSED.labels("too_many_connections")
+for _code in ("70", "74", "75"):
     WORKER_EXITS.labels(_code)
 for _outcome in ("delivered", "failed"):
     ALERTMANAGER_PUSHES.labels(_outcome)

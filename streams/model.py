@@ -20,7 +20,7 @@ SCHEMA_VERSION = 1
 
 @dataclass(frozen=True, slots=True)
 class OutcomeEvent:
-    """One outcome assigned to one crime. Field meanings: schemas/avro/disposalwatch.OutcomeEvent.avsc."""
+    """One outcome assigned to one crime. Field meanings: streams/schemas/disposalwatch.OutcomeEvent.avsc."""
 
     event_id: str
     force_id: str

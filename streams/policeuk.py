@@ -30,11 +30,12 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, TextIO
+from typing import NamedTuple
 
 from streams.errors import ConfigError, InputError
 from streams.model import OutcomeEvent
 from streams.reference import FORCE_IDS, POLICEUK_CRIME_TYPES, POLICEUK_OUTCOMES
+from streams.textfile import TextLines
 
 #: skip reasons that real, well-formed police.uk data produces: rows with nothing to count
 #: (anti-social behaviour has no Crime ID), and outcomes of crimes recorded in months whose
@@ -73,13 +74,11 @@ def file_kind(path: Path, header: list[str]) -> str:
     return kind
 
 
-def open_csv(path: Path) -> tuple[TextIO, str, list[str]]:
-    """Open a police.uk CSV and read its header: (the file, positioned after the header, its
-    kind, the header). ``ConfigError`` for a file that cannot be read or is not police.uk's."""
-    try:
-        f = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+def open_csv(path: Path) -> tuple[TextLines, str, list[str]]:
+    """Open a police.uk CSV and read its header: (the file's lines, positioned after the header,
+    its kind, the header). ``ConfigError`` for a file that cannot be read, is not UTF-8, or is
+    not police.uk's."""
+    f = TextLines(path)
     header = next(csv.reader(f), [])
     try:
         return f, file_kind(path, header), header

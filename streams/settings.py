@@ -11,13 +11,14 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import ConfigError
+from streams.resources import DEFAULT_RULES
 
-DEFAULT_RULES = Path(__file__).resolve().parent.parent / "alerts" / "rules.yaml"
-DEV_PSEUDONYM_KEY = "disposal-watch-development-only"
+#: settings whose values are secrets: an error names them, never echoes them
+SECRETS = frozenset({"pseudonym_key", "token"})
 _HOSTPORT = re.compile(r"^[A-Za-z0-9.\-_\[\]:]+:\d{1,5}$")
 
 
@@ -31,6 +32,14 @@ class Settings(BaseSettings):
     #: address the worker's HTTP server binds and advertises to other workers
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
+    #: a connection that has not sent a whole request this long after opening (or after its
+    #: last answer) is closed, so slow request headers cannot hold the server's sockets
+    web_idle_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    #: most connections open at once (the live feed holds one per open dashboard); more get 503
+    web_max_connections: int = Field(default=256, ge=8, le=100_000)
+    #: hours a dashboard sign-in lasts (the session cookie is signed and expires; it never holds
+    #: the token)
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     #: "wall": today is the UTC calendar date; "stream": today is the newest outcome date seen
     clock: Literal["wall", "stream"] = "wall"
     #: alert rules file (YAML)
@@ -76,13 +85,15 @@ class Settings(BaseSettings):
     #: a webhook call goes out this long after its group's (rule x force) first transition,
     #: with every transition of the group since
     webhook_group_s: float = Field(default=30.0, ge=0)
-    #: secret key for the pseudonyms of crime references in alerts (keyed HMAC); the same on
-    #: every worker. The default is for local use only: the worker warns when it is in use.
-    pseudonym_key: str = Field(default=DEV_PSEUDONYM_KEY, min_length=16)
+    #: the deployment's master secret (streams/keys.py): keys the pseudonyms of crime references
+    #: in alerts, the workers' credential to each other and the dashboard's sessions; the same on
+    #: every worker. Unset: a worker serving only localhost makes one in DW_DATA_DIR; one
+    #: serving more refuses to start
+    pseudonym_key: SecretStr | None = None
     #: processes that parse and encode rows for `ingest` (0: one per core)
     ingest_workers: int = Field(default=0, ge=0, le=64)
     #: bearer token the CLI sends to the worker's API
-    token: str | None = None
+    token: SecretStr | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("kafka")
@@ -140,6 +151,6 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for err in exc.errors():
             name = "DW_" + "_".join(str(p) for p in err["loc"]).upper()
-            given = err.get("input")
+            given = None if err["loc"] and err["loc"][0] in SECRETS else err.get("input")
             lines.append(f"{name}={given!r}: {err['msg']}" if given is not None else f"{name}: {err['msg']}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -18,6 +18,7 @@ import html
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from alerts.evidence import category_words, disposal_words
 from streams.dashboard.funnel import Funnel, Point
@@ -27,97 +28,27 @@ from streams.reference import FORCE_NAMES
 WINDOWS = ("28d", "91d", "365d")
 BLUE, ORANGE, VERMILLION, GREY = "#0072B2", "#E69F00", "#D55E00", "#6b6b6b"
 
-CSS = """
-:root { font-family: system-ui, sans-serif; color: #1a1a1a; background: #fff; }
-body { margin: 0 auto; max-width: 72rem; padding: 0.75rem; line-height: 1.45; }
-header { display: flex; flex-wrap: wrap; gap: 0.5rem 1.5rem; align-items: baseline;
-  border-bottom: 1px solid #ccc; margin-bottom: 1rem; }
-header h1 { font-size: 1.3rem; margin: 0.3rem 0; }
-nav a, .windows a { margin-right: 0.8rem; }
-a { color: #005a8c; } a:focus, button:focus, circle:focus, input:focus { outline: 3px solid #E69F00; outline-offset: 2px; }
-.asof { color: #444; font-size: 0.95rem; }
-ul.alerts { list-style: none; padding: 0; margin: 0; }
-ul.alerts li { border: 1px solid #ccc; border-left: 6px solid #0072B2; border-radius: 4px;
-  padding: 0.5rem 0.75rem; margin-bottom: 0.5rem; }
-ul.alerts li.sev-high { border-left-color: #D55E00; }
-ul.alerts li.resolved { border-left-color: #6b6b6b; color: #444; }
-.meta { font-size: 0.9rem; color: #444; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 30rem), 1fr)); gap: 1rem; }
-figure { margin: 0; border: 1px solid #ddd; border-radius: 4px; padding: 0.5rem; }
-figcaption { font-weight: 600; }
-svg { width: 100%; max-width: 40rem; height: auto; display: block; }
-svg text { font-size: 11px; fill: #333; }
-table { border-collapse: collapse; font-size: 0.9rem; margin: 0.5rem 0; }
-th, td { border-bottom: 1px solid #ddd; padding: 0.2rem 0.5rem; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-.tip { position: absolute; background: #fff; border: 1px solid #333; padding: 0.3rem 0.5rem;
-  font-size: 0.85rem; pointer-events: none; display: none; max-width: 18rem; }
-form.signin { max-width: 28rem; } form.signin input { width: 100%; font-size: 1rem; padding: 0.4rem; }
-.legend span { margin-right: 1rem; white-space: nowrap; }
-"""
-
-SCRIPT = """
-(function () {
-  const list = document.getElementById('firing');
-  const resolved = document.getElementById('resolved');
-  const status = document.getElementById('live');
-  if (!list) return;
-  const show = document.getElementById('show-resolved');
-  if (show) show.addEventListener('change', () => { resolved.hidden = !show.checked; });
-  function item(a) {
-    const li = document.createElement('li');
-    li.dataset.fingerprint = a.fingerprint;
-    li.className = (a.state === 'firing' ? 'sev-' + a.severity : 'resolved');
-    const title = document.createElement('strong');
-    title.textContent = a.rule_words + ' · ';
-    const force = document.createElement('a');
-    force.href = '/force/' + encodeURIComponent(a.force_id);
-    force.textContent = a.force_name;
-    const meta = document.createElement('div');
-    meta.className = 'meta';
-    meta.textContent = a.meta;
-    const summary = document.createElement('p');
-    summary.textContent = a.summary;
-    li.append(title, force, meta, summary);
-    return li;
-  }
-  const source = new EventSource('/api/alerts/stream?last_event_id=' + list.dataset.after);
-  source.addEventListener('open', () => { status.textContent = 'live'; });
-  source.addEventListener('error', () => { status.textContent = 'reconnecting…'; });
-  source.addEventListener('alert', (ev) => {
-    const a = JSON.parse(ev.data);
-    const words = window.DW_WORDS || {};
-    a.rule_words = (words.rules || {})[a.rule_id] || a.rule_id;
-    a.force_name = (words.forces || {})[a.force_id] || a.force_id;
-    a.meta = (words.categories || {})[a.category] || a.category;
-    a.meta += ' · ' + a.severity + ' severity · ' + (a.state === 'firing' ? 'firing since ' : 'resolved ') + a.transition_at.slice(0, 16).replace('T', ' ') + ' UTC';
-    document.querySelectorAll('[data-fingerprint="' + a.fingerprint + '"]').forEach((el) => el.remove());
-    (a.state === 'firing' ? list : resolved).prepend(item(a));
-    const none = document.getElementById('none-firing');
-    if (none) none.hidden = list.children.length > 0;
-  });
-  const tip = document.createElement('div');
-  tip.className = 'tip';
-  document.body.append(tip);
-  function showTip(el) {
-    const r = el.getBoundingClientRect();
-    tip.textContent = el.getAttribute('aria-label');
-    tip.style.left = (window.scrollX + r.right + 6) + 'px';
-    tip.style.top = (window.scrollY + r.top - 6) + 'px';
-    tip.style.display = 'block';
-  }
-  document.querySelectorAll('circle[data-force]').forEach((c) => {
-    c.addEventListener('mouseenter', () => showTip(c));
-    c.addEventListener('focus', () => showTip(c));
-    c.addEventListener('mouseleave', () => { tip.style.display = 'none'; });
-    c.addEventListener('blur', () => { tip.style.display = 'none'; });
-  });
-})();
-"""
+#: JSON embedded in a page: characters that could end the element or a line of script are
+#: written as escapes (JSON.parse reads them back unchanged)
+_SCRIPT_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
 
 
 def esc(value: object) -> str:
+    """``value`` as HTML text or a quoted attribute value."""
     return html.escape(str(value), quote=True)
+
+
+def script_json(value: object) -> str:
+    """``value`` as JSON that is safe inside a ``<script>`` element: no ``</script>``, ``<!--``
+    or ``]]>`` can form, and U+2028/U+2029 cannot end a line of script."""
+    return json.dumps(value, ensure_ascii=False).translate(_SCRIPT_ESCAPES)
+
+
+def path_segment(value: str) -> str:
+    """``value`` as one segment of a URL path (percent-encoded, then escaped for an attribute)."""
+    return esc(quote(value, safe=""))
 
 
 def pct(share: float | None) -> str:
@@ -129,15 +60,17 @@ def force_name(force: str) -> str:
 
 
 def page(title: str, body: str, as_of: str, *, words: Mapping[str, Any] | None = None) -> str:
-    data = f"<script>window.DW_WORDS = {json.dumps(words or {})};</script>" if words else ""
+    """A whole page. No inline script or style (the CSP forbids both): the script and style sheet
+    are served from ``/static/``, and ``words`` travel as a JSON data block the script parses."""
+    data = f'<script type="application/json" id="dw-words">{script_json(words)}</script>' if words else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{esc(title)} · disposal-watch</title><style>{CSS}</style></head>
+<title>{esc(title)} · disposal-watch</title><link rel="stylesheet" href="/static/dashboard.css"></head>
 <body><header><h1>{esc(title)}</h1>
 <nav aria-label="views"><a href="/">Alerts and funnel plots</a></nav>
 <p class="asof" id="as-of">{esc(as_of)}</p></header>
-<main>{body}</main>{data}<script>{SCRIPT}</script></body></html>"""
+<main>{body}</main>{data}<script src="/static/dashboard.js"></script></body></html>"""
 
 
 def as_of_text(day: str | None, clock: str) -> str:
@@ -159,7 +92,7 @@ def alert_item(a: Mapping[str, Any], rule_words: Mapping[str, str]) -> str:
     return (
         f'<li data-fingerprint="{esc(a["fingerprint"])}" class="{cls}">'
         f"<strong>{esc(rule_words.get(a['rule_id'], a['rule_id']))} · </strong>"
-        f'<a href="/force/{esc(a["force_id"])}">{esc(force_name(a["force_id"]))}</a>'
+        f'<a href="/force/{path_segment(a["force_id"])}">{esc(force_name(a["force_id"]))}</a>'
         f'<div class="meta">{esc(meta)}</div><p>{esc(a.get("summary") or "")}</p></li>'
     )
 
@@ -397,7 +330,7 @@ monthly share settled out of court</figcaption>{trend_svg(c, months, force)}
         f"<td>{esc(a.get('summary') or '')}</td></tr>"
         for a in past
     )
-    body = f"""<p><a href="/force/{esc(force)}/counts.csv" download>Download the counts behind these charts (CSV)</a></p>
+    body = f"""<p><a href="/force/{path_segment(force)}/counts.csv" download>Download the counts behind these charts (CSV)</a></p>
 <section><h2>Monthly out-of-court share, high-risk categories, against all forces</h2>
 <div class="charts">{charts}</div></section>
 <section><h2>Alerts</h2><ul class="alerts" id="force-alerts">{firing}</ul>

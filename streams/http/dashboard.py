@@ -2,9 +2,10 @@
 (a force's monthly trend and alerts), ``/force/{id}/counts.csv``, and ``/signin``.
 
 The same access rules as the API (``streams.access``): with no tokens file, localhost only; with
-one, a sign-in that takes a bearer token and keeps it in a session cookie (HttpOnly,
-SameSite=Strict; the API and the SSE feed accept it too, ``streams.http.guards``), and a
-force-scoped token sees only its forces. The pages are read-only.
+one, a sign-in that takes a bearer token once and gives a signed, expiring session cookie
+(HttpOnly, SameSite=Strict, Secure over TLS; the API and the SSE feed accept it too,
+``streams.http.guards``), and a force-scoped token sees only its forces. Sign-in refuses posts
+from other sites. The pages are read-only.
 """
 
 from __future__ import annotations
@@ -13,20 +14,22 @@ import csv
 import dataclasses
 import datetime as dt
 import io
+import time
 from collections.abc import Sequence
 
 from aiohttp import web
 
 from alerts.evidence import CATEGORY_WORDS
 from alerts.rules import Rule
-from streams.access import Denied, Scope, TokenEntry, authorize
+from streams import metrics
+from streams.access import Denied, Scope, entry_of
 from streams.alerting.log import AlertLog
 from streams.cluster import Cluster, PeerError
 from streams.core.query import window_days
 from streams.dashboard import render
 from streams.dashboard.funnel import funnel
 from streams.dashboard.trend import monthly
-from streams.http.guards import SESSION_COOKIE, authorization_of
+from streams.http.guards import SESSION_COOKIE, Guard, cross_site
 from streams.reference import FORCE_NAMES
 
 
@@ -40,19 +43,19 @@ class DashboardPages:
         cluster: Cluster,
         alert_log: AlertLog,
         rules: Sequence[Rule],
-        tokens: list[TokenEntry] | None,
+        guard: Guard,
         *,
         clock_kind: str,
         retention_days: int,
     ) -> None:
-        self.cluster, self.log, self.rules, self.tokens = cluster, alert_log, rules, tokens
+        self.cluster, self.log, self.rules, self.guard = cluster, alert_log, rules, guard
         self.clock_kind, self.retention_days = clock_kind, retention_days
         self.rule_words = {r.id: r.description[:1].upper() + r.description[1:] for r in rules}
 
     # --- access -------------------------------------------------------------------------------
 
     def _scope(self, request: web.Request) -> Scope | Denied:
-        return authorize(self.tokens, authorization_of(request), request.remote)
+        return self.guard.scope_of(request)
 
     def _refused(self, denied: Denied) -> web.Response:
         if denied.status == 401:
@@ -63,14 +66,29 @@ class DashboardPages:
         return _html(render.signin_page())
 
     async def signin(self, request: web.Request) -> web.Response:
+        if cross_site(request):
+            metrics.API_DENIED.labels("cross_site").inc()
+            return _html(
+                render.page("Not available here", "<p>Sign in from this site's own page.</p>", ""), 403
+            )
         form = await request.post()
         token = str(form.get("token", "")).strip()
-        scope = authorize(self.tokens, f"Bearer {token}", request.remote)
-        if isinstance(scope, Denied):
+        tokens = self.guard.tokens
+        entry = entry_of(tokens, token) if tokens is not None and token else None
+        if entry is None:
+            if tokens is not None:
+                metrics.API_DENIED.labels("wrong_token").inc()
             return _html(render.signin_page("That token is not valid."), status=401)
         resp = web.HTTPSeeOther("/")
-        # no Max-Age: kept for the browser session only
-        resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/")
+        # no Max-Age: kept for the browser session only, and never past the session's own expiry
+        resp.set_cookie(
+            SESSION_COOKIE,
+            self.guard.sessions.issue(entry, time.time()),
+            httponly=True,
+            samesite="Strict",
+            secure=request.secure,
+            path="/",
+        )
         return resp
 
     # --- pages --------------------------------------------------------------------------------

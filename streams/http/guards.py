@@ -9,27 +9,32 @@ request's bearer token. ``Guard.peers_only(handler)``: a worker-to-worker endpoi
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from streams import metrics
-from streams.access import PEER_HEADER, Denied, Scope, TokenEntry, authorize, authorize_peer
+from streams.access import PEER_HEADER, Denied, Scope, Sessions, TokenEntry, authorize, authorize_peer
 
 Response = web.StreamResponse
 
-#: the dashboard's sign-in keeps the bearer token in this session cookie (HttpOnly,
-#: SameSite=Strict); user-facing endpoints accept it in place of the Authorization header
-SESSION_COOKIE = "dw_token"
+#: the dashboard's sign-in session (``streams.access.Sessions``: signed, expiring, never the
+#: token; HttpOnly, SameSite=Strict, Secure over TLS); user-facing endpoints accept it in place of
+#: the Authorization header
+SESSION_COOKIE = "dw_session"
 
 
-def authorization_of(request: web.Request) -> str | None:
-    """The request's Authorization header, or the bearer token of its session cookie."""
-    header = request.headers.get("Authorization")
-    if header is None and request.cookies.get(SESSION_COOKIE):
-        return f"Bearer {request.cookies[SESSION_COOKIE]}"
-    return header
+def cross_site(request: web.BaseRequest) -> bool:
+    """Whether a browser says this request comes from another site: by Fetch Metadata where the
+    browser sends it, else by Origin. (Under ``Referrer-Policy: no-referrer`` a browser sends
+    ``Origin: null`` even for a form of the same origin, so "null" alone proves nothing.)"""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    return origin not in (None, "null", f"{request.scheme}://{request.host}")
 
 
 ScopedHandler = Callable[..., Awaitable[Response]]
@@ -46,14 +51,24 @@ def deny(denied: Denied, challenge: str | None = None) -> web.Response:
 
 
 class Guard:
-    def __init__(self, tokens: list[TokenEntry] | None, peer_credential: str) -> None:
+    def __init__(self, tokens: list[TokenEntry] | None, peer_credential: str, sessions: Sessions) -> None:
         self.tokens = tokens
         self.peer_credential = peer_credential
+        self.sessions = sessions
+
+    def scope_of(self, request: web.BaseRequest) -> Scope | Denied:
+        """What the request may see: by its bearer token, else its session cookie, else (no
+        tokens configured) by whether it comes from localhost."""
+        header = request.headers.get("Authorization")
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if header is None and cookie and self.tokens is not None:
+            return self.sessions.scope(cookie, self.tokens, time.time())
+        return authorize(self.tokens, header, request.remote)
 
     def scoped(self, handler: ScopedHandler) -> Callable[..., Awaitable[Response]]:
         @functools.wraps(handler)
         async def page(request: web.Request, **params: Any) -> Response:
-            scope = authorize(self.tokens, authorization_of(request), request.remote)
+            scope = self.scope_of(request)
             if isinstance(scope, Denied):
                 return deny(scope, "Bearer")
             return await handler(request, scope, **params)

@@ -2,11 +2,14 @@
 
 - ``EXIT_BUG`` (70, ``EX_SOFTWARE``): an unexpected error while processing a record or restoring
   a partition. Nothing past the last checkpoint was committed, so a restart replays from there.
+- ``EXIT_STORAGE`` (74, ``EX_IOERR``): the local store cannot be written (the disk is full or
+  read-only). A restart cannot help until an operator frees space, so supervisors must not
+  restart on it in a loop (``scripts/supervise.sh`` stops; systemd: ``RestartPreventExitStatus=74``).
 - ``EXIT_STALLED`` (75, ``EX_TEMPFAIL``): the watchdog saw records waiting and no progress for
   ``DW_STALL_EXIT_S``, or the broker did not acknowledge changelog records; a restart resumes
   from the last commit.
 
-``scripts/supervise.sh`` (``make run``) and the compose file's restart policy restart on both.
+``scripts/supervise.sh`` (``make run``) restarts on 70 and 75 only.
 The process ends at once (``os._exit``): no shutdown hook may commit past what was processed.
 Each such exit is counted in ``DW_DATA_DIR/exits.json`` (``record_in``), which the next start
 reads into ``disposal_worker_exits_total{code}``: restarts on purpose stay visible to ops.
@@ -30,6 +33,7 @@ _record: Path | None = None
 
 class ExitCode(IntEnum):
     BUG = 70
+    STORAGE = 74
     STALLED = 75
 
 

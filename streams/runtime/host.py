@@ -4,12 +4,15 @@ The one module that touches Faust and mode. Faust's own Kafka consumer, producer
 tables stay off (``HostOnly``): the counting loop owns the source topic (``streams.runtime.loop``),
 because Faust's per-record consumer drops or skips records around seeks and resumes
 (faust-streaming #175, #606; ../shared/FAUST-NOTES.md) and caps speed at about a tenth of a raw
-consume loop. Faust keeps what it does well: a worker command with signal handling, an aiohttp
-web server, and tasks that start and stop with the app.
+consume loop. Faust keeps what it does well: a worker command with signal handling, and tasks
+that start and stop with the app. Its web server is off: the worker's own (``streams.http.server``)
+runs as a service of the app, with the protections Faust's lacks (security headers, a bound on
+connections, slow requests timed out) and none of Faust's own pages.
 
-- ``create_app``: the Faust app, web server on ``DW_WEB_HOST:DW_WEB_PORT``, Faust's own pages off;
+- ``create_app``: the Faust app, Faust's consumer, producer, tables and web server off;
 - ``RuntimeService``: the counting loop and the watchdog as a mode service of that app;
-- ``add_page`` / ``add_task`` / ``on_shutdown``: register a plain handler or coroutine function;
+- ``WebService``: the HTTP server as a mode service of that app;
+- ``add_task`` / ``on_shutdown``: register a plain coroutine function;
 - ``QuietWorker``: Faust's worker without its terminal spinner.
 """
 
@@ -24,14 +27,12 @@ import mode
 from faust.app.base import BootStrategy
 from faust.worker import Worker
 
+from streams.http.server import WebServer
 from streams.runtime.loop import CountingLoop
 from streams.runtime.watchdog import Watchdog
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
-
-#: a page handler: the request (aiohttp's) and the path's parameters -> an aiohttp response
-Handler = Callable[..., Awaitable[Any]]
 
 
 class HostOnly(BootStrategy):
@@ -49,35 +50,8 @@ def create_app(settings: Settings) -> Any:
         settings.app_id,
         broker=[f"kafka://{hp}" for hp in settings.kafka.split(",")],
         datadir=str(settings.data_dir / "faust"),
-        web_enabled=True,
-        web_bind=settings.web_host,
-        web_host=settings.web_host,
-        web_port=settings.web_port,
-        web_stats_enabled=False,
-        web_graph_enabled=False,
-        web_router_enabled=False,
-        web_tables_enabled=False,
-        web_metrics_enabled=False,
-        web_in_thread=False,
+        web_enabled=False,
     )
-
-
-def add_page(app: Any, path: str, handler: Handler, name: str, post: Handler | None = None) -> None:
-    """Serve ``handler(request, **path parameters)`` at ``path`` (GET), and ``post`` (POST)."""
-    from faust.web import View
-
-    async def get(view: Any, request: Any, **params: Any) -> Any:
-        return await handler(request, **params)
-
-    methods: dict[str, Any] = {"get": get}
-    if post is not None:
-        post_handler = post
-
-        async def post_method(view: Any, request: Any, **params: Any) -> Any:
-            return await post_handler(request, **params)
-
-        methods["post"] = post_method
-    app.page(path)(type(name, (View,), methods))
 
 
 def add_task(app: Any, task: Callable[[], Awaitable[None]], name: str) -> None:
@@ -119,6 +93,20 @@ class RuntimeService(mode.Service):
 
     async def on_stop(self) -> None:
         await self.counting.stop()
+
+
+class WebService(mode.Service):
+    """The worker's HTTP server, started and stopped with the app."""
+
+    def __init__(self, server: WebServer, **kwargs: Any) -> None:
+        self.server = server
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        await self.server.start()
+
+    async def on_stop(self) -> None:
+        await self.server.stop()
 
 
 class QuietWorker(Worker):

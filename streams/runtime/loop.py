@@ -50,7 +50,7 @@ from streams.core.classify import Cell
 from streams.core.clock import Clock, horizon, latest_accepted_day, utc_today
 from streams.core.counting import count_event
 from streams.core.crimes import Change
-from streams.errors import DecodeError, RejectedEvent
+from streams.errors import DecodeError, RejectedEvent, StorageError
 from streams.runtime.assignor import MembershipAssignor
 from streams.runtime.checkpoint import Checkpoint
 from streams.runtime.exits import ExitCode, leave
@@ -231,6 +231,8 @@ class CountingLoop:
             self._done.set()
         except ProduceFailed as exc:
             leave(ExitCode.STALLED, f"the broker did not take what the worker produced: {exc}")
+        except StorageError as exc:
+            leave(ExitCode.STORAGE, f"{exc}; free space and start the worker again")
         except KafkaError as exc:
             leave(ExitCode.STALLED, f"Kafka error in the counting loop: {exc!r}", exc_info=True)
         except Exception:
@@ -387,6 +389,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._loop.on_revoked(revoked)
         except ProduceFailed as exc:
             leave(ExitCode.STALLED, f"checkpoint before revocation failed: {exc}")
+        except StorageError as exc:
+            leave(ExitCode.STORAGE, f"{exc}; free space and start the worker again")
         except Exception:
             leave(ExitCode.BUG, "bug while partitions were revoked", exc_info=True)
 
@@ -394,6 +398,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         started = time.monotonic()
         try:
             await self._loop.on_assigned(assigned)
+        except StorageError as exc:
+            leave(ExitCode.STORAGE, f"{exc}; free space and start the worker again")
         except KafkaError as exc:
             leave(ExitCode.STALLED, f"cannot restore assigned partitions: {exc!r}", exc_info=True)
         except Exception:

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from streams.errors import StreamError
+from streams.errors import StreamError, shorten
 
 
 class ProduceFailed(StreamError):
@@ -43,7 +43,7 @@ class DeadLetter:
         """Headers of the dead-letter record (its key and value are the original bytes)."""
         return [
             ("dw.reason", self.reason.encode()),
-            ("dw.error", self.error.encode()[:2000]),
+            ("dw.error", shorten(self.error, 2000).encode()),
             ("dw.topic", self.topic.encode()),
             ("dw.partition", str(self.partition).encode()),
             ("dw.offset", str(self.offset).encode()),

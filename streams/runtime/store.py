@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from streams.errors import ConfigError, StateError
+from streams.errors import ConfigError, StateError, StorageError, shorten
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,13 @@ class RocksStore:
             _POSITIONS.pack(positions.source_next, positions.changelog_next),
             self._db.get_column_family_handle(META),
         )
-        self._db.write(batch)
+        try:
+            self._db.write(batch)
+        except Exception as exc:  # rocksdict raises plain Exception with RocksDB's message
+            full = _storage_error(self.path, exc)
+            if full is None:
+                raise
+            raise full from exc
 
     def drop(self, partition: int) -> None:
         self._drop_family(self._name(partition))
@@ -259,6 +265,15 @@ class RocksStore:
     def close(self) -> None:
         self._cfs.clear()
         self._db.close()
+
+
+def _storage_error(path: Path, exc: Exception) -> StorageError | None:
+    """``StorageError`` when RocksDB says the disk is full or read-only; else None."""
+    text = str(exc)
+    for marker, why in (("No space left", "the disk is full"), ("Read-only file system", "read-only")):
+        if marker in text:
+            return StorageError(f"DW_DATA_DIR: cannot write the store {path}: {why} ({shorten(text)})")
+    return None
 
 
 def open_store(kind: str, data_dir: Path, deployment: Deployment) -> Store:

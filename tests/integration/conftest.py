@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from streams.kafka_local import free_port
+from streams.keys import Keys, derive
 from streams.model import OutcomeEvent
 from streams.producer import EventProducer, ensure_topics
 from streams.runtime.exits import ExitCode
@@ -117,6 +119,11 @@ class Deployment:
     workers: list[Worker] = field(default_factory=list)
 
     @property
+    def keys(self) -> Keys:
+        """The keys every worker of this deployment derives from its DW_PSEUDONYM_KEY."""
+        return derive(self.env["DW_PSEUDONYM_KEY"].encode())
+
+    @property
     def settings(self) -> Settings:
         return load_settings(**{k[3:].lower(): v for k, v in self.env.items() if k.startswith("DW_")})
 
@@ -189,6 +196,8 @@ def deployment(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Deployment]:
         # a stalled worker exits sooner than in production, so the supervisor restarts it
         # well within the tests' waits
         "DW_STALL_EXIT_S": "40",
+        # the deployment's own secret, as an operator would make one (a worker refuses a known one)
+        "DW_PSEUDONYM_KEY": secrets.token_hex(32),
     }
     d = Deployment(env, tmp_path)
     ensure_topics(d.settings)

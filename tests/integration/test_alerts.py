@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaConsumer
 
 from alerts.lifecycle import fingerprint
-from kafka import KafkaConsumer
 from streams.codec import AvroCodec
 from streams.model import OutcomeEvent
 from streams.reference import FORCE_NAMES, OUT_OF_COURT
-from streams.settings import DEV_PSEUDONYM_KEY
 from streams.simulate import simulate
 
 from .conftest import Deployment, Worker, reference_category
@@ -191,14 +190,13 @@ def expect_firing(want: dict[tuple[str, str, str], dict[str, Any]], got: set[tup
     assert not got & cleared, f"should have resolved: {sorted(got & cleared)}"
 
 
-def pseudonyms_in_scope(events: list[Any]) -> dict[tuple[str, str, str], set[str]]:
-    """Pseudonyms (development key) of every crime each count/case alert could cite."""
+def pseudonyms_in_scope(events: list[Any], key: bytes) -> dict[tuple[str, str, str], set[str]]:
+    """Pseudonyms (under ``key``) of every crime each count/case alert could cite."""
     from streams.core.counting import pseudonym
-    from streams.settings import DEV_PSEUDONYM_KEY
 
     out: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     for ev in events:
-        p = pseudonym(ev.crime_key, DEV_PSEUDONYM_KEY.encode())
+        p = pseudonym(ev.crime_key, key)
         cat = reference_category(ev)
         if ev.disposal in OUT_OF_COURT:
             out[("sexual-count", ev.force_id, cat)].add(p)
@@ -255,7 +253,7 @@ def test_alerts_of_every_measure_match_direct_values_and_survive_sigkill(
     data = settled_alerts(worker)
 
     want = direct(events)
-    in_scope = pseudonyms_in_scope(events)
+    in_scope = pseudonyms_in_scope(events, deployment.keys.pseudonym)
     for measure_rule in ("sexual-count", "harassment-rate", "violence-spike", "violence-peer", "da-cr"):
         assert any(
             k[0] == measure_rule and v["breached"] for k, v in want.items()
@@ -391,12 +389,12 @@ def test_tokens_scope_the_feed_and_refusals_are_counted(deployment: Deployment, 
     status, counts = get_status(worker.url + "/api/counts?group_by=force", "met-secret")
     assert status == 200 and [r["force"] for r in counts["rows"]] == ["metropolitan"]
     # the workers' own endpoints answer only the peer credential, even on localhost
-    from streams.access import PEER_HEADER, peer_credential
+    from streams.access import PEER_HEADER
 
     local = worker.url + "/api/counts/local?group_by=force"
     assert get_status(local)[0] == 401
     assert get_status(worker.url + "/api/refs/local?first=2024-01-01&last=2024-12-31")[0] == 401
-    req = urllib.request.Request(local, headers={PEER_HEADER: peer_credential(DEV_PSEUDONYM_KEY.encode())})
+    req = urllib.request.Request(local, headers={PEER_HEADER: deployment.keys.peer})
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert json.load(resp)["rows"]
     # scraping and health stay open; refusals are counted
@@ -511,7 +509,7 @@ def test_two_workers_alert_as_one_from_every_workers_totals(deployment: Deployme
     got = {(x["rule_id"], x["force_id"], x["category"]) for x in data["alerts"] if x["state"] == "firing"}
     expect_firing(direct(events), got)
     assert {k[0] for k in got} >= {"harassment-rate", "violence-spike", "violence-peer", "da-cr"}
-    in_scope = pseudonyms_in_scope(events)
+    in_scope = pseudonyms_in_scope(events, deployment.keys.pseudonym)
     for x in data["alerts"]:
         if x["state"] == "firing" and x["measure"] in ("count", "case"):
             assert 1 <= len(x["crime_refs"]) <= min(10, x["numerator"]), x
@@ -549,7 +547,7 @@ def test_a_case_officer_reidentifies_a_cited_crime_and_nobody_else_can(
 
     status, found = get_status(url, "officer")
     assert status == 200 and found["force"] == force and found["pseudonym"] == p
-    assert pseudonym(f"{force}/{found['crime_ref']}", DEV_PSEUDONYM_KEY.encode()) == p
+    assert pseudonym(f"{force}/{found['crime_ref']}", deployment.keys.pseudonym) == p
     assert found["crime_ref"] in {ev.crime_ref for ev in events if ev.force_id == force}
     assert get_status(url, "reader")[0] == 403  # no permission
     assert get_status(url, "kent")[0] == 403  # another force

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import shutil
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -200,6 +201,179 @@ def test_alerts_arrive_live_and_a_kent_token_sees_kent_only(
     assert kent.goto(worker.url + "/force/durham").status == 403
     csv_status = kent.goto(worker.url + "/force/durham/counts.csv").status
     assert csv_status == 403
-    # the session cookie is the only credential the browser holds: HttpOnly, this session only
-    cookie = next(c for c in kent.context.cookies() if c["name"] == "dw_token")
+    # the session cookie is the only credential the browser holds: HttpOnly, this session only,
+    # and it is a signed session, not the token
+    cookie = next(c for c in kent.context.cookies() if c["name"] == "dw_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["expires"] == -1
+    assert "kent-secret" not in cookie["value"] and digest("kent-secret") not in cookie["value"]
+    assert not cookie["secure"]  # plain HTTP here; over TLS the flag is set (test_security)
+
+
+# --- markup stays data -------------------------------------------------------------------------
+
+#: each tries a way out of its context: a script element, an attribute, HTML, a line of script
+HOSTILE = (
+    "</script><script>window.__pwned=(window.__pwned||0)+1</script>"
+    '<img src=x onerror="window.__pwned=1">"\'><svg onload=window.__pwned=1>'
+    "<!--<script>\u2028\u2029'-window.__pwned-'&lt;javascript:window.__pwned=1"
+)
+
+
+def hostile_pages(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Every page, rendered with the hostile text as a rule's description and id words, a force's
+    name, a category, an alert's summary, the scope note and the data's date."""
+    from alerts.rules import Rule
+    from streams.dashboard import render
+    from streams.dashboard.funnel import funnel
+    from streams.dashboard.trend import Month
+
+    monkeypatch.setitem(render.FORCE_NAMES, "kent", HOSTILE)
+    rule = Rule.model_validate(
+        {
+            "id": "hostile-peer",
+            "description": HOSTILE,
+            "severity": "high",
+            "category": [HOSTILE],
+            "measure": "peer",
+            "window": "365d",
+            "z": 3.09,
+        }
+    )
+    counts = {("kent", HOSTILE, "community-resolution"): 40, ("kent", HOSTILE, "charge"): 2}
+    counts |= {("durham", HOSTILE, "charge"): 50, ("durham", HOSTILE, "community-resolution"): 2}
+    alert = {
+        "fingerprint": HOSTILE,
+        "state": "firing",
+        "severity": "high",
+        "transition_at": HOSTILE,
+        "rule_id": "hostile-peer",
+        "force_id": "kent",
+        "category": HOSTILE,
+        "summary": HOSTILE,
+    }
+    words = {"hostile-peer": HOSTILE}
+    index = render.index_page(
+        [alert, {**alert, "state": "resolved", "force_id": HOSTILE}],
+        [funnel(rule, HOSTILE, counts, ["kent", "durham"], 365)],
+        rule_words=words,
+        after=0,
+        window="365d",
+        as_of=HOSTILE,
+        scope_note=HOSTILE,
+        category_names={HOSTILE: HOSTILE},
+    )
+    month = Month("2025-01", 3, 4, 5, 9)
+    force = render.force_page(
+        HOSTILE, {HOSTILE: [month, month]}, [alert], [alert], rule_words=words, as_of=HOSTILE
+    )
+    return {"/": index, "/force/kent": force, "/signin": render.signin_page(HOSTILE)}
+
+
+def test_hostile_words_in_every_page_never_run_as_script(
+    browser: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Escaping alone must hold: the pages are served here without the CSP (which would block
+    inline script anyway), and the live feed sends a hostile alert to the page's own script."""
+    from streams.resources import DASHBOARD_STATIC
+
+    pages = hostile_pages(monkeypatch)
+    feed = (
+        "event: alert\nid: 1\ndata: "
+        + json.dumps(
+            {
+                "fingerprint": "feed" + HOSTILE,
+                "state": "firing",
+                "severity": HOSTILE,
+                "transition_at": "2025-01-01T00:00:00Z",
+                "rule_id": "hostile-peer",
+                "force_id": HOSTILE,
+                "category": HOSTILE,
+                "summary": HOSTILE,
+            }
+        )
+        + "\n\n"
+    )
+
+    def serve(route: Any) -> None:
+        path = route.request.url.split("dw.test", 1)[1].split("?")[0]
+        if path.startswith("/static/"):
+            kind = "text/css" if path.endswith(".css") else "application/javascript"
+            return route.fulfill(
+                body=(DASHBOARD_STATIC / path[len("/static/") :]).read_text(), content_type=kind
+            )
+        if path == "/api/alerts/stream":
+            return route.fulfill(body=feed, content_type="text/event-stream")
+        return route.fulfill(body=pages[path], content_type="text/html")
+
+    context = browser.new_context()
+    context.route("http://dw.test/**", serve)
+    dialogs: list[str] = []
+    for path in pages:
+        page = context.new_page()
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto("http://dw.test" + path)
+        if path == "/":  # the page's own script ran, and took the hostile alert in as text
+            page.wait_for_function("document.querySelectorAll('#firing li').length >= 2", timeout=5_000)
+        page.wait_for_timeout(300)
+        assert page.evaluate("window.__pwned") is None, path
+        assert HOSTILE[:20] in page.inner_text("body"), path  # shown as text, whole
+        page.close()
+    assert dialogs == []
+    context.close()
+
+
+def test_every_answer_carries_a_strict_policy_and_hostile_rule_text_stays_text(
+    deployment: Deployment, tmp_path: Path, browser: Any
+) -> None:
+    """A real worker with an analyst's rules file holding script: the page works (its own script,
+    from /static/, runs under the CSP) and the rule text runs nowhere."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n"
+        f"  - id: da-cr\n    description: {json.dumps(HOSTILE)}\n    severity: high\n"
+        "    category: [harassment]\n    domestic_abuse: true\n    disposals: [community-resolution]\n"
+        "    measure: case\n    window: 365d\n"
+        f"  - id: peer\n    description: {json.dumps(HOSTILE)}\n    severity: low\n"
+        "    category: [harassment]\n    measure: peer\n    window: 365d\n    z: 3.09\n"
+    )
+    deployment.env.update(DW_RULES=str(rules), DW_CLOCK="stream", DW_ALERT_INTERVAL_S="0.5")
+    deployment.produce([case_breach("kent", "K/1", END)])
+    worker = deployment.start_worker()
+    deployment.wait()
+    wait_settled(worker)
+    for path in (
+        "/",
+        "/force/kent",
+        "/signin",
+        "/healthz",
+        "/api/alerts",
+        "/metrics",
+        "/nowhere",
+        "/static/x",
+    ):
+        headers = headers_of(worker.url + path)
+        csp = headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+        assert headers["X-Content-Type-Options"] == "nosniff", path
+        assert headers["Referrer-Policy"] == "no-referrer", path
+        assert "aiohttp" not in headers.get("Server", ""), path
+    page = browser.new_page()
+    violations: list[str] = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    page.goto(worker.url + "/")
+    page.wait_for_function("document.getElementById('live').textContent === 'live'", timeout=10_000)
+    assert page.locator("#firing [data-fingerprint]").count() == 1
+    assert page.evaluate("window.__pwned") is None
+    page.goto(worker.url + "/force/kent")
+    assert page.evaluate("window.__pwned") is None
+    page.close()
+    assert violations == []  # the pages themselves need nothing the policy forbids
+
+
+def headers_of(url: str) -> Any:
+    """The headers of the answer to GET ``url``, an error's too."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return resp.headers
+    except urllib.error.HTTPError as exc:
+        return exc.headers

@@ -246,12 +246,20 @@ def test_alertmanager_gets_the_firing_set_its_resolution_and_the_state_again_aft
 
 
 def test_compose_file_parses_and_everything_it_mounts_exists(tmp_path: Path) -> None:
-    r = subprocess.run(
-        [tool("docker-compose"), "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    def config(**env: str) -> subprocess.CompletedProcess[str]:
+        clean = {k: v for k, v in os.environ.items() if k != "DW_PSEUDONYM_KEY"}
+        return subprocess.run(
+            [tool("docker-compose"), "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**clean, **env},
+        )
+
+    # the deployment's secret is required: no default anyone could read here
+    unset = config()
+    assert unset.returncode != 0 and "DW_PSEUDONYM_KEY" in unset.stderr
+    r = config(DW_PSEUDONYM_KEY="0f" * 32)
     assert r.returncode == 0, r.stderr
     doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     mounts = [

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.access import Denied, Scope, authorize, authorize_peer, digest, load_tokens, peer_credential
+from streams.access import Denied, Scope, Sessions, authorize, authorize_peer, digest, load_tokens
 from streams.errors import ConfigError
+from streams.keys import derive
 
 FORCES = {"kent", "essex", "durham"}
 
@@ -51,10 +52,60 @@ def test_tokens_are_stored_hashed_and_checked(tmp_path: Path) -> None:
 
 
 def test_peer_endpoints_need_this_deployments_credential() -> None:
-    mine = peer_credential(b"deployment-key-0123456789")
-    assert mine == peer_credential(b"deployment-key-0123456789")
+    mine = derive(b"deployment-key-0123456789" * 2).peer
+    assert mine == derive(b"deployment-key-0123456789" * 2).peer
     assert authorize_peer(mine, mine) is None
     missing = authorize_peer(mine, None)
     assert isinstance(missing, Denied) and (missing.status, missing.reason) == (401, "missing_peer")
-    other = authorize_peer(mine, peer_credential(b"another-deployment-key"))
+    other = authorize_peer(mine, derive(b"another-deployment-key" * 2).peer)
     assert isinstance(other, Denied) and other.reason == "wrong_peer"
+
+
+HOUR = 3600.0
+
+
+def test_a_session_names_its_token_and_expires_but_never_holds_it(tmp_path: Path) -> None:
+    t = tokens(tmp_path)
+    sessions = Sessions(b"s" * 32, HOUR)
+    cookie = sessions.issue(t[0], now_s=1000.0)
+    assert "k-secret" not in cookie and digest("k-secret") not in cookie
+    scope = sessions.scope(cookie, t, now_s=1000.0 + HOUR - 1)
+    assert (
+        isinstance(scope, Scope)
+        and scope.name == "kent"
+        and scope.allows("kent")
+        and not scope.allows("essex")
+    )
+    expired = sessions.scope(cookie, t, now_s=1000.0 + HOUR)
+    assert isinstance(expired, Denied) and (expired.status, expired.reason) == (401, "expired_session")
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda c: c.replace(c.split(".")[0], "YWxs"),  # claims the token named "all"
+        lambda c: c.split(".")[0] + ".OTk5OTk5OTk5OQ." + c.split(".")[2],  # a later expiry
+        lambda c: c[:-2] + ("AA" if not c.endswith("AA") else "BB"),  # another signature
+        lambda c: "not-a-session",
+        lambda c: "...",
+        lambda c: "a.b.c.d",
+        lambda c: "%%%.***.!!!",
+    ],
+)
+def test_a_forged_or_altered_session_is_refused(tmp_path: Path, tamper: object) -> None:
+    t = tokens(tmp_path)
+    sessions = Sessions(b"s" * 32, HOUR)
+    cookie = tamper(sessions.issue(t[0], now_s=1000.0))  # type: ignore[operator]
+    denied = sessions.scope(cookie, t, now_s=1001.0)
+    assert isinstance(denied, Denied) and (denied.status, denied.reason) == (401, "wrong_session")
+
+
+def test_a_session_ends_when_its_token_is_replaced_or_removed(tmp_path: Path) -> None:
+    t = tokens(tmp_path)
+    sessions = Sessions(b"s" * 32, HOUR)
+    cookie = sessions.issue(t[0], now_s=1000.0)
+    replaced = [t[0].model_copy(update={"sha256": digest("new-secret")}), t[1]]
+    assert isinstance(sessions.scope(cookie, replaced, now_s=1001.0), Denied)
+    assert isinstance(sessions.scope(cookie, t[1:], now_s=1001.0), Denied)
+    # and a session signed under another deployment's key is worthless here
+    assert isinstance(Sessions(b"t" * 32, HOUR).scope(cookie, t, now_s=1001.0), Denied)

@@ -16,7 +16,7 @@ from streams.core.counting import count_event
 from streams.core.crimes import Held
 from streams.errors import RejectedEvent
 from streams.reference import CATEGORIES, FORCE_NAMES
-from streams.settings import DEFAULT_RULES
+from streams.resources import DEFAULT_RULES
 from streams.simulate import simulate
 
 EVERY = 1200

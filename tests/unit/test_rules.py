@@ -5,7 +5,7 @@ import pytest
 from alerts.errors import RuleError
 from alerts.rules import DISPOSAL_CLASSES, OUT_OF_COURT, load_rules
 from streams import reference
-from streams.settings import DEFAULT_RULES
+from streams.resources import DEFAULT_RULES
 
 
 def test_default_rules_load() -> None:

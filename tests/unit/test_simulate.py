@@ -51,7 +51,7 @@ def test_the_demo_story_makes_the_default_rules_fire_where_an_analyst_would() ->
 
     from alerts.engine import evaluate
     from alerts.rules import load_rules
-    from streams.settings import DEFAULT_RULES
+    from streams.resources import DEFAULT_RULES
     from streams.simulate import story
 
     end = dt.date(2026, 11, 24)

@@ -1,0 +1,186 @@
+"""The worker's HTTP server: aiohttp, with the protections a server reachable over a network needs.
+
+- Every answer (pages, API, feed, static files, errors) carries ``SECURITY_HEADERS``: a strict
+  Content-Security-Policy (scripts and styles from this origin only, no inline script, nothing
+  from third parties, never framed), ``nosniff`` and ``no-referrer``.
+- A connection that has not sent a whole request within ``DW_WEB_IDLE_TIMEOUT_S`` of opening (or of
+  its last answer) is closed: slow request headers cannot hold the server's sockets. aiohttp's
+  keep-alive timer does this (it also runs before the first request).
+- At most ``DW_WEB_MAX_CONNECTIONS`` connections are open at once; one more is answered 503 and
+  closed at once (``ConnectionGate``), and counted in ``disposal_http_refused_total``.
+- Request bodies are capped (only sign-in posts one).
+- With ``DW_WEB_TLS_CERT`` and ``DW_WEB_TLS_KEY`` the server speaks HTTPS only.
+
+Pages are plain ``handler(request, **path parameters) -> response`` functions (``add_page``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from streams import metrics
+
+log = logging.getLogger(__name__)
+
+#: a page handler: the request and the path's parameters -> a response
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    )
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+#: the largest request body the server reads (a sign-in form is well under 1 KB)
+MAX_BODY_BYTES = 16 * 1024
+_BUSY_TEXT = b"too many connections to this worker; retry\n"
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 1\r\n"
+    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_TEXT), _BUSY_TEXT)
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    idle_timeout_s: float = 10.0
+    max_connections: int = 256
+
+
+async def _secure_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    response.headers["Server"] = "disposal-watch"  # not the versions of Python and aiohttp
+
+
+class ConnectionGate:
+    """Counts the open connections; ``admit`` wraps aiohttp's protocol for each new one, or
+    answers 503 and closes when ``max_connections`` are open."""
+
+    def __init__(self, max_connections: int) -> None:
+        self.max_connections = max_connections
+        self.open = 0
+
+    def admit(self, make: Callable[[], asyncio.Protocol]) -> asyncio.Protocol:
+        if self.open >= self.max_connections:
+            metrics.HTTP_REFUSED.labels("too_many_connections").inc()
+            return _Busy()
+        self.open += 1
+        return _Counted(make(), self)
+
+
+class _Busy(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(BUSY)
+        transport.close()
+
+
+class _Counted(asyncio.Protocol):
+    """aiohttp's protocol for one connection, passed every call; leaves the gate on close."""
+
+    def __init__(self, inner: asyncio.Protocol, gate: ConnectionGate) -> None:
+        self._inner, self._gate = inner, gate
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._gate.open -= 1
+        self._inner.connection_lost(exc)
+
+
+def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(cert), str(key))
+    return context
+
+
+class WebServer:
+    """The aiohttp application and its listener."""
+
+    def __init__(self, host: str, port: int, limits: Limits, tls: ssl.SSLContext | None = None) -> None:
+        self.host, self.port, self.limits, self.tls = host, port, limits, tls
+        self.app = web.Application(client_max_size=MAX_BODY_BYTES)
+        self.app.on_response_prepare.append(_secure_headers)
+        self.gate = ConnectionGate(limits.max_connections)
+        self._runner: web.AppRunner | None = None
+        self._listener: asyncio.AbstractServer | None = None
+
+    def add_page(self, path: str, handler: Handler, name: str, post: Handler | None = None) -> None:
+        """Serve ``handler(request, **path parameters)`` at ``path`` (GET and HEAD), and ``post``."""
+
+        async def get(request: web.Request) -> web.StreamResponse:
+            return await handler(request, **request.match_info)
+
+        self.app.router.add_get(path, get, name=name)
+        if post is not None:
+            post_handler = post
+
+            async def post_(request: web.Request) -> web.StreamResponse:
+                return await post_handler(request, **request.match_info)
+
+            self.app.router.add_post(path, post_, name=f"{name}_post")
+
+    def add_static(self, prefix: str, directory: Path) -> None:
+        self.app.router.add_static(prefix, directory, name="static", follow_symlinks=False)
+
+    def routes(self) -> list[tuple[str, str]]:
+        """(method, path) of every route, for the OpenAPI document's completeness test."""
+        out = []
+        for route in self.app.router.routes():
+            info = route.resource.get_info() if route.resource is not None else {}
+            path = info.get("path") or info.get("formatter") or info.get("prefix", "")
+            out.append((route.method, str(path)))
+        return out
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(
+            self.app, access_log=None, keepalive_timeout=self.limits.idle_timeout_s, handle_signals=False
+        )
+        await self._runner.setup()
+        make: Any = self._runner.server
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(
+            lambda: self.gate.admit(make), self.host, self.port, ssl=self.tls, reuse_address=True
+        )
+        log.info("serving on %s://%s:%d", "https" if self.tls else "http", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
