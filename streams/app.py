@@ -36,6 +36,7 @@ from streams.http.alerts import AlertPages
 from streams.http.cases import CasePages
 from streams.http.counts import CountsPages
 from streams.http.dashboard import DashboardPages
+from streams.http.docs import DocsPages
 from streams.http.guards import Guard
 from streams.http.health import HealthPages
 from streams.http.peers import PeerPages
@@ -48,6 +49,7 @@ from streams.runtime.loop import CountingLoop
 from streams.runtime.store import Deployment, open_store
 from streams.runtime.watchdog import Watchdog
 from streams.settings import Settings
+from streams.tls import client_context, server_context
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class Worker:
     cluster: Cluster
     alert_log: AlertLog
     evaluator: Evaluator
+    server: WebServer
 
     def run(self) -> None:
         host.run_worker(self.app, self.settings.log_level)
@@ -113,7 +116,14 @@ def build(settings: Settings, keys: Keys) -> Worker:
         sink=aggregates,
     )
     watchdog = Watchdog(loop, bootstrap, settings.stall_exit_s)
-    cluster = Cluster(loop, aggregates, settings.web_url, keys.peer, keys.pseudonym)
+    cluster = Cluster(
+        loop,
+        aggregates,
+        settings.web_url,
+        keys.peer,
+        keys.pseudonym,
+        tls=client_context(settings.web_tls_cert),
+    )
     alert_log = AlertLog(bootstrap, settings.alerts_topic)
     writer = AlertWriter(bootstrap, settings.alerts_topic, f"{settings.app_id}-alerts")
     evaluator = Evaluator(
@@ -138,6 +148,9 @@ def build(settings: Settings, keys: Keys) -> Worker:
         settings.web_host,
         settings.web_port,
         Limits(idle_timeout_s=settings.web_idle_timeout_s, max_connections=settings.web_max_connections),
+        tls=server_context(settings.web_tls_cert, settings.web_tls_key)
+        if settings.web_tls_cert is not None and settings.web_tls_key is not None
+        else None,
     )
     add_page = server.add_page
     app.service(host.WebService(server))
@@ -147,6 +160,7 @@ def build(settings: Settings, keys: Keys) -> Worker:
     feed = AlertPages(alert_log)
     peers = PeerPages(cluster)
     cases = CasePages(cluster)
+    add_page("/api/openapi.json", DocsPages().openapi, "openapi")
     add_page("/metrics", health.metrics, "metrics")
     add_page("/healthz", health.healthz, "healthz")
     add_page("/api/counts", guard.scoped(counts.counts), "counts")
@@ -208,7 +222,7 @@ def build(settings: Settings, keys: Keys) -> Worker:
         await alert_log.close()
 
     host.on_shutdown(app, close_clients)
-    return Worker(settings, app, loop, watchdog, cluster, alert_log, evaluator)
+    return Worker(settings, app, loop, watchdog, cluster, alert_log, evaluator, server)
 
 
 def _midnight(day: dt.date | None) -> float:

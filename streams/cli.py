@@ -404,7 +404,9 @@ def _get_json(url: str, settings: Settings) -> Any:
     if settings.token:
         req.add_header("Authorization", f"Bearer {settings.token.get_secret_value()}")
     try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
+        from streams.tls import client_context
+
+        with urllib.request.urlopen(req, timeout=60, context=client_context(settings.web_tls_cert)) as resp:
             return json.load(resp)
     except urllib.error.HTTPError as exc:
         body = exc.read().decode(errors="replace")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import ssl
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -52,6 +53,7 @@ class Cluster:
         url: str,
         credential: str,
         pseudonym_key: bytes,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.loop = loop
         self.aggregates = aggregates
@@ -62,6 +64,8 @@ class Cluster:
         #: how long the last ``local_totals`` took (the evaluator reports it with its own time)
         self.local_totals_s = 0.0
         self._key = pseudonym_key
+        #: how to verify the other workers' certificates (None: plain HTTP)
+        self._tls = tls
 
     def local_clock(self) -> dt.date | None:
         return self.loop.newest()
@@ -143,7 +147,9 @@ class Cluster:
         if not others:
             return []
         async with aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S), headers={PEER_HEADER: self.credential}
+            timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S),
+            headers={PEER_HEADER: self.credential},
+            connector=aiohttp.TCPConnector(ssl=self._tls if self._tls is not None else True),
         ) as session:
             answers = await asyncio.gather(*(self._fetch(session, f"{u}{path}", params) for u in others))
         return list(zip(others, answers, strict=True))

@@ -24,3 +24,5 @@ DEFAULT_RULES = _package_dir("alerts") / "rules.yaml"
 BROKER_POM = _package_dir("streams") / "broker" / "pom.xml"
 #: the dashboard's script and style sheet, served at ``/static/``
 DASHBOARD_STATIC = _package_dir("streams") / "dashboard" / "static"
+#: the OpenAPI 3.1 document of the worker's HTTP endpoints, served at ``/api/openapi.json``
+OPENAPI = _package_dir("streams") / "http" / "openapi.json"

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import ConfigError
@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     #: address the worker's HTTP server binds and advertises to other workers
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
+    #: serve HTTPS with this certificate (PEM) and key; the other workers and the CLI trust the
+    #: certificate file as well as the system's authorities. Both or neither
+    web_tls_cert: Path | None = None
+    web_tls_key: Path | None = None
     #: a connection that has not sent a whole request this long after opening (or after its
     #: last answer) is closed, so slow request headers cannot hold the server's sockets
     web_idle_timeout_s: float = Field(default=10.0, gt=0, le=3600)
@@ -121,6 +125,16 @@ class Settings(BaseSettings):
             raise ValueError(f"rules file {v} does not exist")
         return v
 
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        given = [self.web_tls_cert is not None, self.web_tls_key is not None]
+        if any(given) and not all(given):
+            raise ValueError("DW_WEB_TLS_CERT and DW_WEB_TLS_KEY go together: set both or neither")
+        for path in (self.web_tls_cert, self.web_tls_key):
+            if path is not None and not path.is_file():
+                raise ValueError(f"TLS file {path} does not exist")
+        return self
+
     @property
     def disposals_topic(self) -> str:
         return f"{self.topic_prefix}disposals"
@@ -140,7 +154,8 @@ class Settings(BaseSettings):
 
     @property
     def web_url(self) -> str:
-        return f"http://{self.web_host}:{self.web_port}"
+        scheme = "https" if self.web_tls_cert is not None else "http"
+        return f"{scheme}://{self.web_host}:{self.web_port}"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 #: dimensions a query can group by, in the order rows are keyed and sorted
 DIMENSIONS: tuple[str, ...] = ("force", "category", "disposal", "day", "domestic_abuse")
 
 Row = tuple[str, ...]
+#: a window of days: 1 to 99999, in ASCII digits, no leading zero (as the OpenAPI document says)
+_WINDOW = re.compile(r"^[1-9][0-9]{0,4}d$")
 
 
 def parse_group_by(text: str) -> tuple[str, ...]:
@@ -27,8 +30,25 @@ def window_days(window: str, *, at: dt.date, keep_days: int) -> tuple[dt.date, d
     A window of N days ending on day D covers days D-N+1 to D; ``all`` covers the retention
     horizon (``keep_days`` before ``at``) to ``at``.
     """
-    if window == "all":
-        return at - dt.timedelta(days=keep_days), at
-    if window.endswith("d") and window[:-1].isdigit() and int(window[:-1]) > 0:
-        return at - dt.timedelta(days=int(window[:-1]) - 1), at
-    raise ValueError(f"window must be 'all' or a number of days like '28d', not {window!r}")
+    try:
+        if window == "all":
+            return at - dt.timedelta(days=keep_days), at
+        if _WINDOW.match(window):
+            return at - dt.timedelta(days=int(window[:-1]) - 1), at
+    except OverflowError:
+        raise ValueError(f"window {window!r} ending on {at} would start before the year 1") from None
+    raise ValueError(f"window must be 'all' or 1 to 99999 days like '28d', not {window[:40]!r}")
+
+
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def parse_day(text: str, name: str) -> dt.date:
+    """``YYYY-MM-DD`` (RFC 3339's full-date, and nothing else ``date.fromisoformat`` also reads)
+    -> a date; ``ValueError`` naming the parameter."""
+    try:
+        if _DAY.match(text):
+            return dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise ValueError(f"{name} must be a date as YYYY-MM-DD, not {text[:40]!r}")

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from streams.access import Denied, Scope
 from streams.cluster import Cluster, PeerError
-from streams.core.query import parse_group_by, window_days
+from streams.core.query import parse_day, parse_group_by, window_days
 from streams.http.guards import deny, error
 
 
@@ -30,7 +30,7 @@ class CountsPages:
             group_by = parse_group_by(q.get("group_by", "force,category,disposal"))
             window = q.get("window", "all")
             at_text = q.get("at")
-            at = dt.date.fromisoformat(at_text) if at_text else None
+            at = parse_day(at_text, "at") if at_text else None
             window_days(window, at=dt.date(2000, 1, 1), keep_days=1)  # validates `window` only
         except ValueError as exc:
             return error(400, str(exc))

@@ -17,7 +17,7 @@ import datetime as dt
 from aiohttp import web
 
 from streams.cluster import AlertKey, Cluster
-from streams.core.query import parse_group_by
+from streams.core.query import parse_day, parse_group_by
 from streams.http.guards import error
 from streams.wire import encode_totals
 
@@ -25,7 +25,7 @@ from streams.wire import encode_totals
 def _day(text: str | None, name: str) -> dt.date:
     if not text:
         raise ValueError(f"{name} is required, as YYYY-MM-DD")
-    return dt.date.fromisoformat(text)
+    return parse_day(text, name)
 
 
 class PeerPages:
@@ -45,8 +45,8 @@ class PeerPages:
         q = request.query
         try:
             group_by = parse_group_by(q.get("group_by", ""))
-            first = dt.date.fromisoformat(q["first"]) if q.get("first") else None
-            last = dt.date.fromisoformat(q["last"]) if q.get("last") else None
+            first = parse_day(q["first"], "first") if q.get("first") else None
+            last = parse_day(q["last"], "last") if q.get("last") else None
         except ValueError as exc:
             return error(400, str(exc))
         rows = await self.cluster.local_rows(group_by, first, last)

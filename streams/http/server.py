@@ -9,7 +9,7 @@
 - At most ``DW_WEB_MAX_CONNECTIONS`` connections are open at once; one more is answered 503 and
   closed at once (``ConnectionGate``), and counted in ``disposal_http_refused_total``.
 - Request bodies are capped (only sign-in posts one).
-- With ``DW_WEB_TLS_CERT`` and ``DW_WEB_TLS_KEY`` the server speaks HTTPS only.
+- With ``DW_WEB_TLS_CERT`` and ``DW_WEB_TLS_KEY`` the server speaks HTTPS only (``streams.tls``).
 
 Pages are plain ``handler(request, **path parameters) -> response`` functions (``add_page``).
 """
@@ -122,13 +122,6 @@ class _Counted(asyncio.Protocol):
         self._inner.connection_lost(exc)
 
 
-def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(str(cert), str(key))
-    return context
-
-
 class WebServer:
     """The aiohttp application and its listener."""
 
@@ -156,7 +149,19 @@ class WebServer:
             self.app.router.add_post(path, post_, name=f"{name}_post")
 
     def add_static(self, prefix: str, directory: Path) -> None:
-        self.app.router.add_static(prefix, directory, name="static", follow_symlinks=False)
+        """Serve the files of ``directory`` (read once, at start) at ``prefix{filename}``; any
+        other name is 404. No path from a request ever reaches the file system."""
+        types = {".js": "application/javascript", ".css": "text/css"}
+        files = {f.name: (f.read_bytes(), types[f.suffix]) for f in directory.iterdir() if f.suffix in types}
+
+        async def static(request: web.Request, filename: str) -> web.Response:
+            found = files.get(filename)
+            if found is None:
+                return web.Response(text=f"no file {filename[:80]!r} here\n", status=404)
+            body, kind = found
+            return web.Response(body=body, content_type=kind, headers={"Cache-Control": "no-cache"})
+
+        self.add_page(prefix + "{filename}", static, "static")
 
     def routes(self) -> list[tuple[str, str]]:
         """(method, path) of every route, for the OpenAPI document's completeness test."""

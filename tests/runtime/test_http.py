@@ -1,0 +1,133 @@
+"""The worker's HTTP server on a real socket (no broker): security headers on every answer, slow
+request headers timed out, connections bounded, sign-in refused across sites, and every route a
+built worker serves described in the OpenAPI document."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+
+from streams.http.guards import cross_site
+from streams.http.server import SECURITY_HEADERS, Limits, WebServer
+from streams.kafka_local import free_port
+from streams.resources import DASHBOARD_STATIC, OPENAPI
+
+
+async def hello(request: web.Request) -> web.Response:
+    return web.json_response({"hello": "world"})
+
+
+async def started(limits: Limits) -> WebServer:
+    server = WebServer("127.0.0.1", free_port(), limits)
+    server.add_page("/hello", hello, "hello")
+    server.add_static("/static/", DASHBOARD_STATIC)
+    await server.start()
+    return server
+
+
+async def exchange(port: int, request: bytes, read_s: float = 5.0) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    await writer.drain()
+    data = await asyncio.wait_for(reader.read(65536), read_s)
+    writer.close()
+    return data
+
+
+@pytest.mark.parametrize(
+    "path", ["/hello", "/nowhere", "/static/dashboard.js", "/static/../settings.py", "/static/x.js"]
+)
+async def test_every_answer_carries_the_security_headers(path: str) -> None:
+    server = await started(Limits())
+    try:
+        answer = (await exchange(server.port, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())).decode()
+        head = answer.split("\r\n\r\n")[0]
+        for name, value in SECURITY_HEADERS.items():
+            assert f"{name}: {value}" in head, (path, name)
+        assert "Server: disposal-watch" in head and "aiohttp" not in head
+        if path != "/hello" and path != "/static/dashboard.js":
+            assert head.startswith("HTTP/1.1 404")
+    finally:
+        await server.stop()
+
+
+async def test_slow_request_headers_are_cut_off() -> None:
+    server = await started(Limits(idle_timeout_s=0.5))
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        t0 = time.monotonic()
+        writer.write(b"GET /hello HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(40):  # one header line every 0.1 s, never the blank line that ends them
+            await asyncio.sleep(0.1)
+            if reader.at_eof():
+                break
+            writer.write(b"X-Slow: 1\r\n")
+        assert await asyncio.wait_for(reader.read(), 2) == b""  # closed, unanswered
+        assert time.monotonic() - t0 < 2.0
+        writer.close()
+        # a prompt request is answered as usual
+        assert b"200 OK" in await exchange(server.port, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    finally:
+        await server.stop()
+
+
+async def test_connections_past_the_limit_get_503_at_once() -> None:
+    server = await started(Limits(max_connections=3, idle_timeout_s=30))
+    held: list[socket.socket] = []
+    try:
+        for _ in range(3):
+            held.append(socket.create_connection(("127.0.0.1", server.port)))
+        await asyncio.sleep(0.2)
+        assert server.gate.open == 3
+        busy = await exchange(server.port, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert busy.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in busy
+        held.pop().close()
+        await asyncio.sleep(0.2)
+        assert server.gate.open == 2
+        assert b"200 OK" in await exchange(server.port, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    finally:
+        for s in held:
+            s.close()
+        await server.stop()
+
+
+@pytest.mark.parametrize(
+    ("headers", "refused"),
+    [
+        ({}, False),  # not from a browser
+        ({"Sec-Fetch-Site": "same-origin"}, False),
+        ({"Sec-Fetch-Site": "same-origin", "Origin": "null"}, False),  # Referrer-Policy: no-referrer
+        ({"Sec-Fetch-Site": "none"}, False),  # typed into the address bar
+        ({"Origin": "http://dw.example:6066"}, False),
+        ({"Sec-Fetch-Site": "cross-site"}, True),
+        ({"Sec-Fetch-Site": "same-site"}, True),  # another port or subdomain is another origin
+        ({"Sec-Fetch-Site": "cross-site", "Origin": "http://dw.example:6066"}, True),
+        ({"Origin": "http://evil.example"}, True),
+        ({"Origin": "http://dw.example:6067"}, True),
+    ],
+)
+def test_sign_in_posts_from_other_sites_are_refused(headers: dict[str, str], refused: bool) -> None:
+    request = make_mocked_request("POST", "/signin", headers={"Host": "dw.example:6066", **headers})
+    assert cross_site(request) is refused
+
+
+def test_every_route_a_worker_serves_is_in_the_openapi_document(tmp_path: Path) -> None:
+    from streams.app import build
+    from streams.keys import derive
+    from streams.settings import load_settings
+
+    settings = load_settings(store="memory", data_dir=tmp_path, kafka="localhost:1")
+    worker = build(settings, derive(b"k" * 64))
+    served = {(m, p) for m, p in worker.server.routes() if m != "HEAD"}
+    doc = json.loads(OPENAPI.read_text())
+    described = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
+    assert served - described == set(), "routes the OpenAPI document lacks"
+    assert described - served == set(), "the document describes routes no worker serves"
+    assert doc["openapi"].startswith("3.1")
