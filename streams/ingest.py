@@ -21,7 +21,6 @@ Errors, skips and summaries are those of ``streams.policeuk`` and ``streams.mode
 
 from __future__ import annotations
 
-import csv
 import itertools
 import multiprocessing
 import os
@@ -33,7 +32,7 @@ from typing import Any
 
 from streams.codec import outcome_record
 from streams.errors import InputError
-from streams.policeuk import open_csv, outcomes_crime_id, row_event, street_crime_type
+from streams.policeuk import csv_records, open_csv, outcomes_crime_id, row_event, street_crime_type
 from streams.textfile import TextLines
 
 #: rows per chunk sent to a worker
@@ -90,7 +89,7 @@ def policeuk_chunk(kind: str, path: Path, header: list[str], first_line: int, li
     out = Encoded(rows=0)
     id_at = header.index("Crime ID")
     type_at = header.index("Crime type") if kind == "street" else -1
-    for line, values in enumerate(csv.reader(lines), first_line):
+    for line, values in csv_records(lines, path, first_line):
         out.rows += 1
         if kind == "street":
             known = street_crime_type(values, id_at, type_at)

@@ -74,12 +74,25 @@ def file_kind(path: Path, header: list[str]) -> str:
     return kind
 
 
+def csv_records(lines: Iterable[str], path: Path, first: int) -> Iterator[tuple[int, list[str]]]:
+    """(record number, values) of CSV ``lines``, numbered from ``first``; a line the csv module
+    cannot read (an over-long field, a stray carriage return) is ``ConfigError`` naming the file
+    and record, not a traceback."""
+    reader = csv.reader(lines)
+    number = first - 1
+    try:
+        for number, values in enumerate(reader, first):  # noqa: B007 (number is read after the loop)
+            yield number, values
+    except csv.Error as exc:
+        raise ConfigError(f"{path}: record {number + 1}: not readable as CSV ({exc})") from None
+
+
 def open_csv(path: Path) -> tuple[TextLines, str, list[str]]:
     """Open a police.uk CSV and read its header: (the file's lines, positioned after the header,
     its kind, the header). ``ConfigError`` for a file that cannot be read, is not UTF-8, or is
     not police.uk's."""
     f = TextLines(path)
-    header = next(csv.reader(f), [])
+    header = next(csv_records(f, path, 1), (1, []))[1]
     try:
         return f, file_kind(path, header), header
     except ConfigError:
@@ -91,11 +104,10 @@ def read_values(path: Path) -> tuple[str, list[str], Iterator[tuple[int, list[st
     """Open a police.uk CSV; returns its kind, its header and an iterator over (line number,
     values) of its data rows (the header is line 1)."""
     f, kind, header = open_csv(path)
-    reader = csv.reader(f)
 
     def rows() -> Iterator[tuple[int, list[str]]]:
         with f:
-            yield from enumerate(reader, 2)
+            yield from csv_records(f, path, 2)
 
     return kind, header, rows()
 

@@ -13,8 +13,9 @@ BOM = "\ufeff"
 
 
 class TextLines:
-    """The lines of a UTF-8 file (line endings kept, as ``open(newline="")`` keeps them; a byte
-    order mark at the start is dropped). Iterate it; ``line`` is the number of the line last read."""
+    """The lines of a UTF-8 file, split and kept as ``open(newline="")`` gives them (ends at
+    ``\n``, ``\r`` or ``\r\n``, kept); a byte order mark at the start is dropped. Iterate it;
+    ``line`` is the number of the line last decoded."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -23,12 +24,23 @@ class TextLines:
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
         self.line = 0
+        self._parts: list[str] = []  # lines of the last chunk read, not yet returned (reversed)
 
     def __iter__(self) -> TextLines:
         return self
 
     def __next__(self) -> str:
+        if self._parts:
+            return self._parts.pop()
         raw = next(self._file)
+        # lines end at \n, \r or \r\n, as open(newline="") reads them (the csv module needs that)
+        parts = raw.splitlines(keepends=True) if b"\r" in raw else [raw]
+        texts = [self._decode(part) for part in parts]
+        texts.reverse()
+        self._parts = texts
+        return self._parts.pop()
+
+    def _decode(self, raw: bytes) -> str:
         self.line += 1
         try:
             text = raw.decode("utf-8")
