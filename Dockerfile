@@ -1,13 +1,19 @@
-# Image for docker-compose.yml. The worker binds DW_WEB_HOST, which compose sets to the
-# container's service name so that other workers (and Prometheus) can reach it.
-FROM python:3.11-slim
-WORKDIR /app
+# Image for docker-compose.yml: the wheel, installed, run as an unprivileged user. The worker binds
+# DW_WEB_HOST, which compose sets to the container's service name so that other workers (and
+# Prometheus) can reach it; DW_PSEUDONYM_KEY must be given (README, "Security").
+FROM python:3.11-slim AS build
+WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY streams streams
 COPY alerts alerts
-COPY schemas schemas
-COPY kafka kafka
-COPY scripts scripts
-RUN pip install --no-cache-dir -e .
+RUN pip wheel --no-cache-dir --no-deps -w /wheels .
+
+FROM python:3.11-slim
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
+    && useradd --system --create-home --home-dir /home/dw --uid 10001 dw \
+    && mkdir -p /data && chown dw /data
+USER dw
+WORKDIR /home/dw
 EXPOSE 6066
 CMD ["disposal-watch", "worker"]

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install test run stop bench bench-restart bench-soak bench-ingest lint clean
+.PHONY: install test run stop bench bench-restart bench-soak bench-ingest bench-fuzz lint clean
 
 install: $(STAMP)
 
@@ -31,6 +31,9 @@ bench-restart: install
 
 bench-ingest: install
 	scripts/with-broker.sh $(BIN)/python bench/ingest.py --clients
+
+bench-fuzz: install
+	$(BIN)/python bench/fuzz.py --seconds 600
 
 bench-soak: install
 	scripts/with-broker.sh $(BIN)/python bench/soak_kill.py

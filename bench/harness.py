@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import secrets
 import subprocess
 import sys
 import time
@@ -95,6 +96,8 @@ class Workers:
     """`count` worker processes of one deployment, each with its own data directory and port."""
 
     def __init__(self, env: dict[str, str], count: int, workdir: Path, profile: bool) -> None:
+        # one deployment: every worker shares one secret (each would otherwise make its own)
+        env = {"DW_PSEUDONYM_KEY": secrets.token_hex(32), **env}
         self.env, self.count, self.workdir, self.profile = env, count, workdir, profile
         self.settings = settings_of(env)
         self.ports = [free_port() for _ in range(count)]

@@ -81,7 +81,12 @@ def load_webhooks(path: Path) -> list[Webhook]:
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         hooks = [Webhook.model_validate(h) for h in (doc or {}).get("webhooks", [])]
-    except (OSError, yaml.YAMLError, ValidationError, AttributeError) as exc:
+    except ValidationError as exc:  # named by field, never with the value given: it may be a secret
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)
+        )
+        raise ConfigError(f"DW_WEBHOOKS_FILE={path}: {problems}") from None
+    except (OSError, yaml.YAMLError, AttributeError) as exc:
         raise ConfigError(f"DW_WEBHOOKS_FILE={path}: {exc}") from None
     names = [h.name for h in hooks]
     if len(set(names)) != len(names):

@@ -29,8 +29,7 @@ class CountsPages:
         try:
             group_by = parse_group_by(q.get("group_by", "force,category,disposal"))
             window = q.get("window", "all")
-            at_text = q.get("at")
-            at = parse_day(at_text, "at") if at_text else None
+            at = parse_day(q["at"], "at") if "at" in q else None
             window_days(window, at=dt.date(2000, 1, 1), keep_days=1)  # validates `window` only
         except ValueError as exc:
             return error(400, str(exc))
@@ -47,6 +46,8 @@ class CountsPages:
                 )
             first, last = window_days(window, at=at, keep_days=self.retention_days)
             rows, recovering, workers = await self.cluster.rows(group_by, first, last)
+        except ValueError as exc:  # a window reaching before the year 1 from `at`
+            return error(400, str(exc))
         except PeerError as exc:
             return error(503, f"cannot gather counts from every worker: {exc}")
         if scope.forces is not None:  # a scoped token sees only its forces' rows

@@ -45,8 +45,8 @@ class PeerPages:
         q = request.query
         try:
             group_by = parse_group_by(q.get("group_by", ""))
-            first = parse_day(q["first"], "first") if q.get("first") else None
-            last = parse_day(q["last"], "last") if q.get("last") else None
+            first = parse_day(q["first"], "first") if "first" in q else None
+            last = parse_day(q["last"], "last") if "last" in q else None
         except ValueError as exc:
             return error(400, str(exc))
         rows = await self.cluster.local_rows(group_by, first, last)

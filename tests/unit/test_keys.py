@@ -95,3 +95,13 @@ def test_each_use_has_its_own_key() -> None:
     for key in (GOOD.encode(), keys.pseudonym):
         assert pseudonym("disposal-watch peer v1", key) not in keys.peer
     assert derive(GOOD.encode()) == keys and derive(("1" * 64).encode()) != keys
+
+
+def test_a_bad_webhook_secret_is_named_and_never_echoed(tmp_path: Path) -> None:
+    from streams.alerting.webhooks import load_webhooks
+
+    f = tmp_path / "hooks.yaml"
+    f.write_text("webhooks:\n  - {name: a, url: 'https://x.example', secret: 'whsec_not*base64*secret'}\n")
+    with pytest.raises(ConfigError, match="secret") as caught:
+        load_webhooks(f)
+    assert "not*base64*secret" not in str(caught.value)

@@ -1,0 +1,108 @@
+"""Slow and many clients against one worker: does the server stay answerable?
+
+    DW_KAFKA=... python bench/slow_clients.py [--sockets 300] [--seconds 40]
+
+Opens ``--sockets`` connections that send request headers one line every second and never finish
+them (a slowloris), as an outsider who reaches the port could. Reports when the server closed
+them (``DW_WEB_IDLE_TIMEOUT_S``), how many it refused at once past ``DW_WEB_MAX_CONNECTIONS``, and
+how long ``/healthz`` took meanwhile from a well-behaved client."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import statistics
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from harness import Workers, write_results
+
+from streams.producer import ensure_topics
+
+
+async def slow_client(port: int, seconds: float, t0: float) -> tuple[str, float]:
+    """('closed' | 'refused' | 'held', seconds after t0)."""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return "refused", time.monotonic() - t0
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    try:
+        while time.monotonic() - t0 < seconds:
+            try:
+                data = await asyncio.wait_for(reader.read(1024), 1.0)
+            except TimeoutError:
+                writer.write(b"X-Slow: 1\r\n")
+                await writer.drain()
+                continue
+            return ("refused" if data.startswith(b"HTTP/1.1 503") else "closed"), time.monotonic() - t0
+        return "held", time.monotonic() - t0
+    except OSError:
+        return "closed", time.monotonic() - t0
+    finally:
+        writer.close()
+
+
+def probe(url: str, until: float) -> list[float]:
+    took = []
+    while time.monotonic() < until:
+        t = time.monotonic()
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=10) as r:
+                r.read()
+            took.append(time.monotonic() - t)
+        except OSError:
+            took.append(float("inf"))
+        time.sleep(0.5)
+    return took
+
+
+async def run(url: str, port: int, sockets: int, seconds: float) -> dict[str, object]:
+    t0 = time.monotonic()
+    clients = [asyncio.create_task(slow_client(port, seconds, t0)) for _ in range(sockets)]
+    health = asyncio.get_running_loop().run_in_executor(None, probe, url, t0 + seconds)
+    results = await asyncio.gather(*clients)
+    took = await health
+    closed = [t for kind, t in results if kind == "closed"]
+    return {
+        "sockets": sockets,
+        "closed_by_server": len(closed),
+        "refused_at_once": sum(1 for kind, _ in results if kind == "refused"),
+        "still_open_at_end": sum(1 for kind, _ in results if kind == "held"),
+        "closed_after_s_median": round(statistics.median(closed), 2) if closed else None,
+        "closed_after_s_max": round(max(closed), 2) if closed else None,
+        "healthz_ms_median": round(statistics.median(took) * 1000, 1),
+        "healthz_ms_max": round(max(took) * 1000, 1),
+        "healthz_failed": sum(1 for t in took if t == float("inf")),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sockets", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=40.0)
+    args = parser.parse_args()
+    tag = os.urandom(4).hex()
+    env = {
+        "DW_KAFKA": os.environ["DW_KAFKA"],
+        "DW_TOPIC_PREFIX": f"slow{tag}.",
+        "DW_APP_ID": f"dw-slow-{tag}",
+        "DW_PARTITIONS": "2",
+    }
+    workers = Workers(env, 1, Path(tempfile.mkdtemp(prefix="dw-bench-slow-")), profile=False)
+    ensure_topics(workers.settings)
+    workers.start()
+    try:
+        workers.wait_settled()
+        result = asyncio.run(run(workers.urls[0], workers.ports[0], args.sockets, args.seconds))
+    finally:
+        workers.stop()
+    write_results("slow-clients", dt.datetime.now(dt.UTC).date().isoformat(), result)
+
+
+if __name__ == "__main__":
+    main()
