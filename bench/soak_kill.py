@@ -75,6 +75,7 @@ def one_round(store: str, events_n: int, seed: int) -> tuple[bool, int | str]:
 def explain(d: Deployment, events: list) -> None:  # type: ignore[type-arg]
     """Print the crimes whose state in the changelog is not their latest outcome."""
     from kafka import KafkaConsumer
+
     from streams.codec import decode_held
 
     latest: dict[str, object] = {}

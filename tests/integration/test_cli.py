@@ -88,6 +88,7 @@ def test_ingest_keeps_each_crime_on_the_partition_java_clients_pick(
     and a crime's events keep their order (parallel encoding sends in input order)."""
     from kafka import KafkaConsumer
     from kafka.partitioner.default import murmur2
+
     from streams.simulate import simulate
 
     events = list(simulate(6000, seed=12))

@@ -9,6 +9,7 @@ import time
 from collections import Counter
 
 from kafka import KafkaConsumer
+
 from streams.codec import encode_outcome
 from streams.simulate import simulate
 

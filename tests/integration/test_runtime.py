@@ -94,6 +94,7 @@ def test_transactional_input_counts_committed_events_only_and_its_markers_do_not
     markers (which take offsets) are committed past, so `wait` sees no lag and the watchdog no
     stall (DW_STALL_EXIT_S is short here)."""
     from kafka import KafkaProducer
+
     from streams.codec import encode_outcome
 
     kept, dropped = list(simulate(3000, seed=64)), list(simulate(500, seed=65))
