@@ -396,27 +396,44 @@ def token_new(name: str, forces: str, reidentify: bool, append_to: Path | None) 
 # --- queries ----------------------------------------------------------------------------------
 
 
-def _get_json(url: str, settings: Settings) -> Any:
+class _NotReady(Exception):
+    """The worker answered 503 with Retry-After (restoring) for longer than the CLI waits."""
+
+
+def _get_json(url: str, settings: Settings, wait_s: float = 0.0) -> Any:
+    """GET ``url`` as JSON. A 503 with ``Retry-After`` (a worker restoring: the figure would be
+    partial) is asked again for up to ``wait_s``; then ``_NotReady``."""
     import urllib.error  # here: urllib.request is slow to import, and ingest never needs it
     import urllib.request
+
+    from streams.tls import client_context
 
     req = urllib.request.Request(url)
     if settings.token:
         req.add_header("Authorization", f"Bearer {settings.token.get_secret_value()}")
-    try:
-        from streams.tls import client_context
-
-        with urllib.request.urlopen(req, timeout=60, context=client_context(settings.web_tls_cert)) as resp:
-            return json.load(resp)
-    except urllib.error.HTTPError as exc:
-        body = exc.read().decode(errors="replace")
-        with contextlib.suppress(ValueError):
-            body = json.loads(body).get("error", body)
-        raise ConfigError(f"{url}: HTTP {exc.code}: {body}") from None
-    except urllib.error.URLError as exc:
-        raise ConfigError(
-            f"cannot reach the worker at {url} ({exc.reason}); is it running? check DW_WEB_HOST/DW_WEB_PORT"
-        ) from None
+    until = time.monotonic() + wait_s
+    while True:
+        try:
+            with urllib.request.urlopen(
+                req, timeout=60, context=client_context(settings.web_tls_cert)
+            ) as resp:
+                return json.load(resp)
+        except urllib.error.HTTPError as exc:
+            body = exc.read().decode(errors="replace")
+            with contextlib.suppress(ValueError):
+                body = json.loads(body).get("error", body)
+            retry = exc.headers.get("Retry-After")
+            if exc.code == 503 and retry is not None and retry.isdigit():
+                if time.monotonic() + int(retry) > until:
+                    raise _NotReady(f"no figure after {wait_s:.0f} s: {body}") from None
+                time.sleep(int(retry))
+                continue
+            raise ConfigError(f"{url}: HTTP {exc.code}: {body}") from None
+        except urllib.error.URLError as exc:
+            raise ConfigError(
+                f"cannot reach the worker at {url} ({exc.reason}); is it running? "
+                "check DW_WEB_HOST/DW_WEB_PORT"
+            ) from None
 
 
 @main.command()
@@ -424,13 +441,24 @@ def _get_json(url: str, settings: Settings) -> Any:
 @click.option("--window", default="all", show_default=True, help="'all' or N days, e.g. 28d.")
 @click.option("--at", default=None, help="Last day of the window, YYYY-MM-DD [today by DW_CLOCK].")
 @click.option("--url", default=None, help="Worker URL [http://DW_WEB_HOST:DW_WEB_PORT].")
-def counts(group_by: str, window: str, at: str | None, url: str | None) -> None:
-    """Print counts as CSV (header row, last column `count`, sorted, zero cells left out)."""
+@click.option(
+    "--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for a worker to restore."
+)
+def counts(group_by: str, window: str, at: str | None, url: str | None, timeout: float) -> None:
+    """Print counts as CSV (header row, last column `count`, sorted, zero cells left out).
+
+    Never a partial figure: while a worker restores partitions from the changelog, waits (up to
+    --timeout), then exits 1."""
     settings = _settings()
     params = {"group_by": group_by, "window": window}
     if at:
         params["at"] = at
-    data = _get_json(f"{url or settings.web_url}/api/counts?{urllib.parse.urlencode(params)}", settings)
+    where = f"{url or settings.web_url}/api/counts?{urllib.parse.urlencode(params)}"
+    try:
+        data = _get_json(where, settings, wait_s=timeout)
+    except _NotReady as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     dims = data["group_by"]
     out = csv.writer(sys.stdout, lineterminator="\n")
     out.writerow([*dims, "count"])
@@ -526,7 +554,46 @@ def wait(timeout: float) -> None:
             click.echo(f"timed out with {left} records not yet processed", err=True)
             sys.exit(1)
         time.sleep(0.5)
+    # committed is not yet readable: a worker may still be restoring its partitions' crimes from
+    # the changelog (after a start with an empty data directory, or a rebalance)
+    while (why := _not_ready(settings, set(ends or ()))) is not None:
+        if time.monotonic() >= deadline:
+            click.echo(f"timed out: every record is processed, but {why}", err=True)
+            sys.exit(1)
+        time.sleep(0.5)
     click.echo("all records processed", err=True)
+
+
+def _not_ready(settings: Settings, partitions: set[int]) -> str | None:
+    """Why the group's counts cannot be read in full yet, or None: the group has settled, every
+    partition has an owner, and no owner is restoring (each says so on its /healthz)."""
+    import urllib.request
+
+    from kafka.errors import KafkaError
+
+    from streams.producer import group_assignment
+    from streams.tls import client_context
+
+    try:
+        state, membership = group_assignment(settings)
+    except KafkaError as exc:
+        return f"the worker group cannot be described ({exc})"
+    if state != "Stable":
+        return f"the worker group is {state or 'not formed'}, not stable"
+    orphans = sorted(p for p in partitions if membership.owner_of(p) is None)
+    if orphans:
+        return f"partitions {orphans} have no worker"
+    for url in sorted(membership.urls()):
+        try:
+            with urllib.request.urlopen(
+                f"{url}/healthz", timeout=10, context=client_context(settings.web_tls_cert)
+            ) as resp:
+                status = json.load(resp).get("status")
+        except (OSError, ValueError) as exc:
+            return f"worker {url} does not answer ({exc})"
+        if status != "ok":
+            return f"worker {url} is restoring its partitions from the changelog"
+    return None
 
 
 if __name__ == "__main__":

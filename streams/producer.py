@@ -16,6 +16,7 @@ from streams.codec import outcome_record
 from streams.errors import ConfigError
 from streams.model import OutcomeEvent
 from streams.settings import Settings
+from streams.wire import Membership, decode_membership
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +224,21 @@ class EventProducer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def group_assignment(settings: Settings) -> tuple[str, Membership]:
+    """The worker group's state ("Stable" once a rebalance is over) and which member URL owns
+    each ``disposals`` partition, as the group's leader last assigned them."""
+    client = admin(settings)
+    try:
+        group = client.describe_groups([settings.app_id]).get(settings.app_id) or {}
+    finally:
+        client.close()
+    owners: dict[int, str] = {}
+    for member in group.get("members") or []:
+        data = (member.get("member_assignment") or {}).get("user_data")
+        owners.update(decode_membership(data.encode() if isinstance(data, str) else data).owners)
+    return str(group.get("group_state", "")), Membership(owners)
 
 
 def end_offsets(settings: Settings) -> dict[int, int]:

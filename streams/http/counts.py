@@ -2,8 +2,9 @@
 
 The worker that answers asks every other worker of the group for its partial counts
 (``streams.http.peers``) and adds them up; a worker that does not answer fails the request (503)
-rather than return a silently partial figure. A token scoped to some forces must group by force
-and sees only its forces' rows.
+rather than return a silently partial figure; so does a worker still restoring partitions from
+the changelog (503 with ``Retry-After``: no partial figure, ever). A token scoped to some forces
+must group by force and sees only its forces' rows.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from streams.access import Denied, Scope
 from streams.cluster import Cluster, PeerError
 from streams.core.query import parse_day, parse_group_by, window_days
 from streams.http.guards import deny, error
+
+#: what a request for counts gets while a worker restores partitions from the changelog
+RESTORING = "a worker is restoring its partitions from the changelog: counts would be partial; retry"
+RETRY_AFTER_S = 2
 
 
 class CountsPages:
@@ -50,6 +55,8 @@ class CountsPages:
             return error(400, str(exc))
         except PeerError as exc:
             return error(503, f"cannot gather counts from every worker: {exc}")
+        if recovering:  # never a partial figure: some crimes are not back from the changelog yet
+            return error(503, RESTORING, headers={"Retry-After": str(RETRY_AFTER_S)})
         if scope.forces is not None:  # a scoped token sees only its forces' rows
             i = group_by.index("force")
             rows = {r: n for r, n in rows.items() if scope.allows(r[i])}

@@ -29,12 +29,19 @@ from streams.core.query import window_days
 from streams.dashboard import render
 from streams.dashboard.funnel import funnel
 from streams.dashboard.trend import monthly
+from streams.http.counts import RESTORING, RETRY_AFTER_S
 from streams.http.guards import SESSION_COOKIE, Guard, cross_site
 from streams.reference import FORCE_NAMES
 
 
 def _html(text: str, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(text=text, status=status, content_type="text/html", charset="utf-8", headers=headers)
+
+
+def _restoring() -> web.Response:
+    """No page from partial counts: 503 with Retry-After while a worker restores."""
+    text = render.page("Restoring", f"<p>{render.esc(RESTORING)}.</p>", "")
+    return _html(text, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 class DashboardPages:
@@ -108,7 +115,11 @@ class DashboardPages:
             counts: dict[tuple[str, ...], int] = {}
             if today is not None:
                 first, last = window_days(window, at=today, keep_days=self.retention_days)
-                counts, _, _ = await self.cluster.rows(("force", "category", "disposal"), first, last)
+                counts, recovering, _ = await self.cluster.rows(
+                    ("force", "category", "disposal"), first, last
+                )
+                if recovering:
+                    return _restoring()
         except PeerError as exc:
             return _html(render.page("Not all workers answered", f"<p>{render.esc(exc)}</p>", ""), 503)
         days = int(window[:-1])
@@ -138,13 +149,14 @@ class DashboardPages:
         )
         return _html(text)
 
-    async def _force_rows(self, force: str) -> tuple[dt.date | None, dict[tuple[str, ...], int]]:
+    async def _force_rows(self, force: str) -> tuple[dt.date | None, dict[tuple[str, ...], int], bool]:
+        """Today, the rows of a force page, and whether a worker is still restoring."""
         today = await self._today()
         if today is None:
-            return None, {}
+            return None, {}, False
         first, last = window_days("365d", at=today, keep_days=self.retention_days)
-        rows, _, _ = await self.cluster.rows(("force", "category", "disposal", "day"), first, last)
-        return today, rows
+        rows, recovering, _ = await self.cluster.rows(("force", "category", "disposal", "day"), first, last)
+        return today, rows, recovering
 
     def _force_refused(self, request: web.Request, force: str) -> web.Response | Scope:
         scope = self._scope(request)
@@ -162,9 +174,11 @@ class DashboardPages:
         if isinstance(checked, web.Response):
             return checked
         try:
-            today, rows = await self._force_rows(force)
+            today, rows, recovering = await self._force_rows(force)
         except PeerError as exc:
             return _html(render.page("Not all workers answered", f"<p>{render.esc(exc)}</p>", ""), 503)
+        if recovering:
+            return _restoring()
         current = [a for a in self.log.current.values() if a["force_id"] == force and a["state"] == "firing"]
         past = [e for e in reversed(self.log.entries) if e["force_id"] == force]
         text = render.force_page(
@@ -182,9 +196,13 @@ class DashboardPages:
         if isinstance(checked, web.Response):
             return checked
         try:
-            _, rows = await self._force_rows(force)
+            _, rows, recovering = await self._force_rows(force)
         except PeerError as exc:
             return web.Response(text=f"not all workers answered: {exc}\n", status=503)
+        if recovering:
+            return web.Response(
+                text=RESTORING + "\n", status=503, headers={"Retry-After": str(RETRY_AFTER_S)}
+            )
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")
         w.writerow(

@@ -131,3 +131,75 @@ def test_every_route_a_worker_serves_is_in_the_openapi_document(tmp_path: Path) 
     assert served - described == set(), "routes the OpenAPI document lacks"
     assert described - served == set(), "the document describes routes no worker serves"
     assert doc["openapi"].startswith("3.1")
+
+
+Row = tuple[str, ...]
+
+
+class RestoringCluster:
+    """A cluster whose workers are still restoring, then (after ``restoring`` asks) done."""
+
+    def __init__(self, restoring: int) -> None:
+        self.restoring = restoring
+
+    async def today(self, clock_kind: str) -> object:
+        import datetime as dt
+
+        return dt.date(2025, 6, 30)
+
+    async def rows(
+        self, group_by: object, first: object, last: object
+    ) -> tuple[dict[tuple[str, ...], int], bool, int]:
+        self.restoring -= 1
+        return {("kent",): 7}, self.restoring >= 0, 1
+
+
+async def test_counts_while_a_worker_restores_are_503_with_retry_after_never_a_part() -> None:
+    from streams.access import Scope
+    from streams.http.counts import CountsPages
+
+    pages = CountsPages(RestoringCluster(restoring=1), clock_kind="wall", retention_days=400)  # type: ignore[arg-type]
+    request = make_mocked_request("GET", "/api/counts?group_by=force")
+    busy = await pages.counts(request, Scope("t", None))
+    assert busy.status == 503 and busy.headers["Retry-After"] == "2"
+    assert b"rows" not in busy.body and b"restoring" in busy.body  # type: ignore[operator]
+    done = await pages.counts(request, Scope("t", None))
+    assert done.status == 200 and json.loads(done.body)["rows"] == [{"force": "kent", "count": 7}]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("busy_answers", "timeout", "code"), [(2, "30", 0), (1000, "2", 1)])
+async def test_the_cli_waits_out_a_restore_or_says_why_it_gave_up(
+    busy_answers: int, timeout: str, code: int
+) -> None:
+    import os
+    import sys
+
+    asked = 0
+
+    async def counts(request: web.Request) -> web.Response:
+        nonlocal asked
+        asked += 1
+        if asked <= busy_answers:
+            return web.json_response(
+                {"error": "a worker is restoring"}, status=503, headers={"Retry-After": "1"}
+            )
+        return web.json_response({"group_by": ["force"], "rows": [{"force": "kent", "count": 7}]})
+
+    server = WebServer("127.0.0.1", free_port(), Limits())
+    server.add_page("/api/counts", counts, "counts")
+    await server.start()
+    try:
+        cli = Path(sys.executable).parent / "disposal-watch"
+        proc = await asyncio.create_subprocess_exec(
+            str(cli), "counts", "--group-by", "force", "--timeout", timeout, "--url", f"http://127.0.0.1:{server.port}",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "DW_KAFKA": "localhost:1"},
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        await server.stop()
+    assert proc.returncode == code, err
+    if code == 0:
+        assert out.decode() == "force,count\nkent,7\n" and asked == busy_answers + 1
+    else:
+        assert out == b"" and err.decode().count("\n") == 1 and "restoring" in err.decode()
