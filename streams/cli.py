@@ -88,22 +88,31 @@ def kafka() -> None:
 @kafka.command("start")
 @click.option("--dir", "dir_", type=click.Path(path_type=Path), required=True, help="Broker state directory.")
 @click.option("--port", type=click.IntRange(1, 65535), default=9092, show_default=True)
-def kafka_start(dir_: Path, port: int) -> None:
+@click.option(
+    "--brokers",
+    type=click.IntRange(1, 9),
+    default=1,
+    show_default=True,
+    help="Nodes (each broker and controller); more than one: state in DIR/node<i>, ports from --port on.",
+)
+def kafka_start(dir_: Path, port: int, brokers: int) -> None:
     """Resolve Kafka from Maven Central (cached), format storage, start; print the bootstrap address."""
     from streams import kafka_local
 
-    broker = kafka_local.start(dir_, port)
-    click.echo(broker.bootstrap)
+    if brokers == 1:
+        click.echo(kafka_local.start(dir_, port).bootstrap)
+    else:
+        click.echo(",".join(b.bootstrap for b in kafka_local.start_cluster(dir_, port, brokers)))
 
 
 @kafka.command("stop")
 @click.option("--dir", "dir_", type=click.Path(path_type=Path), required=True)
 def kafka_stop(dir_: Path) -> None:
-    """Stop the broker started from DIR."""
+    """Stop the broker (or every node of the cluster) started from DIR."""
     from streams import kafka_local
 
-    broker = kafka_local.stop(dir_)
-    click.echo(f"stopped broker pid {broker.pid} ({broker.bootstrap})", err=True)
+    for broker in kafka_local.stop_all(dir_):
+        click.echo(f"stopped broker pid {broker.pid} ({broker.bootstrap})", err=True)
 
 
 # --- worker -----------------------------------------------------------------------------------

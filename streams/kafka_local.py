@@ -28,8 +28,8 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dispos
 
 SERVER_PROPERTIES = """\
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{controller_port}
+node.id={node_id}
+controller.quorum.voters={voters}
 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
 advertised.listeners=PLAINTEXT://localhost:{port}
 controller.listener.names=CONTROLLER
@@ -37,15 +37,32 @@ inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs={data}
 num.partitions=8
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor={replication}
 offsets.topic.num.partitions=8
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor={replication}
+transaction.state.log.min.isr={min_isr}
+min.insync.replicas={min_isr}
+default.replication.factor={replication}
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 log.retention.hours=-1
 log.segment.bytes=268435456
 """
+
+
+def server_properties(port: int, controller_port: int, data: Path, *, node_id: int = 1, voters: str = "",
+                      replication: int = 1, min_isr: int = 1) -> str:  # fmt: skip
+    """One node's configuration; ``voters`` defaults to this node alone (a one-node cluster)."""
+    return SERVER_PROPERTIES.format(
+        node_id=node_id,
+        voters=voters or f"{node_id}@127.0.0.1:{controller_port}",
+        port=port,
+        controller_port=controller_port,
+        data=data,
+        replication=replication,
+        min_isr=min_isr,
+    )
+
 
 LOG4J = """\
 log4j.rootLogger=WARN, file
@@ -148,25 +165,6 @@ def running(dir: Path) -> Broker | None:
     return Broker(dir, port, pid) if _alive(pid) else None
 
 
-def answers_metadata(bootstrap: str, timeout_s: float = 2.0) -> bool:
-    """True if a broker at ``bootstrap`` answers a metadata request."""
-    from kafka import KafkaAdminClient  # local import: kafka-python is slow to import
-    from kafka.errors import KafkaError
-
-    ms = int(timeout_s * 1000)
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=ms, bootstrap_timeout_ms=ms)
-    except (KafkaError, OSError):
-        return False
-    try:
-        admin.list_topics()
-        return True
-    except (KafkaError, OSError):
-        return False
-    finally:
-        admin.close()
-
-
 def new_cluster_id() -> str:
     """A KRaft cluster id: a random UUID, URL-safe base64 (22 characters; may begin with '-')."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
@@ -197,25 +195,91 @@ def start(dir: Path, port: int = 9092, *, timeout_s: float = 90.0, heap: str = "
     """Start a broker whose state lives under ``dir``; returns once it answers metadata requests."""
     dir = dir.resolve()
     java = _require("java", "install a Java 17 runtime (apt-get install openjdk-17-jre-headless)")
+    _refuse_running(dir)
+    if not _port_free(port):
+        raise KafkaSetupError(f"port {port} on 127.0.0.1 is taken: choose another with --port")
+    cp = classpath()
+    controller_port = _other_port({port})
+    props = _configure(dir, server_properties(port, controller_port, dir / "data"))
+    if not (dir / "data" / "meta.properties").exists():
+        format_storage(java, cp, props, dir / "data")
+    broker = _launch(java, cp, dir, port, heap)
+    _wait_ready([broker], timeout_s)
+    return broker
+
+
+def start_cluster(
+    dir: Path, port: int = 9092, brokers: int = 3, *, timeout_s: float = 120.0, heap: str = "512m"
+) -> list[Broker]:
+    """Start ``brokers`` nodes, each broker and controller, on ``port`` and the next free ports,
+    with their state under ``dir/node<i>``: internal topics replicated min(3, brokers) times,
+    ``min.insync.replicas`` 2 from three nodes up. Returns once every node has registered."""
+    dir = dir.resolve()
+    java = _require("java", "install a Java 17 runtime (apt-get install openjdk-17-jre-headless)")
+    for i in range(1, brokers + 1):
+        _refuse_running(dir / f"node{i}")
+    if not _port_free(port):
+        raise KafkaSetupError(f"port {port} on 127.0.0.1 is taken: choose another with --port")
+    cp = classpath()
+    taken = {port}
+    ports = [port] + [_other_port(taken) for _ in range(brokers - 1)]
+    controllers = [_other_port(taken) for _ in range(brokers)]
+    voters = ",".join(f"{i}@127.0.0.1:{c}" for i, c in enumerate(controllers, 1))
+    replication = min(3, brokers)
+    cluster_id = new_cluster_id()
+    nodes: list[Broker] = []
+    for i, (p, c) in enumerate(zip(ports, controllers, strict=True), 1):
+        node = dir / f"node{i}"
+        text = server_properties(
+            p,
+            c,
+            node / "data",
+            node_id=i,
+            voters=voters,
+            replication=replication,
+            min_isr=2 if brokers >= 3 else 1,
+        )
+        props = _configure(node, text)
+        if not (node / "data" / "meta.properties").exists():
+            format_storage(java, cp, props, node / "data", cluster_id=cluster_id)
+    for i, p in enumerate(ports, 1):
+        nodes.append(_launch(java, cp, dir / f"node{i}", p, heap))
+    _wait_ready(nodes, timeout_s)
+    return nodes
+
+
+def nodes_of(dir: Path) -> list[Path]:
+    """The state directories of a cluster started from ``dir`` (``[dir]`` for one broker)."""
+    found = sorted((p for p in dir.glob("node*") if p.is_dir()), key=lambda p: int(p.name[4:] or 0))
+    return found or [dir]
+
+
+def _refuse_running(dir: Path) -> None:
     existing = running(dir)
     if existing is not None:
         raise KafkaSetupError(
             f"a broker is already running from {dir} (pid {existing.pid}, {existing.bootstrap}); "
             f"stop it with: disposal-watch kafka stop --dir {dir}"
         )
-    if not _port_free(port):
-        raise KafkaSetupError(f"port {port} on 127.0.0.1 is taken: choose another with --port")
-    cp = classpath()
+
+
+def _other_port(taken: set[int]) -> int:
+    p = free_port()
+    while p in taken:
+        p = free_port()
+    taken.add(p)
+    return p
+
+
+def _configure(dir: Path, properties: str) -> Path:
     dir.mkdir(parents=True, exist_ok=True)
-    data = dir / "data"
-    controller_port = free_port()
-    while controller_port == port:
-        controller_port = free_port()
     props = dir / "server.properties"
-    props.write_text(SERVER_PROPERTIES.format(port=port, controller_port=controller_port, data=data))
+    props.write_text(properties)
     (dir / "log4j.properties").write_text(LOG4J.format(log=dir / "server.log"))
-    if not (data / "meta.properties").exists():
-        format_storage(java, cp, props, data)
+    return props
+
+
+def _launch(java: str, cp: str, dir: Path, port: int, heap: str) -> Broker:
     log = (dir / "broker.log").open("ab")
     proc = subprocess.Popen(
         [
@@ -228,7 +292,7 @@ def start(dir: Path, port: int = 9092, *, timeout_s: float = 90.0, heap: str = "
             "-cp",
             cp,
             "kafka.Kafka",
-            str(props),
+            str(dir / "server.properties"),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -236,22 +300,54 @@ def start(dir: Path, port: int = 9092, *, timeout_s: float = 90.0, heap: str = "
         start_new_session=True,
     )
     (dir / "broker.pid").write_text(f"{proc.pid} {port}\n")
-    broker = Broker(dir, port, proc.pid)
+    return Broker(dir, port, proc.pid)
+
+
+def _wait_ready(nodes: list[Broker], timeout_s: float) -> None:
+    """Until every node answers metadata requests (a cluster: and sees all nodes registered)."""
+    bootstrap = ",".join(n.bootstrap for n in nodes)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            (dir / "broker.pid").unlink(missing_ok=True)
-            raise KafkaSetupError(
-                f"the broker exited with code {proc.returncode} while starting; last lines of "
-                f"{dir / 'broker.log'}:\n" + _tail(dir / "broker.log") + _tail(dir / "server.log")
-            )
-        if answers_metadata(broker.bootstrap, timeout_s=2.0):
-            return broker
+        for n in nodes:
+            if not _alive(n.pid):
+                for other in nodes:
+                    with contextlib.suppress(KafkaSetupError):
+                        stop(other.dir)
+                (n.dir / "broker.pid").unlink(missing_ok=True)
+                raise KafkaSetupError(
+                    f"the broker in {n.dir} exited while starting; last lines of {n.dir / 'broker.log'}:\n"
+                    + _tail(n.dir / "broker.log")
+                    + _tail(n.dir / "server.log")
+                )
+        if registered(bootstrap) >= len(nodes):
+            return
         time.sleep(0.5)
-    stop(dir)
+    for n in nodes:
+        with contextlib.suppress(KafkaSetupError):
+            stop(n.dir)
     raise KafkaSetupError(
-        f"the broker did not answer on {broker.bootstrap} within {timeout_s:.0f}s; see {dir}/server.log"
+        f"the broker did not answer on {bootstrap} within {timeout_s:.0f}s; see {nodes[0].dir}/server.log"
     )
+
+
+def registered(bootstrap: str, timeout_s: float = 2.0) -> int:
+    """How many brokers of the cluster at ``bootstrap`` answer and are registered (0: none answers)."""
+    from kafka import KafkaAdminClient  # local import: kafka-python is slow to import
+    from kafka.errors import KafkaError
+
+    ms = int(timeout_s * 1000)
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap.split(","), request_timeout_ms=ms, bootstrap_timeout_ms=ms
+        )
+    except (KafkaError, OSError):
+        return 0
+    try:
+        return len(admin.describe_cluster().get("brokers") or [])
+    except (KafkaError, OSError):
+        return 0
+    finally:
+        admin.close()
 
 
 def _tail(path: Path, n: int = 15) -> str:
@@ -275,3 +371,15 @@ def stop(dir: Path, *, timeout_s: float = 30.0) -> Broker:
         os.kill(broker.pid, signal.SIGKILL)
     (dir / "broker.pid").unlink(missing_ok=True)
     return broker
+
+
+def stop_all(dir: Path, *, timeout_s: float = 30.0) -> list[Broker]:
+    """Stop the broker, or every node of the cluster, started from ``dir``."""
+    dir = dir.resolve()
+    stopped = []
+    for node in nodes_of(dir):
+        if running(node) is not None:
+            stopped.append(stop(node, timeout_s=timeout_s))
+    if not stopped:
+        raise KafkaSetupError(f"no broker is running from {dir}")
+    return stopped

@@ -58,19 +58,38 @@ CHANGELOG_CONFIG = {
 }
 
 
+def replication_of(settings: Settings, brokers: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) for the topics this project creates, from
+    ``DW_REPLICATION_FACTOR`` (default: the cluster's brokers, at most 3) and
+    ``DW_MIN_INSYNC_REPLICAS`` (default: one less than the factor from 3 up, else 1)."""
+    rf = settings.replication_factor or max(1, min(3, brokers))
+    if rf > brokers:
+        raise ConfigError(
+            f"DW_REPLICATION_FACTOR={rf}, but the cluster at DW_KAFKA has {brokers} broker(s); "
+            f"set it to {brokers} or fewer"
+        )
+    min_isr = settings.min_insync_replicas or (rf - 1 if rf >= 3 else 1)
+    if min_isr > rf:
+        raise ConfigError(f"DW_MIN_INSYNC_REPLICAS={min_isr} is more than the replication factor {rf}")
+    return rf, min_isr
+
+
 def ensure_topics(settings: Settings) -> None:
-    """Create the disposals, dead-letter, alerts and changelog topics if missing; check
-    partition counts.
+    """Create the disposals, dead-letter, alerts and changelog topics if missing, replicated as
+    ``replication_of`` says; check partition counts and replication of those that exist.
 
     The changelog is co-partitioned with ``disposals`` (the state of a crime of source partition
     p is written to changelog partition p), so both must have ``DW_PARTITIONS`` partitions; a
-    mismatch is refused with a message rather than failing inside the worker.
+    mismatch is refused with a message rather than failing inside the worker. So is a topic
+    replicated fewer times than asked: an acknowledged write must survive a broker's loss.
     """
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
     client = admin(settings)
     try:
+        brokers = len(client.describe_cluster().get("brokers") or []) or 1
+        rf, min_isr = replication_of(settings, brokers)
         wanted = [
             settings.disposals_topic,
             settings.dlq_topic,
@@ -80,9 +99,10 @@ def ensure_topics(settings: Settings) -> None:
         existing = set(client.list_topics())
         # alerts: one partition, so the feed has one order (its ids are offsets)
         parts = {settings.alerts_topic: 1}
-        configs = {settings.changelog_topic: CHANGELOG_CONFIG}
+        isr = {"min.insync.replicas": str(min_isr)}
+        configs = {settings.changelog_topic: {**CHANGELOG_CONFIG, **isr}}
         new = [
-            NewTopic(t, parts.get(t, settings.partitions), 1, topic_configs=configs.get(t, {}))
+            NewTopic(t, parts.get(t, settings.partitions), rf, topic_configs=configs.get(t, isr))
             for t in wanted
             if t not in existing
         ]
@@ -90,13 +110,20 @@ def ensure_topics(settings: Settings) -> None:
             # another process may create it between list and create
             with contextlib.suppress(TopicAlreadyExistsError):
                 client.create_topics(new, timeout_ms=15000)
-        for topic in (settings.disposals_topic, settings.changelog_topic):
-            meta = client.describe_topics([topic])
-            got = len(meta[0]["partitions"]) if meta and meta[0].get("partitions") else None
-            if got is not None and got != settings.partitions:
+        for meta in client.describe_topics(wanted):
+            topic, partitions = meta["name"], meta.get("partitions") or []
+            co_partitioned = topic in (settings.disposals_topic, settings.changelog_topic)
+            if co_partitioned and partitions and len(partitions) != settings.partitions:
+                n = len(partitions)
                 raise ConfigError(
-                    f"topic {topic} has {got} partitions but DW_PARTITIONS={settings.partitions}; "
-                    f"set DW_PARTITIONS={got} (the changelog must match the disposals topic)"
+                    f"topic {topic} has {n} partitions but DW_PARTITIONS={settings.partitions}; "
+                    f"set DW_PARTITIONS={n} (the changelog must match the disposals topic)"
+                )
+            copies = min((len(p.get("replica_nodes") or []) for p in partitions), default=rf)
+            if copies < rf:
+                raise ConfigError(
+                    f"topic {topic} has {copies} replica(s), fewer than DW_REPLICATION_FACTOR={rf}: "
+                    "raise it (kafka-reassign-partitions), or set DW_REPLICATION_FACTOR to accept it"
                 )
     finally:
         client.close()

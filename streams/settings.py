@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     #: partitions of the disposals topic (and so of the worker's tables):
     #: the most workers that can share the work
     partitions: int = Field(default=8, ge=1, le=1024)
+    #: copies of every topic the project creates; none: the cluster's brokers, at most 3
+    replication_factor: int | None = Field(default=None, ge=1, le=16)
+    #: min.insync.replicas of those topics; none: one less than the factor from 3 up, else 1
+    min_insync_replicas: int | None = Field(default=None, ge=1, le=16)
     #: consumer group, Faust application id, and the name of the changelog topic
     app_id: str = Field(default="disposal-watch", pattern=r"^[A-Za-z0-9._\-]+$")
     #: prefix for every topic name (lets several deployments or tests share one broker)

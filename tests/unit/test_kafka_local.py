@@ -51,6 +51,6 @@ def test_cluster_id_beginning_with_a_dash_formats(tmp_path: Path) -> None:
     java = kafka_local._require("java", "install Java")
     props = tmp_path / "server.properties"
     data = tmp_path / "data"
-    props.write_text(kafka_local.SERVER_PROPERTIES.format(port=19092, controller_port=19093, data=data))
+    props.write_text(kafka_local.server_properties(19092, 19093, data))
     kafka_local.format_storage(java, kafka_local.classpath(), props, data, cluster_id="-" + "A" * 21)
     assert "cluster.id=-AAAA" in (data / "meta.properties").read_text()

@@ -1,0 +1,37 @@
+"""Replication of the topics the project creates: from the cluster's size unless set."""
+
+import pytest
+
+from streams.errors import ConfigError
+from streams.producer import replication_of
+from streams.settings import load_settings
+
+
+@pytest.mark.parametrize(
+    ("env", "brokers", "expected"),
+    [
+        ({}, 1, (1, 1)),
+        ({}, 2, (2, 1)),
+        ({}, 3, (3, 2)),
+        ({}, 5, (3, 2)),  # at most three copies unless asked
+        ({"replication_factor": 5}, 5, (5, 4)),
+        ({"replication_factor": 3, "min_insync_replicas": 3}, 3, (3, 3)),
+        ({"replication_factor": 1}, 3, (1, 1)),
+    ],
+)
+def test_replication_follows_the_cluster_unless_set(
+    env: dict[str, int], brokers: int, expected: tuple[int, int]
+) -> None:
+    assert replication_of(load_settings(**env), brokers) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("env", "brokers", "named"),
+    [
+        ({"replication_factor": 3}, 1, "DW_REPLICATION_FACTOR=3, but the cluster at DW_KAFKA has 1 broker"),
+        ({"replication_factor": 2, "min_insync_replicas": 3}, 3, "DW_MIN_INSYNC_REPLICAS=3"),
+    ],
+)
+def test_impossible_replication_is_named(env: dict[str, int], brokers: int, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        replication_of(load_settings(**env), brokers)  # type: ignore[arg-type]
