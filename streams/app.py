@@ -155,7 +155,7 @@ def build(settings: Settings, keys: Keys) -> Worker:
     add_page = server.add_page
     app.service(host.WebService(server))
     app.service(host.RuntimeService(loop, watchdog))
-    health = HealthPages(loop, settings.clock)
+    health = HealthPages(loop, watchdog.brokers, settings.clock)
     counts = CountsPages(cluster, clock_kind=settings.clock, retention_days=settings.retention_days)
     feed = AlertPages(alert_log)
     peers = PeerPages(cluster)
@@ -163,6 +163,7 @@ def build(settings: Settings, keys: Keys) -> Worker:
     add_page("/api/openapi.json", DocsPages().openapi, "openapi")
     add_page("/metrics", health.metrics, "metrics")
     add_page("/healthz", health.healthz, "healthz")
+    add_page("/livez", health.livez, "livez")
     add_page("/api/counts", guard.scoped(counts.counts), "counts")
     add_page("/api/alerts", guard.scoped(feed.alerts), "alerts")
     add_page("/api/alerts/stream", guard.scoped(feed.stream), "alerts_stream")

@@ -68,6 +68,15 @@ LAST_COMMIT = Gauge(
     "disposal_last_commit_timestamp_seconds",
     "When this worker last committed offsets (after changelog and store), as a Unix time",
 )
+LAG_REFRESHED = Gauge(
+    "disposal_lag_refreshed_timestamp_seconds",
+    "When disposal_consumer_lag was last measured (the broker answered), as a Unix time: lag values "
+    "older than a minute are stale (the broker is away)",
+)
+BROKER_REACHABLE = Gauge(
+    "disposal_broker_reachable",
+    "1 while the last check of the brokers answered, 0 while it did not (/healthz says degraded)",
+)
 WORKER_EXITS = Counter(
     "disposal_worker_exits",
     "Exits on purpose for the supervisor to restart the worker, by code (70: a bug on a record, 75: "

@@ -1,4 +1,10 @@
-"""``/metrics`` (Prometheus text format) and ``/healthz`` (liveness and what this worker owns)."""
+"""``/metrics`` (Prometheus text format), ``/livez`` and ``/healthz``.
+
+Kubernetes-style probes: ``/livez`` answers 200 while the process serves at all (liveness: a
+restart would not help a worker whose broker is away); ``/healthz`` is readiness: 200 with
+``ok`` or ``recovering`` (restoring partitions from the changelog), 503 with ``degraded`` and a
+reason while the worker cannot reach the brokers it needs (``streams.runtime.watchdog``).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,17 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.runtime.loop import CountingLoop
+from streams.runtime.watchdog import BrokerState
 
 
 class HealthPages:
-    def __init__(self, loop: CountingLoop, clock_kind: str) -> None:
+    def __init__(self, loop: CountingLoop, brokers: BrokerState, clock_kind: str) -> None:
         self.loop = loop
+        self.brokers = brokers
         self.clock_kind = clock_kind
+
+    async def livez(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
 
     async def metrics(self, request: web.Request) -> web.Response:
         body = generate_latest()
@@ -19,12 +30,14 @@ class HealthPages:
 
     async def healthz(self, request: web.Request) -> web.Response:
         newest = self.loop.newest()
-        return web.json_response(
-            {
-                "status": "recovering" if self.loop.recovering else "ok",
-                "partitions": sorted(self.loop.partitions),
-                "records_processed": self.loop.records_processed,
-                "clock": self.clock_kind,
-                "newest_outcome_date": newest.isoformat() if newest else None,
-            }
-        )
+        problem = self.brokers.problem()
+        body = {
+            "status": "degraded" if problem else "recovering" if self.loop.recovering else "ok",
+            "partitions": sorted(self.loop.partitions),
+            "records_processed": self.loop.records_processed,
+            "clock": self.clock_kind,
+            "newest_outcome_date": newest.isoformat() if newest else None,
+        }
+        if problem:
+            body["reason"] = problem
+        return web.json_response(body, status=503 if problem else 200)

@@ -28,6 +28,7 @@ from faust.app.base import BootStrategy
 from faust.worker import Worker
 
 from streams.http.server import WebServer
+from streams.logs import RepeatFilter
 from streams.runtime.loop import CountingLoop
 from streams.runtime.watchdog import Watchdog
 from streams.settings import Settings
@@ -112,10 +113,14 @@ class WebService(mode.Service):
 class QuietWorker(Worker):
     """Faust's worker without its terminal spinner: for log levels at WARN or above the spinner
     sets the root logger to DEBUG so that it turns on every message, which makes every aiokafka
-    debug call build a log record (about 10% of the worker's time)."""
+    debug call build a log record (about 10% of the worker's time). Lines the Kafka clients repeat
+    (a broker that is away) are written once per interval with a count (``streams.logs``)."""
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         self.spinner = None
+        repeats = RepeatFilter()  # the Kafka clients' repeated lines: once per interval, counted
+        for handler in logger.handlers:
+            handler.addFilter(repeats)
 
 
 def run_worker(app: Any, log_level: str) -> None:

@@ -29,7 +29,39 @@ from streams.runtime.loop import CountingLoop
 log = logging.getLogger(__name__)
 
 #: the longest time between two checks
-CHECK_S = 10.0
+CHECK_S = 5.0
+#: the longest a check waits for the broker's answer
+ANSWER_S = 5.0
+
+
+class BrokerState:
+    """Whether the brokers answered the last check, and since when they have not: what
+    ``/healthz`` reports (``degraded`` while they do not)."""
+
+    def __init__(self) -> None:
+        self.error: str | None = None
+        self.failing_since: float | None = None
+
+    def answered(self) -> None:
+        if self.error is not None:
+            log.warning("the brokers answer again after %.0f s", time.monotonic() - (self.failing_since or 0))
+        self.error, self.failing_since = None, None
+        metrics.BROKER_REACHABLE.set(1)
+        metrics.LAG_REFRESHED.set(time.time())
+
+    def failed(self, error: str) -> None:
+        if self.error is None:
+            self.failing_since = time.monotonic()
+            log.warning("the brokers do not answer (%s); /healthz says degraded", error)
+        self.error = error
+        metrics.BROKER_REACHABLE.set(0)
+
+    def problem(self) -> str | None:
+        """None while the brokers answer; else what is wrong, in words."""
+        if self.error is None:
+            return None
+        for_s = time.monotonic() - (self.failing_since or time.monotonic())
+        return f"cannot reach Kafka at DW_KAFKA for {for_s:.0f} s ({self.error})"
 
 
 class StallDetector:
@@ -58,6 +90,7 @@ class Watchdog:
         self._detector = StallDetector()
         self._probe: Any = None
         self._lagging: set[int] = set()
+        self.brokers = BrokerState()
 
     async def run(self) -> None:
         try:
@@ -73,10 +106,16 @@ class Watchdog:
         if self._probe is None:
             # end offsets as the loop sees them (it reads committed records only): the last
             # stable offset, so a transaction still open is not "records waiting"
-            self._probe = AIOKafkaConsumer(
+            probe = AIOKafkaConsumer(
                 bootstrap_servers=self._bootstrap, enable_auto_commit=False, isolation_level="read_committed"
             )
-            await self._probe.start()
+            try:
+                await probe.start()
+            except BaseException:  # a broker away, or the check's time out: try afresh next time
+                with contextlib.suppress(Exception):
+                    await probe.stop()
+                raise
+            self._probe = probe
         begins = await self._probe.beginning_offsets(tps)
         ends = await self._probe.end_offsets(tps)
         return begins, ends
@@ -86,15 +125,16 @@ class Watchdog:
         committed = loop.lag_inputs()
         tps = [TopicPartition(loop.topic, p) for p in sorted(committed)]
         lags: dict[int, int] = {}
-        if tps:
-            try:
-                begins, ends = await asyncio.wait_for(self._offsets(tps), self.check_s)
-            except (TimeoutError, KafkaError, OSError) as exc:
-                log.warning("watchdog: no end offsets from the broker (%r)", exc)
-                return  # the broker is away: no verdict on the worker
-            for tp in tps:
-                base = committed[tp.partition]
-                lags[tp.partition] = max(0, ends[tp] - (base if base is not None else begins[tp]))
+        try:  # partition 0 too, so that a worker owning nothing still checks the brokers
+            asked = tps or [TopicPartition(loop.topic, 0)]
+            begins, ends = await asyncio.wait_for(self._offsets(asked), min(self.check_s, ANSWER_S))
+        except (TimeoutError, KafkaError, OSError) as exc:
+            self.brokers.failed(type(exc).__name__ if isinstance(exc, TimeoutError) else repr(exc))
+            return  # the broker is away: no verdict on the worker
+        self.brokers.answered()
+        for tp in tps:
+            base = committed[tp.partition]
+            lags[tp.partition] = max(0, ends[tp] - (base if base is not None else begins[tp]))
         for p in self._lagging - set(lags):
             with contextlib.suppress(KeyError):
                 metrics.CONSUMER_LAG.remove(str(p))
