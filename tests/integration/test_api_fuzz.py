@@ -41,7 +41,7 @@ from .conftest import Deployment
 from .test_dashboard import case_breach
 
 END = dt.date(2025, 6, 30)
-EXAMPLES = 50  # per operation, per generation mode
+EXAMPLES = 30  # per operation, per generation mode
 TOKENS = {"all": "all-secret", "kent": "kent-secret"}
 SKIPPED = {"/api/alerts/stream"}
 RULES = """\

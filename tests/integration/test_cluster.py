@@ -73,7 +73,7 @@ def test_a_broker_lost_mid_stream_loses_and_doubles_nothing(
     on_cluster: Deployment, cluster: tuple[str, Path]
 ) -> None:
     d = on_cluster
-    events = list(simulate(150_000, seed=71))
+    events = list(simulate(100_000, seed=71))
     d.produce(events)
     expected = expected_counts(events, reference_category)
     d.env.update(DW_BATCH_RECORDS="500")  # many checkpoints while the broker goes
