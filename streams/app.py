@@ -29,6 +29,7 @@ from streams.alerting.evaluator import Evaluator
 from streams.alerting.log import AlertLog
 from streams.alerting.webhooks import deliver_forever, load_webhooks
 from streams.alerting.writer import AlertWriter
+from streams.clients import KafkaClients
 from streams.cluster import Cluster
 from streams.core.classify import Cell
 from streams.core.clock import clock_for
@@ -98,7 +99,7 @@ def build(settings: Settings, keys: Keys) -> Worker:
     else:
         log.warning("no DW_TOKENS_FILE: the API answers unauthenticated requests from localhost only")
     webhooks = load_webhooks(settings.webhooks_file) if settings.webhooks_file is not None else []
-    bootstrap = settings.kafka.split(",")
+    clients = KafkaClients.from_settings(settings)  # refuses an unknown DW_CONSUMER_* etc. here
 
     store = open_store(
         settings.store,
@@ -114,8 +115,9 @@ def build(settings: Settings, keys: Keys) -> Worker:
         is_breach=breach_test([r for r in rules if r.measure == "case"]),
         on_breach=lambda: wake[0](),
         sink=aggregates,
+        clients=clients,
     )
-    watchdog = Watchdog(loop, bootstrap, settings.stall_exit_s)
+    watchdog = Watchdog(loop, clients, settings.stall_exit_s)
     cluster = Cluster(
         loop,
         aggregates,
@@ -124,8 +126,8 @@ def build(settings: Settings, keys: Keys) -> Worker:
         keys.pseudonym,
         tls=client_context(settings.web_tls_cert),
     )
-    alert_log = AlertLog(bootstrap, settings.alerts_topic)
-    writer = AlertWriter(bootstrap, settings.alerts_topic, f"{settings.app_id}-alerts")
+    alert_log = AlertLog(clients, settings.alerts_topic)
+    writer = AlertWriter(clients, settings.alerts_topic, f"{settings.app_id}-alerts")
     evaluator = Evaluator(
         rules,
         loop,
@@ -199,7 +201,7 @@ def build(settings: Settings, keys: Keys) -> Worker:
         deliver = functools.partial(
             deliver_forever,
             hook,
-            bootstrap,
+            clients,
             settings.alerts_topic,
             f"{settings.app_id}-webhook-{hook.name}",
             settings.webhook_max_backoff_s,

@@ -191,16 +191,43 @@ def format_storage(java: str, cp: str, props: Path, data: Path, cluster_id: str 
         raise KafkaSetupError(f"formatting KRaft storage in {data} failed: {fmt.stdout}{fmt.stderr}".strip())
 
 
-def start(dir: Path, port: int = 9092, *, timeout_s: float = 90.0, heap: str = "1g") -> Broker:
-    """Start a broker whose state lives under ``dir``; returns once it answers metadata requests."""
+TLS_LISTENER = """\
+listeners=PLAINTEXT://127.0.0.1:{port},SSL://127.0.0.1:{tls_port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://localhost:{port},SSL://localhost:{tls_port}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT
+ssl.keystore.type=PEM
+ssl.keystore.location={keystore}
+"""
+
+
+def start(
+    dir: Path,
+    port: int = 9092,
+    *,
+    timeout_s: float = 90.0,
+    heap: str = "1g",
+    tls: tuple[Path, Path, int] | None = None,
+) -> Broker:
+    """Start a broker whose state lives under ``dir``; returns once it answers metadata requests.
+    ``tls``: (PEM certificate, PEM key, port) of an SSL listener besides the plaintext one (tests
+    of the clients' TLS settings)."""
     dir = dir.resolve()
     java = _require("java", "install a Java 17 runtime (apt-get install openjdk-17-jre-headless)")
     _refuse_running(dir)
     if not _port_free(port):
         raise KafkaSetupError(f"port {port} on 127.0.0.1 is taken: choose another with --port")
     cp = classpath()
-    controller_port = _other_port({port})
-    props = _configure(dir, server_properties(port, controller_port, dir / "data"))
+    controller_port = _other_port({port} | ({tls[2]} if tls else set()))
+    text = server_properties(port, controller_port, dir / "data")
+    if tls is not None:
+        cert, key, tls_port = tls
+        dir.mkdir(parents=True, exist_ok=True)
+        keystore = dir / "keystore.pem"  # Kafka's PEM keystore: the key, then the certificate
+        keystore.write_text(key.read_text() + cert.read_text())
+        text += TLS_LISTENER.format(
+            port=port, tls_port=tls_port, controller_port=controller_port, keystore=keystore
+        )
+    props = _configure(dir, text)
     if not (dir / "data" / "meta.properties").exists():
         format_storage(java, cp, props, dir / "data")
     broker = _launch(java, cp, dir, port, heap)

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.clients import admin_options, rdkafka_options
 from streams.codec import outcome_record
 from streams.errors import ConfigError
 from streams.model import OutcomeEvent
@@ -37,13 +38,14 @@ def _unreachable(settings: Settings, exc: BaseException) -> ConfigError:
 def admin(settings: Settings) -> Any:
     from kafka import KafkaAdminClient
 
+    options = {
+        "client_id": f"{settings.app_id}-admin",
+        "request_timeout_ms": 10000,
+        "bootstrap_timeout_ms": 5000,
+        **admin_options(settings),  # security, DW_ADMIN_* (an unknown one: ConfigError here)
+    }
     try:
-        return KafkaAdminClient(
-            bootstrap_servers=settings.kafka.split(","),
-            client_id=f"{settings.app_id}-admin",
-            request_timeout_ms=10000,
-            bootstrap_timeout_ms=5000,
-        )
+        return KafkaAdminClient(bootstrap_servers=settings.kafka.split(","), **options)
     except Exception as exc:
         raise _unreachable(settings, exc) from exc
 
@@ -175,27 +177,35 @@ class EventProducer:
         self.settings = settings
         self.stats = SendStats()
         self._topic = settings.disposals_topic
-        self._producer = Producer(
-            {
-                "bootstrap.servers": settings.kafka,
-                "client.id": f"{settings.app_id}-ingest",
-                "acks": "all",
-                "enable.idempotence": True,
-                "partitioner": "murmur2_random",
-                "linger.ms": 20,
-                "batch.size": 1_000_000,
-                "queue.buffering.max.messages": 500_000,
-                "message.timeout.ms": 60_000,
-                # a callback only for records that failed: one Python call per failure, not per record
-                "delivery.report.only.error": True,
-                "on_delivery": self._on_delivery,
-                "error_cb": self._on_client_error,
-                # librdkafka's own log lines, at debug: it logs every failed connection attempt
-                # (hundreds a second to a broker that is down) and retries while a fresh broker
-                # loads; what matters reaches the user as an error (unreachable, failed sends)
-                "logger": _ClientLog(),
-            }
-        )
+        from confluent_kafka import KafkaException
+
+        try:
+            self._producer = Producer(
+                {
+                    "bootstrap.servers": settings.kafka,
+                    "client.id": f"{settings.app_id}-ingest",
+                    "acks": "all",
+                    "enable.idempotence": True,
+                    "partitioner": "murmur2_random",
+                    "linger.ms": 20,
+                    "batch.size": 1_000_000,
+                    "queue.buffering.max.messages": 500_000,
+                    "message.timeout.ms": 60_000,
+                    # a callback only for records that failed: one Python call per failure, not per record
+                    "delivery.report.only.error": True,
+                    "on_delivery": self._on_delivery,
+                    "error_cb": self._on_client_error,
+                    # librdkafka's own log lines, at debug: it logs every failed connection attempt
+                    # (hundreds a second to a broker that is down) and retries while a fresh broker
+                    # loads; what matters reaches the user as an error (unreachable, failed sends)
+                    "logger": _ClientLog(),
+                    **rdkafka_options(settings),  # security, then DW_RDKAFKA_*
+                }
+            )
+        except KafkaException as exc:  # a property librdkafka does not know, or a bad value
+            raise ConfigError(
+                f"the CLI's producer (librdkafka) refused its settings (DW_KAFKA_*, DW_RDKAFKA_*): {exc}"
+            ) from None
         self._produce = self._producer.produce
 
     def ensure_topics(self) -> None:

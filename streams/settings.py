@@ -18,7 +18,7 @@ from streams.errors import ConfigError
 from streams.resources import DEFAULT_RULES
 
 #: settings whose values are secrets: an error names them, never echoes them
-SECRETS = frozenset({"pseudonym_key", "token"})
+SECRETS = frozenset({"pseudonym_key", "token", "kafka_sasl_password"})
 _HOSTPORT = re.compile(r"^[A-Za-z0-9.\-_\[\]:]+:\d{1,5}$")
 
 
@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     #: partitions of the disposals topic (and so of the worker's tables):
     #: the most workers that can share the work
     partitions: int = Field(default=8, ge=1, le=1024)
+    #: how every Kafka client connects (streams/clients.py); SSL files are PEM
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
     #: copies of every topic the project creates; none: the cluster's brokers, at most 3
     replication_factor: int | None = Field(default=None, ge=1, le=16)
     #: min.insync.replicas of those topics; none: one less than the factor from 3 up, else 1

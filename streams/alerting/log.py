@@ -13,8 +13,9 @@ import contextlib
 import logging
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from streams.clients import KafkaClients
 from streams.codec import decode_alert
 from streams.errors import DecodeError
 from streams.wire import alert_json
@@ -23,8 +24,8 @@ log = logging.getLogger(__name__)
 
 
 class AlertLog:
-    def __init__(self, bootstrap: list[str], topic: str) -> None:
-        self.bootstrap, self.topic = bootstrap, topic
+    def __init__(self, clients: KafkaClients, topic: str) -> None:
+        self.clients, self.topic = clients, topic
         self.entries: list[dict[str, Any]] = []  # feed JSON, in topic order; entry["id"] = offset
         self.current: dict[str, dict[str, Any]] = {}  # fingerprint -> latest feed JSON
         self.position = 0  # next offset to read
@@ -75,9 +76,7 @@ class AlertLog:
 
     async def follow(self) -> None:
         tp = TopicPartition(self.topic, 0)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, isolation_level="read_committed"
-        )
+        consumer = self.clients.consumer(enable_auto_commit=False, isolation_level="read_committed")
         await consumer.start()
         try:
             consumer.assign([tp])
@@ -98,9 +97,7 @@ class AlertLog:
         the follower's own view may be a fetch old, and a previous leader may just have written."""
         tp = TopicPartition(self.topic, 0)
         if self._probe is None:  # one long-lived consumer, used only to ask for end offsets
-            self._probe = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap, enable_auto_commit=False, isolation_level="read_committed"
-            )
+            self._probe = self.clients.consumer(enable_auto_commit=False, isolation_level="read_committed")
             await self._probe.start()
         end = (await self._probe.end_offsets([tp]))[tp]
         deadline = asyncio.get_running_loop().time() + timeout_s

@@ -42,10 +42,11 @@ from typing import Literal
 
 import aiohttp
 import yaml
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from alerts.grouping import Group, Groups
+from streams.clients import KafkaClients
 from streams.codec import decode_alert
 from streams.errors import ConfigError
 from streams.wire import alert_json
@@ -112,7 +113,7 @@ def headers(hook: Webhook, msg_id: str, body: bytes, now: float | None = None) -
 
 async def deliver_forever(
     hook: Webhook,
-    bootstrap: list[str],
+    clients: KafkaClients,
     topic: str,
     group: str,
     max_backoff_s: float,
@@ -120,14 +121,13 @@ async def deliver_forever(
     on_result: Callable[[str, bool], None] | None = None,
 ) -> None:
     """Deliver every transition on ``topic`` to ``hook``, grouped (runs until cancelled)."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
+    consumer = clients.consumer(
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",  # never a transition from an aborted (fenced) write
     )
+    consumer.subscribe([topic])
     await consumer.start()
     groups = Groups(group_s)
     committed: int | None = None

@@ -13,8 +13,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, ProducerFenced
+
+from streams.clients import KafkaClients
 
 
 class Fenced(Exception):
@@ -22,8 +23,8 @@ class Fenced(Exception):
 
 
 class AlertWriter:
-    def __init__(self, bootstrap: list[str], topic: str, transactional_id: str) -> None:
-        self.bootstrap, self.topic, self.transactional_id = bootstrap, topic, transactional_id
+    def __init__(self, clients: KafkaClients, topic: str, transactional_id: str) -> None:
+        self.clients, self.topic, self.transactional_id = clients, topic, transactional_id
         self._producer: Any = None
 
     @property
@@ -32,11 +33,8 @@ class AlertWriter:
 
     async def claim(self) -> None:
         if self._producer is None:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap,
-                transactional_id=self.transactional_id,
-                enable_idempotence=True,
-                acks="all",
+            producer = self.clients.producer(
+                transactional_id=self.transactional_id, enable_idempotence=True, acks="all"
             )
             await producer.start()  # InitProducerId: fences every earlier holder of the id
             self._producer = producer

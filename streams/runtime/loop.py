@@ -39,11 +39,12 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import IllegalStateError, KafkaError
 
 from streams import metrics
+from streams.clients import KafkaClients
 from streams.codec import decode_held, decode_outcome
 from streams.core.buckets import CountSink
 from streams.core.classify import Cell
@@ -118,8 +119,11 @@ class CountingLoop:
         is_breach: Callable[[Cell], bool] = lambda cell: False,
         on_breach: Callable[[], None] = lambda: None,
         sink: CountSink | None = None,
+        clients: KafkaClients | None = None,
     ) -> None:
         self.settings = settings
+        #: how the loop's Kafka clients connect (DW_KAFKA, security, DW_CONSUMER_*, DW_PRODUCER_*)
+        self.clients = clients if clients is not None else KafkaClients.plain(settings.kafka.split(","))
         self.store = store
         self.clock = clock
         self._is_breach = is_breach
@@ -152,10 +156,8 @@ class CountingLoop:
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        settings = self.settings
-        bootstrap = settings.kafka.split(",")
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+        settings, clients = self.settings, self.clients
+        self._consumer = clients.consumer(
             group_id=settings.app_id,
             client_id=f"{settings.app_id}-counting",
             enable_auto_commit=False,
@@ -171,8 +173,7 @@ class CountingLoop:
             max_poll_interval_ms=900_000,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+        self._producer = clients.producer(
             client_id=f"{settings.app_id}-counting",
             acks="all",
             enable_idempotence=True,
@@ -192,7 +193,7 @@ class CountingLoop:
             after_step=self._faults.after,
         )
         await self._producer.start()
-        await self.recovery.start(ChangelogReader(bootstrap, settings.changelog_topic))
+        await self.recovery.start(ChangelogReader(clients, settings.changelog_topic))
         await self._consumer.start()
         self._consumer.subscribe([self.topic], listener=_Listener(self))
         self._started = True

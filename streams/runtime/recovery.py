@@ -26,9 +26,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from streams import metrics
+from streams.clients import KafkaClients
 from streams.codec import decode_held
 from streams.core.buckets import CountSink, DayCounts
 from streams.core.clock import Clock, horizon
@@ -44,14 +45,13 @@ CHUNK = 20_000
 class ChangelogReader:
     """Reads changelog partitions with a consumer of its own (no group: it commits nothing)."""
 
-    def __init__(self, bootstrap: list[str], topic: str) -> None:
+    def __init__(self, clients: KafkaClients, topic: str) -> None:
         self.topic = topic
-        self._bootstrap = bootstrap
+        self._clients = clients
         self._consumer: Any = None
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+        self._consumer = self._clients.consumer(
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=16 * 1024 * 1024,

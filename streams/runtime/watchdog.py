@@ -19,10 +19,11 @@ import logging
 import time
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams import metrics
+from streams.clients import KafkaClients
 from streams.runtime.exits import ExitCode, leave
 from streams.runtime.loop import CountingLoop
 
@@ -82,9 +83,9 @@ class StallDetector:
 
 
 class Watchdog:
-    def __init__(self, loop: CountingLoop, bootstrap: list[str], stall_exit_s: float) -> None:
+    def __init__(self, loop: CountingLoop, clients: KafkaClients, stall_exit_s: float) -> None:
         self._loop = loop
-        self._bootstrap = bootstrap
+        self._clients = clients
         self.stall_exit_s = stall_exit_s
         self.check_s = min(CHECK_S, max(0.5, stall_exit_s / 6)) if stall_exit_s else CHECK_S
         self._detector = StallDetector()
@@ -106,9 +107,7 @@ class Watchdog:
         if self._probe is None:
             # end offsets as the loop sees them (it reads committed records only): the last
             # stable offset, so a transaction still open is not "records waiting"
-            probe = AIOKafkaConsumer(
-                bootstrap_servers=self._bootstrap, enable_auto_commit=False, isolation_level="read_committed"
-            )
+            probe = self._clients.consumer(enable_auto_commit=False, isolation_level="read_committed")
             try:
                 await probe.start()
             except BaseException:  # a broker away, or the check's time out: try afresh next time

@@ -15,6 +15,7 @@ from aiokafka.errors import ProducerFenced
 
 from streams.alerting.log import AlertLog
 from streams.alerting.writer import AlertWriter, Fenced
+from streams.clients import KafkaClients
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def topic_and_id(kafka_bootstrap: str) -> tuple[str, str]:
 
 async def read_all(bootstrap: str, topic: str) -> tuple[list[bytes], bool]:
     """Every committed value on the topic, and whether the follower saw itself caught up."""
-    log = AlertLog([bootstrap], topic)
+    log = AlertLog(KafkaClients.plain([bootstrap]), topic)
     values: list[bytes] = []
 
     async def add(offset: int, value: bytes) -> None:
@@ -51,8 +52,8 @@ async def read_all(bootstrap: str, topic: str) -> tuple[list[bytes], bool]:
 
 async def test_a_new_writer_fences_the_old_one(kafka_bootstrap: str, topic_and_id: tuple[str, str]) -> None:
     topic, txid = topic_and_id
-    old = AlertWriter([kafka_bootstrap], topic, txid)
-    new = AlertWriter([kafka_bootstrap], topic, txid)
+    old = AlertWriter(KafkaClients.plain([kafka_bootstrap]), topic, txid)
+    new = AlertWriter(KafkaClients.plain([kafka_bootstrap]), topic, txid)
     try:
         assert await old.write([(b"fp1", b"first")]) == [0]
         await new.claim()
@@ -78,7 +79,7 @@ async def test_an_open_transaction_of_the_old_leader_is_aborted(
         bootstrap_servers=kafka_bootstrap, transactional_id=txid, enable_idempotence=True
     )
     await zombie.start()
-    new = AlertWriter([kafka_bootstrap], topic, txid)
+    new = AlertWriter(KafkaClients.plain([kafka_bootstrap]), topic, txid)
     try:
         await zombie.begin_transaction()
         await (await zombie.send(topic, b"half-written", key=b"fp1", partition=0))
