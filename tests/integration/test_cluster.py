@@ -1,5 +1,6 @@
 """On a real three-node KRaft cluster (`disposal-watch kafka start --brokers 3`): every topic the
-project creates has three replicas; the broker leading most `disposals` partitions is killed
+project creates has three replicas, and one with fewer is refused; then (last: the cluster is
+the module's) the broker leading most `disposals` partitions is killed
 mid-stream and stays down; two workers reach idle without a restart, with exact counts; and a
 third worker with an empty data directory restores the same counts from the changelog alone."""
 
@@ -58,15 +59,48 @@ def leaders(d: Deployment, topic: str) -> dict[int, int]:
 
 def test_every_topic_has_three_replicas(on_cluster: Deployment) -> None:
     s = on_cluster.settings
+    topics = [s.disposals_topic, s.dlq_topic, s.alerts_topic, s.changelog_topic]
     client = admin(s)
     try:
-        for meta in client.describe_topics(
-            [s.disposals_topic, s.dlq_topic, s.alerts_topic, s.changelog_topic]
-        ):
+        deadline = time.monotonic() + 30
+        while True:  # a topic just created may take a moment to show its partitions
+            described = client.describe_topics(topics)
+            if all(meta["partitions"] for meta in described) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        for meta in described:
             assert meta["partitions"], meta["name"]
             assert {len(p["replica_nodes"]) for p in meta["partitions"]} == {3}, meta["name"]
     finally:
         client.close()
+
+
+def test_a_topic_with_fewer_replicas_than_asked_is_refused_in_one_line(
+    deployment: Deployment, cluster: tuple[str, Path]
+) -> None:
+    from kafka.admin import NewTopic
+
+    from streams.errors import ConfigError
+    from streams.producer import ensure_topics
+
+    deployment.env["DW_KAFKA"] = cluster[0]
+    s = deployment.settings
+    client = admin(s)
+    try:  # as a single-broker deployment left it: one copy
+        client.create_topics([NewTopic(s.disposals_topic, s.partitions, 1)], timeout_ms=15000)
+    finally:
+        client.close()
+    with pytest.raises(ConfigError) as refused:
+        ensure_topics(s)
+    assert f"topic {s.disposals_topic} has 1 replica(s), fewer than DW_REPLICATION_FACTOR=3" in str(
+        refused.value
+    )
+    r = deployment.cli(
+        "worker", timeout=120, DW_WEB_PORT=str(free_port()), DW_DATA_DIR=str(deployment.dir / "w")
+    )
+    assert r.returncode == 2 and "DW_REPLICATION_FACTOR" in r.stderr and "Traceback" not in r.stderr
+    # accepted when the operator says so
+    ensure_topics(s.model_copy(update={"replication_factor": 1}))
 
 
 def test_a_broker_lost_mid_stream_loses_and_doubles_nothing(
@@ -99,31 +133,3 @@ def test_a_broker_lost_mid_stream_loses_and_doubles_nothing(
     fresh = d.start_worker("w3")
     d.wait(timeout_s=600)
     assert d.counts(fresh) == expected
-
-
-def test_a_topic_with_fewer_replicas_than_asked_is_refused_in_one_line(
-    deployment: Deployment, cluster: tuple[str, Path]
-) -> None:
-    from kafka.admin import NewTopic
-
-    from streams.errors import ConfigError
-    from streams.producer import ensure_topics
-
-    deployment.env["DW_KAFKA"] = cluster[0]
-    s = deployment.settings
-    client = admin(s)
-    try:  # as a single-broker deployment left it: one copy
-        client.create_topics([NewTopic(s.disposals_topic, s.partitions, 1)], timeout_ms=15000)
-    finally:
-        client.close()
-    with pytest.raises(ConfigError) as refused:
-        ensure_topics(s)
-    assert f"topic {s.disposals_topic} has 1 replica(s), fewer than DW_REPLICATION_FACTOR=3" in str(
-        refused.value
-    )
-    r = deployment.cli(
-        "worker", timeout=120, DW_WEB_PORT=str(free_port()), DW_DATA_DIR=str(deployment.dir / "w")
-    )
-    assert r.returncode == 2 and "DW_REPLICATION_FACTOR" in r.stderr and "Traceback" not in r.stderr
-    # accepted when the operator says so
-    ensure_topics(s.model_copy(update={"replication_factor": 1}))
