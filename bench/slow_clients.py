@@ -2,21 +2,22 @@
 
     DW_KAFKA=... python bench/slow_clients.py [--sockets 300] [--seconds 40]
 
-Opens ``--sockets`` connections that send request headers one line every second and never finish
-them (a slowloris), as an outsider who reaches the port could. Reports when the server closed
-them (``DW_WEB_IDLE_TIMEOUT_S``), how many it refused at once past ``DW_WEB_MAX_CONNECTIONS``, and
-how long ``/healthz`` took meanwhile from a well-behaved client."""
+Opens ``--sockets`` connections from one address that send request headers one line every second
+and never finish them (a slowloris), as an outsider who reaches the port could. Reports when the
+server closed them (``DW_WEB_IDLE_TIMEOUT_S``), how many it refused (503) past
+``DW_WEB_MAX_CONNECTIONS_PER_CLIENT`` or ``DW_WEB_MAX_CONNECTIONS``, and how ``/healthz`` fared
+meanwhile for a well-behaved client on another address (127.0.0.2)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import datetime as dt
+import http.client
 import os
 import statistics
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from harness import Workers, write_results
@@ -47,16 +48,27 @@ async def slow_client(port: int, seconds: float, t0: float) -> tuple[str, float]
         writer.close()
 
 
-def probe(url: str, until: float) -> list[float]:
+failures: list[str] = []
+
+
+def probe(port: int, until: float) -> list[float]:
+    """GET /healthz every half second from another source address (127.0.0.2) than the slow
+    clients': seconds each took (inf: failed)."""
     took = []
     while time.monotonic() < until:
         t = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=("127.0.0.2", 0))
         try:
-            with urllib.request.urlopen(url + "/healthz", timeout=10) as r:
-                r.read()
-            took.append(time.monotonic() - t)
-        except OSError:
+            conn.request("GET", "/healthz")
+            status = conn.getresponse().status
+            took.append(time.monotonic() - t if status == 200 else float("inf"))
+            if status != 200:
+                failures.append(f"HTTP {status}")
+        except OSError as exc:
             took.append(float("inf"))
+            failures.append(f"{type(exc).__name__}: {exc}"[:120])
+        finally:
+            conn.close()
         time.sleep(0.5)
     return took
 
@@ -64,7 +76,7 @@ def probe(url: str, until: float) -> list[float]:
 async def run(url: str, port: int, sockets: int, seconds: float) -> dict[str, object]:
     t0 = time.monotonic()
     clients = [asyncio.create_task(slow_client(port, seconds, t0)) for _ in range(sockets)]
-    health = asyncio.get_running_loop().run_in_executor(None, probe, url, t0 + seconds)
+    health = asyncio.get_running_loop().run_in_executor(None, probe, port, t0 + seconds)
     results = await asyncio.gather(*clients)
     took = await health
     closed = [t for kind, t in results if kind == "closed"]
@@ -78,6 +90,7 @@ async def run(url: str, port: int, sockets: int, seconds: float) -> dict[str, ob
         "healthz_ms_median": round(statistics.median(took) * 1000, 1),
         "healthz_ms_max": round(max(took) * 1000, 1),
         "healthz_failed": sum(1 for t in took if t == float("inf")),
+        "healthz_failures": sorted(set(failures)),
     }
 
 

@@ -149,7 +149,11 @@ def build(settings: Settings, keys: Keys) -> Worker:
     server = WebServer(
         settings.web_host,
         settings.web_port,
-        Limits(idle_timeout_s=settings.web_idle_timeout_s, max_connections=settings.web_max_connections),
+        Limits(
+            idle_timeout_s=settings.web_idle_timeout_s,
+            max_connections=settings.web_max_connections,
+            max_per_client=settings.web_max_connections_per_client,
+        ),
         tls=server_context(settings.web_tls_cert, settings.web_tls_key)
         if settings.web_tls_cert is not None and settings.web_tls_key is not None
         else None,

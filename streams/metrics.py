@@ -120,7 +120,8 @@ API_DENIED = Counter(
 )
 HTTP_REFUSED = Counter(
     "disposal_http_refused",
-    "Connections the web server refused at once: too_many_connections (DW_WEB_MAX_CONNECTIONS open)",
+    "Connections the web server refused: too_many_connections (DW_WEB_MAX_CONNECTIONS open), "
+    "too_many_from_client (DW_WEB_MAX_CONNECTIONS_PER_CLIENT from its address)",
     ["reason"],
 )
 DENIAL_REASONS = (
@@ -159,6 +160,7 @@ for _change in Change:
 for _reason in DENIAL_REASONS:
     API_DENIED.labels(_reason)
 HTTP_REFUSED.labels("too_many_connections")
+HTTP_REFUSED.labels("too_many_from_client")
 for _code in ("70", "74", "75"):
     WORKER_EXITS.labels(_code)
 for _outcome in ("delivered", "failed"):

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     web_idle_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     #: most connections open at once (the live feed holds one per open dashboard); more get 503
     web_max_connections: int = Field(default=256, ge=8, le=100_000)
+    #: most connections open at once from one address (a proxy in front: raise it)
+    web_max_connections_per_client: int = Field(default=64, ge=1, le=100_000)
     #: hours a dashboard sign-in lasts (the session cookie is signed and expires; it never holds
     #: the token)
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30)

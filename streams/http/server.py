@@ -6,8 +6,10 @@
 - A connection that has not sent a whole request within ``DW_WEB_IDLE_TIMEOUT_S`` of opening (or of
   its last answer) is closed: slow request headers cannot hold the server's sockets. aiohttp's
   keep-alive timer does this (it also runs before the first request).
-- At most ``DW_WEB_MAX_CONNECTIONS`` connections are open at once; one more is answered 503 and
-  closed at once (``ConnectionGate``), and counted in ``disposal_http_refused_total``.
+- At most ``DW_WEB_MAX_CONNECTIONS`` connections are open at once, and at most
+  ``DW_WEB_MAX_CONNECTIONS_PER_CLIENT`` from one address; one more is answered 503 and closed
+  (``ConnectionGate``), and counted in ``disposal_http_refused_total``. So one client holding
+  sockets open (slowly) cannot shut the others out.
 - Request bodies are capped (only sign-in posts one).
 - With ``DW_WEB_TLS_CERT`` and ``DW_WEB_TLS_KEY`` the server speaks HTTPS only (``streams.tls``).
 
@@ -65,6 +67,7 @@ BUSY = (
 class Limits:
     idle_timeout_s: float = 10.0
     max_connections: int = 256
+    max_per_client: int = 64
 
 
 async def _secure_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
@@ -74,52 +77,90 @@ async def _secure_headers(request: web.BaseRequest, response: web.StreamResponse
 
 
 class ConnectionGate:
-    """Counts the open connections; ``admit`` wraps aiohttp's protocol for each new one, or
-    answers 503 and closes when ``max_connections`` are open."""
+    """Counts open connections, in all and per client address. ``admit`` gives each new
+    connection a protocol that serves it with aiohttp's, or, when ``max_connections`` are open or
+    its address holds ``max_per_client`` already, answers 503 and closes it."""
 
-    def __init__(self, max_connections: int) -> None:
+    def __init__(self, max_connections: int, max_per_client: int) -> None:
         self.max_connections = max_connections
+        self.max_per_client = max_per_client
         self.open = 0
+        self.per_client: dict[str, int] = {}
 
     def admit(self, make: Callable[[], asyncio.Protocol]) -> asyncio.Protocol:
+        return _Gated(make, self)
+
+    def enter(self, client: str) -> str | None:
+        """Count a connection from ``client`` in; or why it is refused."""
         if self.open >= self.max_connections:
-            metrics.HTTP_REFUSED.labels("too_many_connections").inc()
-            return _Busy()
+            return "too_many_connections"
+        if self.per_client.get(client, 0) >= self.max_per_client:
+            return "too_many_from_client"
         self.open += 1
-        return _Counted(make(), self)
+        self.per_client[client] = self.per_client.get(client, 0) + 1
+        return None
+
+    def leave(self, client: str) -> None:
+        self.open -= 1
+        left = self.per_client[client] - 1
+        if left:
+            self.per_client[client] = left
+        else:
+            del self.per_client[client]
 
 
-class _Busy(asyncio.Protocol):
+class _Gated(asyncio.Protocol):
+    """aiohttp's protocol for one admitted connection, passed every call; leaves the gate on close.
+    A refused connection is answered 503 once its request starts to arrive (or after a second),
+    so that the client reads the answer rather than a reset."""
+
+    def __init__(self, make: Callable[[], asyncio.Protocol], gate: ConnectionGate) -> None:
+        self._make, self._gate = make, gate
+        self._inner: asyncio.Protocol | None = None
+        self._client = ""
+        self._transport: Any = None
+        self._refusal: asyncio.TimerHandle | None = None
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(BUSY)
-        transport.close()
+        peer = transport.get_extra_info("peername")
+        self._client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        refused = self._gate.enter(self._client)
+        if refused is None:
+            self._inner = self._make()
+            self._inner.connection_made(transport)
+            return
+        metrics.HTTP_REFUSED.labels(refused).inc()
+        self._transport = transport
+        self._refusal = asyncio.get_running_loop().call_later(1.0, self._refuse)
 
-
-class _Counted(asyncio.Protocol):
-    """aiohttp's protocol for one connection, passed every call; leaves the gate on close."""
-
-    def __init__(self, inner: asyncio.Protocol, gate: ConnectionGate) -> None:
-        self._inner, self._gate = inner, gate
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._inner.connection_made(transport)
+    def _refuse(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(BUSY)
+            self._transport.close()
 
     def data_received(self, data: bytes) -> None:
-        self._inner.data_received(data)
+        if self._inner is not None:
+            self._inner.data_received(data)
+        else:
+            self._refuse()
 
     def eof_received(self) -> bool | None:
-        return self._inner.eof_received()
+        return self._inner.eof_received() if self._inner is not None else None
 
     def pause_writing(self) -> None:
-        self._inner.pause_writing()
+        if self._inner is not None:
+            self._inner.pause_writing()
 
     def resume_writing(self) -> None:
-        self._inner.resume_writing()
+        if self._inner is not None:
+            self._inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._gate.open -= 1
-        self._inner.connection_lost(exc)
+        if self._refusal is not None:
+            self._refusal.cancel()
+        if self._inner is not None:
+            self._gate.leave(self._client)
+            self._inner.connection_lost(exc)
 
 
 class WebServer:
@@ -129,7 +170,7 @@ class WebServer:
         self.host, self.port, self.limits, self.tls = host, port, limits, tls
         self.app = web.Application(client_max_size=MAX_BODY_BYTES)
         self.app.on_response_prepare.append(_secure_headers)
-        self.gate = ConnectionGate(limits.max_connections)
+        self.gate = ConnectionGate(limits.max_connections, limits.max_per_client)
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.AbstractServer | None = None
 

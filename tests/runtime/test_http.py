@@ -78,6 +78,27 @@ async def test_slow_request_headers_are_cut_off() -> None:
         await server.stop()
 
 
+async def test_one_client_cannot_take_every_connection() -> None:
+    server = await started(Limits(max_connections=100, max_per_client=2, idle_timeout_s=30))
+    held: list[socket.socket] = []
+    try:
+        for _ in range(2):
+            held.append(socket.create_connection(("127.0.0.1", server.port)))
+        await asyncio.sleep(0.2)
+        busy = await exchange(server.port, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert busy.startswith(b"HTTP/1.1 503")  # a third from the same address
+        # another address is served meanwhile
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port, local_addr=("127.0.0.2", 0))
+        writer.write(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert (await asyncio.wait_for(reader.read(4096), 5)).startswith(b"HTTP/1.1 200")
+        writer.close()
+        assert server.gate.per_client == {"127.0.0.1": 2}
+    finally:
+        for s in held:
+            s.close()
+        await server.stop()
+
+
 async def test_connections_past_the_limit_get_503_at_once() -> None:
     server = await started(Limits(max_connections=3, idle_timeout_s=30))
     held: list[socket.socket] = []
