@@ -547,20 +547,24 @@ def wait(timeout: float) -> None:
     settings = _settings()
     deadline = time.monotonic() + timeout
     ends: dict[int, int] | None = None  # taken once: what was produced when `wait` was called
+    error: KafkaError | None = None
     while True:
+        # a fresh broker's group coordinator not up yet, a coordinator or leader on a broker just
+        # lost (UnknownBrokerIdError until the metadata moves on): asked again, until the deadline
         try:
             if ends is None:
                 ends = end_offsets(settings)
             behind: dict[int, int] | None = lag(settings, ends)
         except KafkaError as exc:
-            if not exc.retriable:  # e.g. a fresh broker's group coordinator is not up yet: retry
-                raise
-            behind = None
+            error, behind = exc, None
         if behind is not None and not any(behind.values()):
             break
         if time.monotonic() >= deadline:
             left = "an unknown number of" if behind is None else str(sum(behind.values()))
-            click.echo(f"timed out with {left} records not yet processed", err=True)
+            last = ""
+            if behind is None and error is not None:
+                last = f" (the brokers last answered: {type(error).__name__}: {error})"
+            click.echo(f"timed out with {left} records not yet processed{last}", err=True)
             sys.exit(1)
         time.sleep(0.5)
     # committed is not yet readable: a worker may still be restoring its partitions' crimes from
