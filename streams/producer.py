@@ -76,6 +76,19 @@ def replication_of(settings: Settings, brokers: int) -> tuple[int, int]:
     return rf, min_isr
 
 
+def _described(client: Any, topics: list[str], timeout_s: float = 15.0) -> list[dict[str, Any]]:
+    """``describe_topics``, asked again until every topic shows its partitions: the metadata of a
+    topic created a moment ago (here or by another process) can lag behind for a while."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described: list[dict[str, Any]] = client.describe_topics(topics)
+        if all(meta.get("partitions") for meta in described) or time.monotonic() > deadline:
+            return described
+        time.sleep(0.2)
+
+
 def ensure_topics(settings: Settings) -> None:
     """Create the disposals, dead-letter, alerts and changelog topics if missing, replicated as
     ``replication_of`` says; check partition counts and replication of those that exist.
@@ -112,7 +125,7 @@ def ensure_topics(settings: Settings) -> None:
             # another process may create it between list and create
             with contextlib.suppress(TopicAlreadyExistsError):
                 client.create_topics(new, timeout_ms=15000)
-        for meta in client.describe_topics(wanted):
+        for meta in _described(client, wanted):
             topic, partitions = meta["name"], meta.get("partitions") or []
             co_partitioned = topic in (settings.disposals_topic, settings.changelog_topic)
             if co_partitioned and partitions and len(partitions) != settings.partitions:
