@@ -244,3 +244,14 @@ def reference_category(ev: OutcomeEvent) -> str:
 
 def today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
+
+
+def self_signed(where: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate and its key for localhost (PEM), made with openssl."""
+    cert, key = where / f"{name}.pem", where / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key

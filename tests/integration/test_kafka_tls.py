@@ -5,7 +5,6 @@ and a name a client does not know is refused in one line."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,17 +13,7 @@ import pytest
 from streams import kafka_local
 from streams.simulate import simulate
 
-from .conftest import Deployment, expected_counts, reference_category
-
-
-def self_signed(where: Path, name: str) -> tuple[Path, Path]:
-    cert, key = where / f"{name}.pem", where / f"{name}.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
+from .conftest import Deployment, expected_counts, reference_category, self_signed
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from streams.kafka_local import free_port
 from streams.keys import PUBLISHED
 from streams.simulate import simulate
 
-from .conftest import CLI, Deployment
+from .conftest import CLI, Deployment, self_signed
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "a-secret-nobody-else-has-0123456789abcdef"
@@ -215,12 +215,7 @@ def test_a_huge_field_is_cut_in_the_log_and_the_dead_letter(deployment: Deployme
 def test_over_tls_the_session_cookie_is_secure_and_the_cli_trusts_the_worker(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed(tmp_path, "worker")
     tokens = tmp_path / "tokens.yaml"
     tokens.write_text(f"tokens:\n  - {{name: all, sha256: {digest('all-secret')}, forces: all}}\n")
     deployment.env.update(DW_WEB_TLS_CERT=str(cert), DW_WEB_TLS_KEY=str(key), DW_TOKENS_FILE=str(tokens))
