@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install test run stop bench bench-restart bench-soak bench-ingest bench-fuzz lint clean
+.PHONY: install test run stop bench bench-restart bench-soak bench-ingest bench-fuzz bench-pause lint clean
 
 install: $(STAMP)
 
@@ -34,6 +34,9 @@ bench-ingest: install
 
 bench-fuzz: install
 	$(BIN)/python bench/fuzz.py --seconds 600
+
+bench-pause: install
+	DW_PAUSE_RUNS=10 scripts/with-broker.sh $(BIN)/pytest -q -s tests/integration/test_cluster.py -k paused
 
 bench-soak: install
 	scripts/with-broker.sh $(BIN)/python bench/soak_kill.py

@@ -48,6 +48,11 @@ STREAM_DAY = Gauge(
     "disposal_stream_newest_outcome_timestamp_seconds",
     "Newest outcome date held by this worker (midnight UTC), as a Unix time",
 )
+FENCED = Counter(
+    "disposal_partitions_fenced",
+    "Partitions this worker lost to a fence (another worker claimed them while it was paused, or "
+    "their transaction timed out); their uncommitted changes were dropped",
+)
 PARTITIONS = Gauge("disposal_partitions_assigned", "Partitions of the disposals topic this worker owns")
 RESTORE_SECONDS = Histogram(
     "disposal_partition_restore_seconds",

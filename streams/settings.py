@@ -78,9 +78,14 @@ class Settings(BaseSettings):
     #: a worker whose committed offsets do not move for this long while records wait (and which
     #: is not restoring) exits with code 75, for its supervisor to restart it; 0: never
     stall_exit_s: float = Field(default=120.0, ge=0)
+    #: "exactly_once": changelog, dead letters and offsets in one transaction per partition,
+    #: which fences a paused worker (streams/runtime/transactions.py); "at_least_once": one
+    #: producer, offsets committed by the consumer, no fence (cheaper; a worker paused past its
+    #: session timeout can append stale states to the changelog)
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
     #: most records the counting loop takes from Kafka at once
     batch_records: int = Field(default=2000, ge=1, le=100_000)
-    #: seconds between checkpoints (changelog acknowledged, store written, offsets committed)
+    #: seconds between checkpoints (changelog and offsets committed, store written)
     commit_interval_s: float = Field(default=1.0, gt=0, le=300)
     #: a checkpoint comes sooner once this many crimes have changed since the last one
     checkpoint_max_pending: int = Field(default=50_000, ge=1)

@@ -1,34 +1,47 @@
 """A checkpoint: what makes the counting loop exact under failure.
 
 The loop applies records to the in-memory view (changed crimes pending, counts moved) and, at
-each checkpoint, makes them durable in this order (``Checkpoint.commit``):
+each checkpoint, makes them durable. Under ``DW_PROCESSING_GUARANTEE=exactly_once`` (the
+default; ``Checkpoint.commit``, transactional branch):
 
-1. **changelog acknowledged**: every crime changed since the last checkpoint is written to the
-   compacted changelog, one record per crime, on the changelog partition of the same number;
-   every dead letter is written too; and every acknowledgement is awaited;
-2. **store written**: per partition, the changed crimes and the positions (next source offset,
-   next changelog offset) in one atomic write;
-3. **offsets committed**: the consumer's position in each partition, which is after the last
-   record processed and after any transaction marker that followed it (a marker takes an offset
-   too: committing "last record + 1" would leave every transactionally written partition one
-   short of its end forever).
+1. **changelog sent**: per partition, in that partition's transaction
+   (``streams.runtime.transactions``): every crime changed since the last checkpoint, one record
+   per crime, on the changelog partition of the same number (dead letters of the partition's
+   records are already in the same transaction); every acknowledgement is awaited;
+2. **committed**: per partition, the consumer's position (after the last record processed and
+   after any transaction marker that followed it) joins the transaction, which is committed:
+   the changed crimes and the offset become visible together, or neither does;
+3. **store written**: per partition, the changed crimes and the positions (next source offset,
+   next changelog offset) in one atomic write.
 
-Why any crash leaves the counts exact (the argument ``streams.core.crimes`` completes):
+Under ``at_least_once`` the order is changelog acknowledged, store written, offsets committed by
+the consumer (steps 1, 3, 2, with no transaction).
 
-- a crash before step 1 completes: nothing of the checkpoint is in the store or committed. The
-  next owner restores the store from the changelog from its stored position to the end (picking
-  up whatever of step 1 did land) and consumes from the last commit: each record replayed is
-  either ignored (its crime's state already holds an offset at or after it) or applied once;
-- a crash between 1 and 2: the same, with all of step 1 in the changelog;
-- a crash between 2 and 3: the store is ahead of the commit; the replay from the commit is
-  ignored record by record, for the same reason;
-- after 3: nothing is replayed.
+Why any crash leaves the counts exact (the argument ``streams.core.crimes`` completes). The next
+owner of a partition claims it first (exactly-once: which aborts a transaction left open), then
+restores the store from the changelog from its stored position to the end (``read_committed``),
+then consumes from the group's committed offset:
+
+- a crash before the commit (exactly-once) or before step 1 completes (at-least-once): nothing
+  of the checkpoint is committed; at-least-once, whatever of step 1 landed is read back. Each
+  record replayed from the last commit is either ignored (its crime's state already holds an
+  offset at or after it) or applied once;
+- a crash after the commit and before the store write (exactly-once), or between steps 1 and 3
+  (at-least-once): the store is behind the changelog, and recovery reads what it lacks;
+- a crash between the store write and the offset commit (at-least-once): the store is ahead of
+  the commit; the replay from the commit is ignored record by record, for the same reason;
+- after all steps: nothing is replayed.
 
 The changelog is written before the store so that the store never holds a state the changelog
 lacks: a store lost later (a new machine, a deleted data directory) is rebuilt from the
 changelog alone. Committed offsets never run ahead of the changelog, so a record is never
 committed before its effect is durable. Offsets only move forward: a position below the last
 commit, or below the last record processed, is a bug (``OffsetWentBack``).
+
+A paused worker (exactly-once): the new owner's claim fences it, so its commit fails and the
+checkpoint returns the partition as **lost**; its changes never reach the changelog, the
+offsets or the store. At-least-once has no such fence: a worker that wakes after its partitions
+moved can still append stale crime states to the changelog, after the new owner's.
 """
 
 from __future__ import annotations
@@ -46,6 +59,7 @@ from streams.errors import StreamError
 from streams.runtime.outbox import Outbox
 from streams.runtime.partition import PartitionState
 from streams.runtime.store import Positions, Store
+from streams.runtime.transactions import TransactionalOutbox
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +74,7 @@ class OffsetWentBack(StreamError):
 class Checkpoint:
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: Outbox | TransactionalOutbox,
         store: Store,
         commit: Commit,
         position: Position,
@@ -77,7 +91,7 @@ class Checkpoint:
         self._source_topic = source_topic
         self.interval_s = interval_s
         self.max_pending = max_pending
-        #: called with "changelog", "store", "commit" after each step (faults for tests)
+        #: called with "changelog", "commit", "store" after each step (faults for tests)
         self._after_step = after_step
         self.last_at = time.monotonic()
         #: when the last commit of offsets succeeded (Unix time; 0: never)
@@ -90,22 +104,57 @@ class Checkpoint:
             return True
         return time.monotonic() - self.last_at >= self.interval_s
 
-    async def commit(self, parts: Mapping[int, PartitionState]) -> None:
-        """Steps 1-3 of the module docstring, for every partition in ``parts``."""
+    async def commit(self, parts: Mapping[int, PartitionState]) -> set[int]:
+        """The steps of the module docstring for every partition in ``parts``; returns the
+        partitions lost to a fence (their changes are in neither the changelog nor the store)."""
         self.last_at = time.monotonic()
-        # 1. changelog and dead letters, every acknowledgement awaited. Tens of thousands of
-        # crimes take a few hundred milliseconds to encode, send and write: yield between
-        # partitions so that the web server is not held up (the loop's lock keeps the state still)
+        encoded = await self._send_changelog(parts)
+        after = await self._outbox.acknowledged()
+        self._after_step("changelog")
+        if isinstance(self._outbox, TransactionalOutbox):
+            offsets = await self._source_offsets(parts)
+            lost = await self._outbox.commit({tp.partition: o for tp, o in offsets.items()})
+            self._committed(parts, {tp: o for tp, o in offsets.items() if tp.partition not in lost})
+            await self._write_store(parts, encoded, after, skip=lost)
+            self._after_step("store")
+            return lost
+        await self._write_store(parts, encoded, after)
+        self._after_step("store")
+        offsets = await self._source_offsets(parts)
+        if offsets:
+            try:
+                await self._commit(offsets)
+            except (CommitFailedError, KafkaError) as exc:
+                # the group has moved on (a rebalance) or the coordinator is away: the changelog and
+                # the store hold the work, so whoever consumes these records next ignores them
+                log.warning("offsets not committed (%r); the next owner replays them harmlessly", exc)
+                return set()
+            self._committed(parts, offsets)
+        return set()
+
+    async def _send_changelog(self, parts: Mapping[int, PartitionState]) -> dict[int, dict[bytes, bytes]]:
+        """Step 1: every pending crime, encoded and sent. Tens of thousands of crimes take a few
+        hundred milliseconds to encode, send and write: yield between partitions so that the web
+        server is not held up (the loop's lock keeps the state still)."""
         encoded: dict[int, dict[bytes, bytes]] = {}
         for p, part in parts.items():
             if part.pending:
                 encoded[p] = {key: encode_held(held, p) for key, held in part.pending.items()}
                 await self._outbox.changelog(p, encoded[p].items())
                 await asyncio.sleep(0)
-        after = await self._outbox.acknowledged()
-        self._after_step("changelog")
-        # 2. store: changed crimes and positions, one atomic write per partition
+        return encoded
+
+    async def _write_store(
+        self,
+        parts: Mapping[int, PartitionState],
+        encoded: Mapping[int, Mapping[bytes, bytes]],
+        after: Mapping[int, int],
+        skip: set[int] = frozenset(),  # type: ignore[assignment]
+    ) -> None:
+        """The store step: changed crimes and positions, one atomic write per partition."""
         for p, part in parts.items():
+            if p in skip:
+                continue
             if p in after:
                 part.changelog_next = after[p]
             if p in encoded or part.processed is not None:
@@ -113,8 +162,10 @@ class Checkpoint:
                 self._store.write(p, encoded.get(p, {}), Positions(source_next, part.changelog_next))
             part.pending.clear()
             await asyncio.sleep(0)
-        self._after_step("store")
-        # 3. source offsets: every record the consumer has returned has been processed
+
+    async def _source_offsets(self, parts: Mapping[int, PartitionState]) -> dict[TopicPartition, int]:
+        """The consumer's position in each partition that moved since its last commit: every
+        record the consumer has returned has been processed."""
         offsets: dict[TopicPartition, int] = {}
         for p, part in parts.items():
             tp = TopicPartition(self._source_topic, p)
@@ -130,16 +181,11 @@ class Checkpoint:
                 )
             if position != part.committed:
                 offsets[tp] = position
-        if not offsets:
-            return
-        try:
-            await self._commit(offsets)
-        except (CommitFailedError, KafkaError) as exc:
-            # the group has moved on (a rebalance) or the coordinator is away: the changelog and
-            # the store hold the work, so whoever consumes these records next ignores them
-            log.warning("offsets not committed (%r); the next owner replays them harmlessly", exc)
-            return
-        self.committed_at = time.time()
+        return offsets
+
+    def _committed(self, parts: Mapping[int, PartitionState], offsets: Mapping[TopicPartition, int]) -> None:
+        if offsets:
+            self.committed_at = time.time()
         for tp, offset in offsets.items():
             parts[tp.partition].committed = offset
         self._after_step("commit")

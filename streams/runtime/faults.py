@@ -4,8 +4,9 @@
   and hangs (holding its lock, as a stalled consumer would). The watchdog must notice and exit
   with code 75; the restarted worker must end exact.
 - ``DW_FAULT_KILL_AFTER=<step>:<n>``: the process kills itself with SIGKILL right after step
-  ``changelog``, ``store`` or ``commit`` of its n-th checkpoint (``streams.runtime.checkpoint``):
-  each crash point of the checkpoint protocol, on demand.
+  ``changelog``, ``commit`` or ``store`` of its n-th checkpoint (``streams.runtime.checkpoint``):
+  each crash point of the checkpoint protocol, on demand. Under exactly-once, ``changelog`` is
+  after the changelog records are acknowledged but before their transaction commits.
 
 Both are off unless set; neither costs anything on the per-record path.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-STEPS = ("changelog", "store", "commit")
+STEPS = ("changelog", "commit", "store")
 
 
 class Faults:

@@ -8,8 +8,14 @@ One batch (``CountingLoop.run``):
          changed crime pending and moving the partition's counts
       -> send the batch's dead letters
       -> when a checkpoint is due (every ``DW_COMMIT_INTERVAL_S``, or sooner with many changes):
-         changelog acknowledged -> store written -> offsets committed (``Checkpoint.commit``,
-         whose docstring holds the exactness argument)
+         changelog and offsets committed in one transaction per partition -> store written
+         (``Checkpoint.commit``, whose docstring holds the exactness argument)
+
+Under ``DW_PROCESSING_GUARANTEE=exactly_once`` (the default) each owned partition is written by
+a transactional producer of its own, claimed before the partition is restored: a worker that
+was paused while its partitions moved is fenced, loses them (``lose``) and rejoins the group
+(``streams.runtime.transactions`` holds the argument). ``at_least_once`` writes through one
+producer and commits offsets with the consumer.
 
 Nothing is awaited per record: the I/O is per batch and per checkpoint. A lookup of a crime reads
 the pending changes first, then the store.
@@ -60,6 +66,7 @@ from streams.runtime.outbox import DeadLetter, Outbox, ProduceFailed
 from streams.runtime.partition import PartitionState
 from streams.runtime.recovery import ChangelogReader, Recovery, forget
 from streams.runtime.store import Store
+from streams.runtime.transactions import TransactionalOutbox
 from streams.settings import Settings
 from streams.wire import MemberInfo, Membership
 
@@ -135,8 +142,7 @@ class CountingLoop:
         self.recovery = Recovery(store, clock, settings.retention_days, sink)
         # Kafka clients bind to the running event loop: made in ``start``
         self._consumer: Any = None
-        self._producer: Any = None
-        self.outbox: Outbox
+        self.outbox: Outbox | TransactionalOutbox
         self.checkpoint: Checkpoint
         self.partitions: dict[int, PartitionState] = {}
         self.membership = Membership()
@@ -173,15 +179,21 @@ class CountingLoop:
             max_poll_interval_ms=900_000,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
-        self._producer = clients.producer(
-            client_id=f"{settings.app_id}-counting",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            max_batch_size=1024 * 1024,
-            max_request_size=2 * 1024 * 1024,
-        )
-        self.outbox = Outbox(self._producer, settings.changelog_topic, settings.dlq_topic)
+        if settings.processing_guarantee == "exactly_once":
+            self.outbox = TransactionalOutbox(
+                clients, settings.app_id, settings.changelog_topic, settings.dlq_topic, self.topic
+            )
+        else:
+            producer = clients.producer(
+                client_id=f"{settings.app_id}-counting",
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                max_batch_size=1024 * 1024,
+                max_request_size=2 * 1024 * 1024,
+            )
+            await producer.start()
+            self.outbox = Outbox(producer, settings.changelog_topic, settings.dlq_topic)
         self.checkpoint = Checkpoint(
             self.outbox,
             self.store,
@@ -192,7 +204,6 @@ class CountingLoop:
             max_pending=settings.checkpoint_max_pending,
             after_step=self._faults.after,
         )
-        await self._producer.start()
         await self.recovery.start(ChangelogReader(clients, settings.changelog_topic))
         await self._consumer.start()
         self._consumer.subscribe([self.topic], listener=_Listener(self))
@@ -206,29 +217,10 @@ class CountingLoop:
                     timeout_ms=FETCH_TIMEOUT_MS, max_records=self.settings.batch_records
                 )
                 # aiokafka returns only records of the assignment active when getmany returns
-                generation = self._generation
-                async with self._lock:
-                    if generation != self._generation:
-                        continue  # a rebalance since: the consumer restarts from the committed offsets
-                    if self.recovering:
-                        self._fetch_again(batch)  # the assignment is not restored yet
-                        continue
-                    # a batch is tens of milliseconds of work, and getmany returns at once while
-                    # records are buffered: process it in slices and yield between them, so that
-                    # the web server (metrics, API, feed) answers under load (bench/scrape.py)
-                    for tp, records in batch.items():
-                        for i in range(0, len(records), SLICE):
-                            self._process({tp: records[i : i + SLICE]})
-                            await asyncio.sleep(0)
-                    if self._dead:
-                        dead, self._dead = self._dead, []
-                        await self.outbox.dead_letters(dead)
-                    if self.checkpoint.due(self.partitions):
-                        await self.checkpoint.commit(self.partitions)
-                        self._long_lived.after_checkpoint()
-                    await self._faults.maybe_hang()
+                if not await self._take(batch, self._generation) and batch:
+                    await asyncio.sleep(FETCH_TIMEOUT_MS / 1000)  # a rebalance is under way
             async with self._lock:
-                await self.checkpoint.commit(self.partitions)
+                await self.lose(await self.checkpoint.commit(self.partitions), rejoin=False)
             self._done.set()
         except ProduceFailed as exc:
             leave(ExitCode.STALLED, f"the broker did not take what the worker produced: {exc}")
@@ -256,10 +248,35 @@ class CountingLoop:
             )
         await self._consumer.stop()
         await self.recovery.stop()
-        await self._producer.stop()
+        await self.outbox.close()
         self.store.close()
 
     # --- one batch --------------------------------------------------------------------------------
+
+    async def _take(self, batch: Mapping[TopicPartition, Sequence[Any]], generation: int) -> bool:
+        """Process a fetched batch, send its dead letters, checkpoint when due. False: the batch
+        was put back, as the assignment is being restored or partitions were lost."""
+        async with self._lock:
+            if generation != self._generation:
+                return True  # a rebalance since: the consumer restarts from the committed offsets
+            if self.recovering:
+                self._fetch_again(batch)
+                return False
+            # a batch is tens of milliseconds of work, and getmany returns at once while records
+            # are buffered: process it in slices and yield between them, so that the web server
+            # (metrics, API, feed) answers under load (bench/scrape.py)
+            for tp, records in batch.items():
+                for i in range(0, len(records), SLICE):
+                    self._process({tp: records[i : i + SLICE]})
+                    await asyncio.sleep(0)
+            if self._dead:
+                dead, self._dead = self._dead, []
+                await self.outbox.dead_letters(dead)
+            if self.checkpoint.due(self.partitions):
+                await self.lose(await self.checkpoint.commit(self.partitions))
+                self._long_lived.after_checkpoint()
+            await self._faults.maybe_hang()
+        return True
 
     def _fetch_again(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
         """Put the consumer back before records it returned but the loop did not process: its
@@ -338,16 +355,45 @@ class CountingLoop:
     def _on_membership(self, membership: Membership) -> None:
         self.membership = membership
 
+    async def lose(self, lost: set[int], *, rejoin: bool = True) -> None:
+        """Give up partitions whose transaction was fenced (``streams.runtime.transactions``):
+        their uncommitted changes and counts are dropped, the store keeps what was committed,
+        and the group is asked to rebalance, after which whoever owns them restores them."""
+        if not lost:
+            return
+        for p in lost:
+            part = self.partitions.pop(p, None)
+            if part is not None:
+                forget(part.counts, self.sink)
+        await self.outbox.release(lost)
+        self.recovering = True
+        metrics.PARTITIONS.set(len(self.partitions))
+        metrics.FENCED.inc(len(lost))
+        log.warning(
+            "partitions %s of %s fenced (claimed by another worker, or their transaction timed out): "
+            "their uncommitted changes are dropped%s",
+            sorted(lost),
+            self.topic,
+            "; rejoining the group" if rejoin else "",
+        )
+        if rejoin:
+            self._consumer._coordinator.request_rejoin()  # aiokafka has no public call for it
+
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._lock:
             self._generation += 1
             self.recovering = True
-            await self.checkpoint.commit(self.partitions)
+            await self.lose(await self.checkpoint.commit(self.partitions), rejoin=False)
+            # every producer goes: the next assignment claims its partitions afresh (a partition
+            # kept may have had another owner in between, during a long pause)
+            await self.outbox.release()
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         async with self._lock:
             self._generation += 1
             mine = sorted(tp.partition for tp in assigned if tp.topic == self.topic)
+            # first: from here no earlier owner can write to these partitions (exactly-once)
+            await self.outbox.claim(mine)
             for p in set(self.partitions) - set(mine):
                 # its counts go (and leave the aggregates); its store stays, for a later assignment
                 forget(self.partitions.pop(p).counts, self.sink)
@@ -401,6 +447,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._loop.on_assigned(assigned)
         except StorageError as exc:
             leave(ExitCode.STORAGE, f"{exc}; free space and start the worker again")
+        except ProduceFailed as exc:
+            leave(ExitCode.STALLED, str(exc))
         except KafkaError as exc:
             leave(ExitCode.STALLED, f"cannot restore assigned partitions: {exc!r}", exc_info=True)
         except Exception:

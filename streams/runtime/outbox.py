@@ -1,4 +1,6 @@
-"""What the counting loop produces, and the wait for the broker's acknowledgements.
+"""What the counting loop produces under at-least-once, and the wait for the broker's
+acknowledgements (``DW_PROCESSING_GUARANTEE=at_least_once``; exactly-once writes through
+``streams.runtime.transactions``, with the same methods).
 
 - Changelog: one record per changed crime, coalesced per checkpoint, written to the changelog
   partition of the same number as its source partition. Records are appended to batches that
@@ -60,9 +62,21 @@ class Outbox:
         self.dlq_topic = dlq_topic
         #: (changelog partition or None for a dead letter, records in the batch, future)
         self._sent: list[tuple[int | None, int, asyncio.Future[Any]]] = []
+        #: never fenced (the same attribute as ``TransactionalOutbox.fenced``)
+        self.fenced: set[int] = set()
 
     def __len__(self) -> int:
         return len(self._sent)
+
+    # at-least-once claims nothing and fences nothing (``streams.runtime.transactions`` does)
+    async def claim(self, partitions: Iterable[int]) -> None:
+        """Nothing to claim: every partition is written through the one producer."""
+
+    async def release(self, partitions: Iterable[int] | None = None) -> None:
+        """Nothing to release: the producer stays until ``close``."""
+
+    async def close(self) -> None:
+        await self._producer.stop()
 
     async def changelog(self, partition: int, records: Iterable[tuple[bytes, bytes | None]]) -> None:
         """Send ``(crime key, state)`` records to the changelog partition ``partition``."""

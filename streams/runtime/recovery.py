@@ -54,6 +54,9 @@ class ChangelogReader:
         self._consumer = self._clients.consumer(
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # what a fenced or crashed worker left in an open or aborted transaction never counts;
+            # the end asked for is the last stable offset
+            isolation_level="read_committed",
             max_partition_fetch_bytes=16 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
             # requests on a connection are answered in order: a fetch held up to 500 ms for

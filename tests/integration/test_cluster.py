@@ -1,12 +1,14 @@
 """On a real three-node KRaft cluster (`disposal-watch kafka start --brokers 3`): every topic the
-project creates has three replicas, and one with fewer is refused; then (last: the cluster is
-the module's) the broker leading most `disposals` partitions is killed
-mid-stream and stays down; two workers reach idle without a restart, with exact counts; and a
-third worker with an empty data directory restores the same counts from the changelog alone."""
+project creates has three replicas, and one with fewer is refused; a worker paused past its
+session timeout is fenced, and nothing it held counts; then (last: the cluster is the module's)
+the broker leading most `disposals` partitions is killed mid-stream and stays down; two workers
+reach idle without a restart, with exact counts; and a third worker with an empty data
+directory restores the same counts from the changelog alone."""
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import time
@@ -17,10 +19,12 @@ from pathlib import Path
 import pytest
 
 from streams.kafka_local import free_port, nodes_of, running
+from streams.model import OutcomeEvent
 from streams.producer import admin
 from streams.simulate import simulate
 
-from .conftest import CLI, Deployment, expected_counts, reference_category
+from .conftest import CLI, Deployment, Worker, expected_counts, reference_category
+from .test_alerts import topic_records
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +105,82 @@ def test_a_topic_with_fewer_replicas_than_asked_is_refused_in_one_line(
     assert r.returncode == 2 and "DW_REPLICATION_FACTOR" in r.stderr and "Traceback" not in r.stderr
     # accepted when the operator says so
     ensure_topics(s.model_copy(update={"replication_factor": 1}))
+
+
+def owner_of(workers: list[Worker], partition: int) -> Worker | None:
+    for w in workers:
+        try:
+            if partition in w.get("/healthz")["partitions"]:
+                return w
+        except OSError:  # a stopped worker does not answer
+            continue
+    return None
+
+
+def pause_and_wake(d: Deployment, events: list[OutcomeEvent], seed: int) -> tuple[Worker, Worker]:
+    """Two workers count ``events``; the owner of partition 0 (the alert leader) is SIGSTOPped
+    mid-stream with changes not yet committed, stays stopped until the other owns every
+    partition and has counted everything, then is SIGCONTed. Returns (paused, other)."""
+    rng = random.Random(seed)
+    # checkpoints every 4 s: a worker stopped mid-stream holds seconds of uncommitted changes
+    d.env.update(DW_BATCH_RECORDS="500", DW_COMMIT_INTERVAL_S="4", DW_CHECKPOINT_MAX_PENDING="1000000")
+    workers = [d.start_worker("w1"), d.start_worker("w2")]
+    d.produce(events)
+    deadline = time.monotonic() + 120
+    while (paused := owner_of(workers, 0)) is None or paused.get("/healthz")[
+        "records_processed"
+    ] < rng.randrange(len(events) // 10, len(events) // 4):
+        assert time.monotonic() < deadline, [w.log_tail() for w in workers]
+        time.sleep(0.05)
+    other = workers[1] if paused is workers[0] else workers[0]
+    paused.proc.send_signal(signal.SIGSTOP)
+    try:
+        while len(other.get("/healthz")["partitions"]) < d.settings.partitions:  # past the session timeout
+            assert time.monotonic() < deadline + 60, other.log_tail()
+            time.sleep(0.2)
+        d.wait(timeout_s=300)
+    finally:
+        paused.proc.send_signal(signal.SIGCONT)
+    return paused, other
+
+
+#: pause runs: one in `make test`; `make bench-pause` runs ten (DW_PAUSE_RUNS=10)
+PAUSE_RUNS = int(os.environ.get("DW_PAUSE_RUNS", "1"))
+
+
+@pytest.mark.parametrize("run", range(PAUSE_RUNS))
+def test_a_paused_worker_is_fenced_and_what_it_held_never_counts(on_cluster: Deployment, run: int) -> None:
+    d = on_cluster
+    d.env.update(DW_CLOCK="stream")
+    events = list(simulate(120_000, seed=72 + run))
+    expected = expected_counts(events, reference_category)
+    paused, other = pause_and_wake(d, events, seed=72 + run)
+    # the woken worker's transactions are refused; it gives its partitions up and rejoins
+    deadline = time.monotonic() + 120
+    while "fenced (claimed by another worker" not in paused.log.read_text():
+        assert time.monotonic() < deadline, paused.log_tail()
+        time.sleep(0.2)
+    d.wait(timeout_s=300)
+    assert all(w.proc.poll() is None and w.restarts == 0 for w in (paused, other))
+    assert d.counts(paused) == expected
+    assert d.counts(other) == expected
+    # the changelog alone holds exactly the committed states
+    for w in (paused, other):
+        w.stop()
+    fresh = d.start_worker("w3")
+    d.wait(timeout_s=300)
+    assert d.counts(fresh) == expected
+    # no alert transition was written twice: per alert, states alternate from firing
+    transitions = [r for _, r in topic_records(d)]
+    assert transitions, "the stream made no alert fire"
+    per_alert: dict[str, list[str]] = {}
+    for r in transitions:
+        per_alert.setdefault(r["fingerprint"], []).append(r["state"])
+    for fp, states in per_alert.items():
+        assert states[0] == "firing" and all(a != b for a, b in zip(states, states[1:], strict=False)), (
+            fp,
+            states,
+        )
 
 
 def test_a_broker_lost_mid_stream_loses_and_doubles_nothing(
