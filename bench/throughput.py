@@ -1,7 +1,8 @@
 """Throughput of the worker against a raw consume-and-decode loop, on the same topic in one run.
 
 Usage (a broker in DW_KAFKA; `make bench` starts one):
-    python bench/throughput.py [--events 200000] [--partitions 8] [--workers 1,2] [--profile]
+    python bench/throughput.py [--events 200000] [--partitions 8] [--workers 1,2]
+        [--guarantees exactly_once,at_least_once] [--profile]
 
 1. Builds police.uk-shaped events: the real City of London 2016-17 street and outcomes rows,
    replicated with fresh Crime IDs and spread over the 45 forces, until --events.
@@ -17,7 +18,9 @@ Usage (a broker in DW_KAFKA; `make bench` starts one):
 5. The workers stopped, the same events produced again (all duplicates) and held back, the
    workers started on their data directories (time to settled), the duplicates released: the
    rate at which they are recognised, and the counts unchanged.
-The raw loop runs right after each worker measurement. Timings drift on shared machines:
+Each worker count runs under each processing guarantee (DW_PROCESSING_GUARANTEE), one after the
+other, so the cost of exactly-once's transactions is measured against at-least-once in the same
+run. The raw loop runs right after each worker measurement. Timings drift on shared machines:
 compare the ratio, not absolute rates. Prints a table; writes bench/results/throughput-<date>.json.
 """
 
@@ -51,6 +54,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--guarantees", default="exactly_once,at_least_once")
     ap.add_argument("--profile", action="store_true", help="profile the single worker with cProfile")
     args = ap.parse_args()
     bootstrap = os.environ["DW_KAFKA"]
@@ -72,11 +76,18 @@ def main() -> None:
         "DW_RETENTION_DAYS": "3650",
         "DW_LOG_LEVEL": "warning",
     }
-    for count in [int(c) for c in args.workers.split(",")]:
-        env = {**base_env, "DW_TOPIC_PREFIX": f"b{tag}-{count}.", "DW_APP_ID": f"bench-{tag}-{count}"}
+    runs = [(int(c), g) for c in args.workers.split(",") for g in args.guarantees.split(",")]
+    for count, guarantee in runs:
+        name = f"{count}-{guarantee.replace('_', '')}"
+        env = {
+            **base_env,
+            "DW_TOPIC_PREFIX": f"b{tag}-{name}.",
+            "DW_APP_ID": f"bench-{tag}-{name}",
+            "DW_PROCESSING_GUARANTEE": guarantee,
+        }
         settings = settings_of(env)
         ensure_topics(settings)
-        workdir = ROOT / "var" / f"bench-{tag}-{count}"
+        workdir = ROOT / "var" / f"bench-{tag}-{name}"
         workdir.mkdir(parents=True, exist_ok=True)
         w = Workers(env, count, workdir, args.profile and count == 1)
         held = HeldBack(settings, events)
@@ -100,7 +111,7 @@ def main() -> None:
             rss_dup = sum(rss_mb(p.pid) for p in w.procs)
         finally:
             w.stop()
-        results[f"workers_{count}"] = row = {
+        results[f"{guarantee}/workers_{count}"] = row = {
             "raw_consume_decode_per_s": raw,
             "events_per_s": rate,
             "ratio": rate / raw,
@@ -112,7 +123,7 @@ def main() -> None:
             "rss_mb_after_duplicates": rss_dup,
         }
         print(
-            f"{count} worker(s): {rate:,.0f} events/s, raw consume+decode {raw:,.0f}/s, "
+            f"{count} worker(s), {guarantee}: {rate:,.0f} events/s, raw consume+decode {raw:,.0f}/s, "
             f"ratio {rate / raw:.2f}, "
             f"{'exact' if not exact else f'{exact} cells DIFFER'}; RSS {rss:.0f} MB; "
             f"restart to ready {restart_s:.1f} s; duplicates {rate_dup:,.0f}/s, "
@@ -125,6 +136,11 @@ def main() -> None:
             pstats.Stats(str(prof)).sort_stats("tottime").print_stats(25)
         if row["cells_differing"] or row["cells_differing_after_duplicates"]:
             raise SystemExit(f"counts differ; logs in {workdir}")
+    for count in sorted({c for c, _ in runs}):
+        fenced, plain = (results.get(f"{g}/workers_{count}") for g in ("exactly_once", "at_least_once"))
+        if isinstance(fenced, dict) and isinstance(plain, dict):
+            results[f"exactly_once_cost/workers_{count}"] = cost = 1 - fenced["ratio"] / plain["ratio"]
+            print(f"{count} worker(s): exactly-once's ratio is {cost:.1%} below at-least-once's")
     out = ROOT / "bench" / "results" / f"throughput-{dt.datetime.now(dt.UTC).date().isoformat()}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {out}")
