@@ -142,6 +142,7 @@ def build(settings: Settings, keys: Keys) -> Worker:
     for code, n in exits.record_in(settings.data_dir).items():
         metrics.WORKER_EXITS.labels(code).inc(n)
     metrics.CRIMES.set_function(lambda: sum(p.counts.total for p in list(loop.partitions.values())))
+    metrics.STORE_CRIMES.set_function(lambda: sum(p.store_crimes for p in list(loop.partitions.values())))
     metrics.STREAM_DAY.set_function(lambda: _midnight(loop.newest()))
 
     app = host.create_app(settings)

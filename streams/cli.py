@@ -300,6 +300,14 @@ def _send_encoded(
 )
 @click.option("--rate", type=float, default=0.0, help="Events per second (0: as fast as possible).")
 @click.option(
+    "--order",
+    type=click.Choice(["date", "random"]),
+    default="date",
+    show_default=True,
+    help="date: every event in date order, as a feed or a backfill arrives; random: crimes in "
+    "random order (the stream clock then jumps to the newest date at once).",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -312,6 +320,7 @@ def simulate(
     end: dt.datetime | None,
     days: int,
     rate: float,
+    order: str,
     out: Path | None,
 ) -> None:
     """Synthetic events for all 45 forces, sized and mixed plausibly (see streams/simulate.py)."""
@@ -323,7 +332,8 @@ def simulate(
     stream: Iterable[OutcomeEvent] = scenario(end.date() if end else None) if story else []
     if events is not None:
         stream = itertools.chain(
-            stream, generate(events, seed=seed, end=end.date() if end else None, days=days)
+            stream,
+            generate(events, seed=seed, end=end.date() if end else None, days=days, ordered=order == "date"),
         )
     if rate > 0:
         stream = _paced(stream, rate)

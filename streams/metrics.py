@@ -44,6 +44,11 @@ CHANGES = Counter(
 CRIMES = Gauge(
     "disposal_crimes_held", "Crimes counted by this worker's partitions (latest outcome, within retention)"
 )
+STORE_CRIMES = Gauge(
+    "disposal_store_crimes",
+    "Crimes held in the local store for this worker's partitions, including those past the "
+    "retention horizon that the sweep has not removed yet",
+)
 STREAM_DAY = Gauge(
     "disposal_stream_newest_outcome_timestamp_seconds",
     "Newest outcome date held by this worker (midnight UTC), as a Unix time",

@@ -19,9 +19,10 @@ Deterministic for a given seed. Pure: yields ``OutcomeEvent`` values, sends noth
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from streams.model import OutcomeEvent
@@ -61,28 +62,104 @@ def _weights(offence: Offence, force_propensity: float, rape: bool) -> tuple[lis
     return list(table), list(table.values())
 
 
+#: mean events per crime: the outcome, 40% first recorded as under investigation, 10% corrected
+EVENTS_PER_CRIME = 1.5
+#: how far before its outcome a crime's first event can lie (under investigation), and after
+#: it its correction
+BEFORE_DAYS, AFTER_DAYS = 120, 60
+
+
 def simulate(
-    events: int, *, seed: int = 1, end: dt.date | None = None, days: int = 365
+    events: int, *, seed: int = 1, end: dt.date | None = None, days: int = 365, ordered: bool = False
 ) -> Iterator[OutcomeEvent]:
-    """Yield ``events`` synthetic events with outcome dates in the ``days`` days up to ``end``."""
+    """Yield ``events`` synthetic events with outcome dates in the ``days`` days up to ``end``:
+    crimes in random order, or, ``ordered``, every event in date order, as a feed or a backfill
+    arrives (crimes at an even rate per day; memory holds about six months of events)."""
     rng = random.Random(seed)
     end = end or dt.datetime.now(dt.UTC).date()
-    forces = list(FORCE_WEIGHTS)
-    force_w = [FORCE_WEIGHTS[f] for f in forces]
-    propensity = {f: math.exp(rng.gauss(0.0, 0.3)) for f in forces}
-    cats = list(OFFENCES)
-    cat_w = [OFFENCES[c].share for c in cats]
-    produced = 0
-    crime = 0
+    first = end - dt.timedelta(days=days - 1)
+    crimes = _Crimes(rng, seed, first, end)
+    if not ordered:
+        produced = 0
+        while True:
+            for ev in crimes.one(lambda: end - dt.timedelta(days=rng.randrange(days))):
+                if produced >= events:
+                    return
+                yield ev
+                produced += 1
+    # ordered: crimes by outcome day; an event is let out once no crime still to come can have
+    # an earlier one (the earliest lies BEFORE_DAYS before its outcome)
+    waiting: list[tuple[dt.date, int, OutcomeEvent]] = []
+    per_day = events / EVENTS_PER_CRIME / days
+    made = produced = 0  # events made (waiting or out), and let out
+    day = first
+    while produced < events:
+        due = round(per_day * ((day - first).days + 1))  # crimes by the end of ``day``
+        # on the last day, crimes until there are events enough
+        while made < events and (crimes.count < due or day >= end):
+            outcome_day = day
+            for ev in crimes.one(lambda: outcome_day):  # noqa: B023 (called at once)
+                heapq.heappush(waiting, (ev.outcome_date, made, ev))
+                made += 1
+        last = made >= events or day >= end
+        horizon = dt.date.max if last else day - dt.timedelta(days=BEFORE_DAYS)
+        while waiting and waiting[0][0] < horizon and produced < events:
+            yield heapq.heappop(waiting)[2]
+            produced += 1
+        if last:
+            return
+        day += dt.timedelta(days=1)
 
-    def event(
-        k: int, force: str, ref: str, code: str, da: bool, number: int | None, day: dt.date
+
+class _Crimes:
+    """The simulator's crimes: one at a time, each as its events."""
+
+    def __init__(self, rng: random.Random, seed: int, first: dt.date, end: dt.date) -> None:
+        self.rng, self.seed, self.first, self.end = rng, seed, first, end
+        self.forces = list(FORCE_WEIGHTS)
+        self.force_w = [FORCE_WEIGHTS[f] for f in self.forces]
+        self.propensity = {f: math.exp(rng.gauss(0.0, 0.3)) for f in self.forces}
+        self.cats = list(OFFENCES)
+        self.cat_w = [OFFENCES[c].share for c in self.cats]
+        self.crime = 0
+
+    @property
+    def count(self) -> int:
+        """Crimes made so far."""
+        return self.crime
+
+    def one(self, day_of: Callable[[], dt.date]) -> list[OutcomeEvent]:
+        """The events of the next crime, whose outcome is on the day ``day_of`` gives (asked
+        after the crime's other draws, so that a seed gives the crimes it always gave)."""
+        rng = self.rng
+        self.crime += 1
+        force = rng.choices(self.forces, self.force_w)[0]
+        offence = OFFENCES[rng.choices(self.cats, self.cat_w)[0]]
+        code = rng.choice(offence.codes)
+        da = rng.random() < offence.domestic_abuse
+        ref = f"SIM{self.seed}-{self.crime:09d}"
+        numbers, weights = _weights(offence, self.propensity[force], code in RAPE_CODES)
+        day = day_of()
+        plan: list[tuple[int | None, dt.date]] = []
+        if rng.random() < 0.4:  # first recorded as under investigation
+            plan.append((None, day - dt.timedelta(days=rng.randrange(1, BEFORE_DAYS))))
+        plan.append((rng.choices(numbers, weights)[0], day))
+        if rng.random() < 0.1:  # corrected later
+            later = min(self.end, day + dt.timedelta(days=rng.randrange(1, AFTER_DAYS)))
+            plan.append((rng.choices(numbers, weights)[0], later))
+        return [
+            self._event(k, force, ref, code, da, number, max(when, self.first))
+            for k, (number, when) in enumerate(plan)
+        ]
+
+    def _event(
+        self, k: int, force: str, ref: str, code: str, da: bool, number: int | None, day: dt.date
     ) -> OutcomeEvent:
         recorded = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC) + dt.timedelta(
-            minutes=rng.randrange(8 * 60, 20 * 60)
+            minutes=self.rng.randrange(8 * 60, 20 * 60)
         )
         return OutcomeEvent(
-            event_id=f"sim-{seed}-{crime}-{k}",
+            event_id=f"sim-{self.seed}-{self.crime}-{k}",
             force_id=force,
             crime_ref=ref,
             disposal="pending" if number is None else HOME_OFFICE_OUTCOMES[number],
@@ -93,30 +170,6 @@ def simulate(
             outcome_number=number,
             domestic_abuse=da,
         )
-
-    while produced < events:
-        crime += 1
-        force = rng.choices(forces, force_w)[0]
-        offence = OFFENCES[rng.choices(cats, cat_w)[0]]
-        code = rng.choice(offence.codes)
-        da = rng.random() < offence.domestic_abuse
-        ref = f"SIM{seed}-{crime:09d}"
-        numbers, weights = _weights(offence, propensity[force], code in RAPE_CODES)
-        day = end - dt.timedelta(days=rng.randrange(days))
-        plan: list[tuple[int | None, dt.date]] = []
-        if rng.random() < 0.4:  # first recorded as under investigation
-            plan.append((None, day - dt.timedelta(days=rng.randrange(1, 120))))
-        plan.append((rng.choices(numbers, weights)[0], day))
-        if rng.random() < 0.1:  # corrected later
-            later = min(end, day + dt.timedelta(days=rng.randrange(1, 60)))
-            plan.append((rng.choices(numbers, weights)[0], later))
-        for k, (number, when) in enumerate(plan):
-            if produced >= events:
-                return
-            if when < end - dt.timedelta(days=days - 1):
-                when = end - dt.timedelta(days=days - 1)
-            yield event(k, force, ref, code, da, number, when)
-            produced += 1
 
 
 #: the demo's story (``story``): (force, Home Office code, outcome number, crimes, first and last

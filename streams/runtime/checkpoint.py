@@ -132,35 +132,49 @@ class Checkpoint:
             self._committed(parts, offsets)
         return set()
 
-    async def _send_changelog(self, parts: Mapping[int, PartitionState]) -> dict[int, dict[bytes, bytes]]:
-        """Step 1: every pending crime, encoded and sent. Tens of thousands of crimes take a few
-        hundred milliseconds to encode, send and write: yield between partitions so that the web
-        server is not held up (the loop's lock keeps the state still)."""
-        encoded: dict[int, dict[bytes, bytes]] = {}
+    async def _send_changelog(
+        self, parts: Mapping[int, PartitionState]
+    ) -> dict[int, dict[bytes, bytes | None]]:
+        """Step 1: every pending crime, encoded, and a tombstone for every crime the retention
+        sweep expired (``streams.runtime.retention``), sent. Tens of thousands of crimes take a
+        few hundred milliseconds to encode, send and write: yield between partitions so that the
+        web server is not held up (the loop's lock keeps the state still)."""
+        encoded: dict[int, dict[bytes, bytes | None]] = {}
         for p, part in parts.items():
-            if part.pending:
-                encoded[p] = {key: encode_held(held, p) for key, held in part.pending.items()}
-                await self._outbox.changelog(p, encoded[p].items())
+            if part.pending or part.expired:
+                states: dict[bytes, bytes | None] = {
+                    key: encode_held(held, p) for key, held in part.pending.items()
+                }
+                states.update(dict.fromkeys(part.expired))
+                encoded[p] = states
+                await self._outbox.changelog(p, states.items())
                 await asyncio.sleep(0)
         return encoded
 
     async def _write_store(
         self,
         parts: Mapping[int, PartitionState],
-        encoded: Mapping[int, Mapping[bytes, bytes]],
+        encoded: Mapping[int, Mapping[bytes, bytes | None]],
         after: Mapping[int, int],
         skip: set[int] = frozenset(),  # type: ignore[assignment]
     ) -> None:
-        """The store step: changed crimes and positions, one atomic write per partition."""
+        """The store step: changed and expired crimes, the expiry index entries the sweep read,
+        and positions, one atomic write per partition."""
         for p, part in parts.items():
             if p in skip:
                 continue
             if p in after:
                 part.changelog_next = after[p]
-            if p in encoded or part.processed is not None:
+            if p in encoded or part.processed is not None or part.unindex:
                 source_next = part.processed if part.processed is not None else part.committed or 0
-                self._store.write(p, encoded.get(p, {}), Positions(source_next, part.changelog_next))
+                self._store.write(
+                    p, encoded.get(p, {}), Positions(source_next, part.changelog_next), part.unindex
+                )
+            part.store_crimes += part.fresh - part.gone
+            part.fresh = part.gone = 0
             part.pending.clear()
+            part.expired.clear()
+            part.unindex.clear()
             await asyncio.sleep(0)
 
     async def _source_offsets(self, parts: Mapping[int, PartitionState]) -> dict[TopicPartition, int]:

@@ -8,7 +8,8 @@ One batch (``CountingLoop.run``):
          changed crime pending and moving the partition's counts
       -> send the batch's dead letters
       -> when a checkpoint is due (every ``DW_COMMIT_INTERVAL_S``, or sooner with many changes):
-         changelog and offsets committed in one transaction per partition -> store written
+         crimes past the retention horizon marked to expire (``streams.runtime.retention``)
+         -> changelog and offsets committed in one transaction per partition -> store written
          (``Checkpoint.commit``, whose docstring holds the exactness argument)
 
 Under ``DW_PROCESSING_GUARANTEE=exactly_once`` (the default) each owned partition is written by
@@ -65,6 +66,7 @@ from streams.runtime.faults import Faults
 from streams.runtime.outbox import DeadLetter, Outbox, ProduceFailed
 from streams.runtime.partition import PartitionState
 from streams.runtime.recovery import ChangelogReader, Recovery, forget
+from streams.runtime.retention import sweep
 from streams.runtime.store import Store
 from streams.runtime.transactions import TransactionalOutbox
 from streams.settings import Settings
@@ -273,6 +275,7 @@ class CountingLoop:
                 dead, self._dead = self._dead, []
                 await self.outbox.dead_letters(dead)
             if self.checkpoint.due(self.partitions):
+                sweep(self.partitions, self.store)  # crimes past the horizon go with the checkpoint
                 await self.lose(await self.checkpoint.commit(self.partitions))
                 self._long_lived.after_checkpoint()
             await self._faults.maybe_hang()
@@ -300,6 +303,7 @@ class CountingLoop:
             part = self.partitions[tp.partition]  # a record of a partition not restored: a bug
             stored = self.store.reader(tp.partition)
             pending, counts = part.pending, part.counts
+            fresh = 0
             for msg in records:
                 value = msg.value
                 try:
@@ -324,12 +328,15 @@ class CountingLoop:
                     self._reject(msg, exc.reason, str(exc))
                     continue
                 if applied.state is not None:
+                    if held is None:  # in neither the pending changes nor the store
+                        fresh += 1
                     pending[key] = applied.state
                 accepted[event.force_id] += 1
                 changes[applied.change] += 1
                 if applied.added is not None and self._is_breach(applied.added):
                     breach = True
             part.processed = records[-1].offset + 1
+            part.fresh += fresh
             self.records_processed += len(records)
             today = today_of(counts.newest)
             if today is not None:

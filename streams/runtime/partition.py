@@ -23,3 +23,17 @@ class PartitionState:
     processed: int | None = None
     #: the group's committed offset for this partition (None: none yet)
     committed: int | None = None
+    #: crimes in the local store (counted at restore, then moved at each checkpoint)
+    store_crimes: int = 0
+    #: crimes new to the store among the pending changes
+    fresh: int = 0
+    # the retention sweep's work for the next checkpoint (``streams.runtime.retention``):
+    #: crimes that expire (a changelog tombstone and a store delete each)
+    expired: list[bytes] = field(default_factory=list)
+    #: how many of them are in the store
+    gone: int = 0
+    #: expiry index entries read, to remove
+    unindex: list[bytes] = field(default_factory=list)
+    #: the horizon (ordinal day) the index has been swept to, and the last entry read
+    swept_to: int = 0
+    sweep_from: bytes = b""

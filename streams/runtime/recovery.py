@@ -96,20 +96,22 @@ YIELD_EVERY = 10_000
 
 async def derive_counts(
     store: Store, partition: int, clock: Clock, keep_days: int, sink: CountSink | None = None
-) -> DayCounts:
+) -> tuple[DayCounts, int]:
     """Counts of every crime the store holds for ``partition``, before the retention horizon
-    left out; ``sink`` is told of each, as of every later change. Yields to the event loop
-    every YIELD_EVERY crimes: heartbeats and HTTP requests go on while millions are derived."""
+    left out, and how many crimes it holds; ``sink`` is told of each, as of every later change.
+    Yields to the event loop every YIELD_EVERY crimes: heartbeats and HTTP requests go on while
+    millions are derived."""
     counts = DayCounts(sink)
-    for i, (key, value) in enumerate(store.items(partition)):
+    held_count = 0
+    for held_count, (key, value) in enumerate(store.items(partition), 1):
         held, _ = decode_held(value)
         counts.add(held.cell, key.decode())
-        if i % YIELD_EVERY == YIELD_EVERY - 1:
+        if held_count % YIELD_EVERY == 0:
             await asyncio.sleep(0)
     today = clock.today(counts.newest)
     if today is not None:
         counts.prune(horizon(today, keep_days))
-    return counts
+    return counts, held_count
 
 
 def forget(counts: DayCounts, sink: CountSink | None) -> None:
@@ -156,7 +158,11 @@ class Recovery:
             return kept
         if kept is not None:  # its counts are derived again below: take the old ones out first
             forget(kept.counts, self._sink)
-        counts = await derive_counts(self._store, partition, self._clock, self._keep_days, self._sink)
+        if not self._store.indexed(partition):  # a store from before the expiry index
+            log.info(
+                "partition %d: %d stored crimes indexed by day", partition, self._store.index_all(partition)
+            )
+        counts, held = await derive_counts(self._store, partition, self._clock, self._keep_days, self._sink)
         metrics.RESTORE_SECONDS.observe(time.monotonic() - started)
         log.info(
             "partition %d: %d changelog records read, %d cells of counts derived, in %.2f s",
@@ -165,7 +171,7 @@ class Recovery:
             len(counts),
             time.monotonic() - started,
         )
-        return PartitionState(partition, counts, changelog_next)
+        return PartitionState(partition, counts, changelog_next, store_crimes=held)
 
     async def _catch_up(self, partition: int) -> int:
         begin, end = await self._reader.bounds(partition)

@@ -9,12 +9,21 @@ positions never run ahead of or behind the state they describe:
   store (for diagnostics: consumption restarts from the group's committed offset, and replays are
   harmless because ``streams.core.crimes.apply`` ignores what a crime has already seen).
 
+Each partition also has an **expiry index**: one entry per state written, keyed by the day of
+the state's cell (4 bytes, big-endian ordinal) then the crime key, so the crimes whose latest
+outcome has left the retention horizon are found by reading the index up to the horizon, not
+by scanning every crime (``streams.runtime.retention``). An entry outlives the state it was
+written for when the crime moves to a later day (it is *stale*); the sweep removes it when its
+day leaves the horizon. A store written before the index existed is indexed once, when the
+partition is restored (``index_all``).
+
 Two implementations of one interface:
 
 - ``RocksStore`` (``DW_STORE=rocksdb``, the default): RocksDB through rocksdict, in
   ``DW_DATA_DIR/store``. One column family per partition (``p<n>``: crime key -> packed state, see
-  ``streams.codec.encode_held``) and a ``meta`` column family (``p<n>`` -> positions,
-  ``deployment`` -> who wrote the store). A write is one RocksDB ``WriteBatch``, atomic across
+  ``streams.codec.encode_held``), one per partition's expiry index (``x<n>``), and a ``meta``
+  column family (``p<n>`` -> positions, ``x<n>`` -> the index is complete, ``deployment`` -> who
+  wrote the store). A write is one RocksDB ``WriteBatch``, atomic across
   column families. Writes go to the write-ahead log without fsync: a killed process loses
   nothing (the operating system holds the log); a machine that loses power may lose the last
   writes, and then the stored positions are older too, so recovery reads those records again.
@@ -30,11 +39,12 @@ from __future__ import annotations
 import json
 import logging
 import struct
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from streams.codec import held_day
 from streams.errors import ConfigError, StateError, StorageError, shorten
 
 log = logging.getLogger(__name__)
@@ -69,6 +79,18 @@ class Deployment:
 #: a crime's stored state, or None to delete it
 States = Mapping[bytes, bytes | None]
 
+_DAY = struct.Struct(">I")
+
+
+def index_key(day: int, key: bytes) -> bytes:
+    """The expiry index entry of crime ``key`` whose state's cell is on ordinal ``day``."""
+    return _DAY.pack(day) + key
+
+
+def index_entry(entry: bytes) -> tuple[int, bytes]:
+    """(ordinal day, crime key) of an expiry index entry."""
+    return _DAY.unpack_from(entry)[0], entry[_DAY.size :]
+
 
 class Store(Protocol):
     """Crime states and positions per partition (see the module docstring)."""
@@ -87,8 +109,25 @@ class Store(Protocol):
         """Crime keys of a partition that start with ``prefix`` (``force_id/``), in key order."""
         ...
 
-    def write(self, partition: int, states: States, positions: Positions) -> None:
-        """Store ``states`` and ``positions`` in one atomic write."""
+    def write(
+        self, partition: int, states: States, positions: Positions, unindex: Iterable[bytes] = ()
+    ) -> None:
+        """Store ``states`` (each with its expiry index entry) and ``positions``, and remove the
+        index entries ``unindex``, in one atomic write."""
+        ...
+
+    def expiring(self, partition: int, before: int, limit: int, start: bytes = b"") -> list[bytes]:
+        """Up to ``limit`` expiry index entries from ``start`` on, of days before ordinal
+        ``before``, oldest first. (The sweep passes the last entry it removed as ``start``, so
+        that the deletions it made are not read past again.)"""
+        ...
+
+    def indexed(self, partition: int) -> bool:
+        """Whether the partition's expiry index holds an entry for every state."""
+        ...
+
+    def index_all(self, partition: int) -> int:
+        """Index every state of the partition (a store from before the index); returns how many."""
         ...
 
     def drop(self, partition: int) -> None:
@@ -108,6 +147,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self._states: dict[int, dict[bytes, bytes]] = {}
         self._positions: dict[int, Positions] = {}
+        #: partition -> ordinal day -> keys of the crimes indexed under that day
+        self._index: dict[int, dict[int, set[bytes]]] = {}
 
     def reader(self, partition: int) -> Callable[[bytes], bytes | None]:
         return self._states.setdefault(partition, {}).get
@@ -121,18 +162,45 @@ class MemoryStore:
     def keys(self, partition: int, prefix: bytes) -> Iterator[bytes]:
         return iter(sorted(k for k in self._states.get(partition, {}) if k.startswith(prefix)))
 
-    def write(self, partition: int, states: States, positions: Positions) -> None:
+    def write(
+        self, partition: int, states: States, positions: Positions, unindex: Iterable[bytes] = ()
+    ) -> None:
         table = self._states.setdefault(partition, {})
+        index = self._index.setdefault(partition, {})
+        for entry in unindex:
+            day, key = index_entry(entry)
+            index.get(day, set()).discard(key)
         for key, value in states.items():
             if value is None:
                 table.pop(key, None)
             else:
                 table[key] = value
+                index.setdefault(held_day(value), set()).add(key)
         self._positions[partition] = positions
+
+    def expiring(self, partition: int, before: int, limit: int, start: bytes = b"") -> list[bytes]:
+        index = self._index.get(partition, {})
+        out: list[bytes] = []
+        for day in sorted(d for d in index if d < before):
+            keys = index[day]
+            if not keys:
+                del index[day]
+                continue
+            out.extend(e for e in (index_key(day, k) for k in sorted(keys)) if e >= start)
+            if len(out) >= limit:
+                break
+        return out[:limit]
+
+    def indexed(self, partition: int) -> bool:
+        return True
+
+    def index_all(self, partition: int) -> int:
+        return 0
 
     def drop(self, partition: int) -> None:
         self._states.pop(partition, None)
         self._positions.pop(partition, None)
+        self._index.pop(partition, None)
 
     def partitions(self) -> list[int]:
         return sorted(self._positions)
@@ -140,6 +208,7 @@ class MemoryStore:
     def close(self) -> None:
         self._states.clear()
         self._positions.clear()
+        self._index.clear()
 
 
 class RocksStore:
@@ -197,10 +266,26 @@ class RocksStore:
     def _name(partition: int) -> str:
         return f"p{partition}"
 
+    @staticmethod
+    def _index_name(partition: int) -> str:
+        return f"x{partition}"
+
     def _family(self, partition: int) -> Any:
         name = self._name(partition)
         cf = self._cfs.get(name)
         if cf is None:
+            cf = self._cfs[name] = self._db.create_column_family(name, self._cf_options())
+            index = self._index_name(partition)
+            if index not in self._cfs:  # a new partition: indexed from its first write
+                self._cfs[index] = self._db.create_column_family(index, self._cf_options())
+                self._cfs[META].put(index.encode(), b"1")
+        return cf
+
+    def _index(self, partition: int) -> Any:
+        self._family(partition)
+        name = self._index_name(partition)
+        cf = self._cfs.get(name)
+        if cf is None:  # a partition stored before the index: ``index_all`` completes it
             cf = self._cfs[name] = self._db.create_column_family(name, self._cf_options())
         return cf
 
@@ -226,17 +311,23 @@ class RocksStore:
                 return
             yield key
 
-    def write(self, partition: int, states: States, positions: Positions) -> None:
+    def write(
+        self, partition: int, states: States, positions: Positions, unindex: Iterable[bytes] = ()
+    ) -> None:
         from rocksdict import WriteBatch
 
-        self._family(partition)
+        self._index(partition)
         handle = self._db.get_column_family_handle(self._name(partition))
+        index = self._db.get_column_family_handle(self._index_name(partition))
         batch = WriteBatch(raw_mode=True)
+        for entry in unindex:  # first: an entry written below again stays
+            batch.delete(entry, index)
         for key, value in states.items():
             if value is None:
                 batch.delete(key, handle)
             else:
                 batch.put(key, value, handle)
+                batch.put(index_key(held_day(value), key), b"", index)
         batch.put(
             self._name(partition).encode(),
             _POSITIONS.pack(positions.source_next, positions.changelog_next),
@@ -250,9 +341,40 @@ class RocksStore:
                 raise
             raise full from exc
 
+    def expiring(self, partition: int, before: int, limit: int, start: bytes = b"") -> list[bytes]:
+        edge = _DAY.pack(before)
+        out: list[bytes] = []
+        for entry in self._index(partition).keys(from_key=start):
+            if entry >= edge or len(out) >= limit:
+                break
+            out.append(bytes(entry))
+        return out
+
+    def indexed(self, partition: int) -> bool:
+        return self._cfs[META].get(self._index_name(partition).encode()) is not None
+
+    def index_all(self, partition: int) -> int:
+        from rocksdict import WriteBatch
+
+        self._index(partition)
+        handle = self._db.get_column_family_handle(self._index_name(partition))
+        n = 0
+        batch = WriteBatch(raw_mode=True)
+        for key, value in self._family(partition).items():
+            batch.put(index_key(held_day(value), key), b"", handle)
+            n += 1
+            if n % 50_000 == 0:
+                self._db.write(batch)
+                batch = WriteBatch(raw_mode=True)
+        self._db.write(batch)
+        self._cfs[META].put(self._index_name(partition).encode(), b"1")
+        return n
+
     def drop(self, partition: int) -> None:
         self._drop_family(self._name(partition))
+        self._drop_family(self._index_name(partition))
         self._cfs[META].delete(self._name(partition).encode())
+        self._cfs[META].delete(self._index_name(partition).encode())
 
     def partitions(self) -> list[int]:
         out = []

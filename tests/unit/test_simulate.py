@@ -75,3 +75,19 @@ def test_the_demo_story_makes_the_default_rules_fire_where_an_analyst_would() ->
         ("stalking-cr-spike", "durham", "stalking"),
         ("harassment-oocd-peer", "south-yorkshire", "harassment"),
     }
+
+
+def test_in_date_order_every_event_comes_by_date_and_crimes_spread_over_the_days() -> None:
+    events = list(simulate(30000, seed=4, end=END, days=3 * 365, ordered=True))
+    assert len(events) == 30000 and len({e.event_id for e in events}) == 30000
+    assert all(a.outcome_date <= b.outcome_date for a, b in zip(events, events[1:], strict=False))
+    assert events[0].outcome_date >= END - dt.timedelta(days=3 * 365 - 1) and events[-1].outcome_date <= END
+    per_year = Counter((END - e.outcome_date).days // 365 for e in events)
+    assert all(8000 < per_year[y] < 12000 for y in range(3)), per_year
+    # a crime's events keep their order: first recorded, then its outcome
+    first: dict[str, int] = {}
+    for i, e in enumerate(events):
+        first.setdefault(e.crime_ref, i)
+        if e.disposal == "pending":
+            assert first[e.crime_ref] == i
+    assert events == list(simulate(30000, seed=4, end=END, days=3 * 365, ordered=True))
