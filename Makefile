@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install test run stop bench bench-restart bench-soak bench-ingest bench-fuzz bench-pause lint clean
+.PHONY: install test run stop bench bench-restart bench-soak bench-ingest bench-fuzz bench-pause bench-national lint clean
 
 install: $(STAMP)
 
@@ -37,6 +37,9 @@ bench-fuzz: install
 
 bench-pause: install
 	DW_PAUSE_RUNS=10 scripts/with-broker.sh $(BIN)/pytest -q -s tests/integration/test_cluster.py -k paused
+
+bench-national: install
+	scripts/with-broker.sh $(BIN)/python bench/national.py
 
 bench-soak: install
 	scripts/with-broker.sh $(BIN)/python bench/soak_kill.py

@@ -115,6 +115,10 @@ class Checkpoint:
             offsets = await self._source_offsets(parts)
             lost = await self._outbox.commit({tp.partition: o for tp, o in offsets.items()})
             self._committed(parts, {tp: o for tp, o in offsets.items() if tp.partition not in lost})
+            # the commit marker follows a transaction's last record at once (the partition's
+            # producer is its only writer): the store's position goes past it, so a restart
+            # finds nothing left to read
+            after = {p: o + 1 for p, o in after.items()}
             await self._write_store(parts, encoded, after, skip=lost)
             self._after_step("store")
             return lost

@@ -82,7 +82,9 @@ class ChangelogReader:
         self._consumer.seek(tp, start)
         try:
             while await self._consumer.position(tp) < end:
-                got = await self._consumer.getmany(tp, timeout_ms=1000, max_records=CHUNK)
+                # short: a fetch that returns only a transaction marker moves the position on
+                # without records, and a long wait for records would follow it for nothing
+                got = await self._consumer.getmany(tp, timeout_ms=100, max_records=CHUNK)
                 records = [r for r in got.get(tp, ()) if r.offset < end]
                 if records:
                     yield records

@@ -62,6 +62,7 @@ def sweep(parts: Mapping[int, PartitionState], store: Store, budget: int = SWEEP
                 continue
             raw = stored(key)
             if raw is not None and held_day(raw) < before:
+                expired.add(key)  # once, though the crime may have more entries before the horizon
                 part.expired.append(key)
                 part.gone += 1
         if entries:

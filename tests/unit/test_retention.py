@@ -110,3 +110,11 @@ def test_the_sweep_keeps_to_its_budget_and_goes_on_at_the_next_checkpoint(store:
     assert part.swept_to == (DAY0 + dt.timedelta(days=5)).toordinal()
     store.write(0, dict.fromkeys(part.expired), Positions(0, 0), part.unindex)
     assert list(store.items(0)) == []
+
+
+def test_a_crime_with_two_entries_before_the_horizon_expires_once(store: Store) -> None:
+    put(store, {b"twice": held(1)})
+    put(store, {b"twice": held(3)})  # its day-1 entry is stale, and also before the horizon
+    part = partition(store, floor_day=10)
+    assert sweep({0: part}, store) == 2
+    assert part.expired == [b"twice"] and part.gone == 1
