@@ -83,3 +83,57 @@ def record(event: OutcomeEvent | None, offset: int, partition: int = 0, value: b
         value = encode_outcome(event)
     key = event.crime_key.encode() if event is not None else b"bad"
     return SimpleNamespace(topic="disposals", partition=partition, offset=offset, key=key, value=value)
+
+
+class FakeTxnProducer(FakeProducer):
+    """A transactional producer: what a transaction sends is kept aside until it commits;
+    ``fence`` makes its next commit fail as a newer holder of its transactional id would."""
+
+    def __init__(self, logs: dict[tuple[str, int], list[Any]], transactional_id: str) -> None:
+        super().__init__(capacity=2)
+        self.logs = logs
+        self.transactional_id = transactional_id
+        self.in_txn = False
+        self.fenced = False
+        self.offsets: list[dict[Any, int]] = []
+        self.committed_offsets: list[dict[Any, int]] = []
+        self._txn_manager = SimpleNamespace(is_fatal_error=lambda: self.fenced)
+        self.started = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.started = False
+
+    async def begin_transaction(self) -> None:
+        assert not self.in_txn
+        self.in_txn = True
+
+    async def send_offsets_to_transaction(self, offsets: dict[Any, int], group_id: str) -> None:
+        assert self.in_txn
+        self.offsets.append(offsets)
+
+    async def commit_transaction(self) -> None:
+        from aiokafka.errors import ProducerFenced
+
+        assert self.in_txn
+        self.in_txn = False
+        if self.fenced:
+            raise ProducerFenced()
+        self.committed_offsets.extend(self.offsets)
+        self.offsets = []
+
+
+class FakeClients:
+    """``KafkaClients`` for a ``TransactionalOutbox``: one ``FakeTxnProducer`` per id."""
+
+    def __init__(self) -> None:
+        self.logs: dict[tuple[str, int], list[Any]] = {}
+        self.producers: dict[str, FakeTxnProducer] = {}
+
+    def producer(self, **options: Any) -> FakeTxnProducer:
+        p = self.producers[options["transactional_id"]] = FakeTxnProducer(
+            self.logs, options["transactional_id"]
+        )
+        return p
