@@ -152,7 +152,7 @@ PAUSE_RUNS = int(os.environ.get("DW_PAUSE_RUNS", "1"))
 def test_a_paused_worker_is_fenced_and_what_it_held_never_counts(on_cluster: Deployment, run: int) -> None:
     d = on_cluster
     d.env.update(DW_CLOCK="stream")
-    events = list(simulate(120_000, seed=72 + run))
+    events = list(simulate(60_000, seed=72 + run))
     expected = expected_counts(events, reference_category)
     paused, other = pause_and_wake(d, events, seed=72 + run)
     # the woken worker's transactions are refused; it gives its partitions up and rejoins
