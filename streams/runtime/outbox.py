@@ -57,13 +57,11 @@ class Outbox:
     """Sends through one aiokafka producer; remembers what awaits acknowledgement."""
 
     def __init__(self, producer: Any, changelog_topic: str, dlq_topic: str) -> None:
-        self._producer = producer
+        self.producer = producer
         self.changelog_topic = changelog_topic
         self.dlq_topic = dlq_topic
         #: (changelog partition or None for a dead letter, records in the batch, future)
         self._sent: list[tuple[int | None, int, asyncio.Future[Any]]] = []
-        #: never fenced (the same attribute as ``TransactionalOutbox.fenced``)
-        self.fenced: set[int] = set()
 
     def __len__(self) -> int:
         return len(self._sent)
@@ -76,15 +74,15 @@ class Outbox:
         """Nothing to release: the producer stays until ``close``."""
 
     async def close(self) -> None:
-        await self._producer.stop()
+        await self.producer.stop()
 
     async def changelog(self, partition: int, records: Iterable[tuple[bytes, bytes | None]]) -> None:
         """Send ``(crime key, state)`` records to the changelog partition ``partition``."""
-        batch = self._producer.create_batch()
+        batch = self.producer.create_batch()
         for key, value in records:
             if batch.append(key=key, value=value, timestamp=None) is None:
                 await self._send_batch(batch, partition)
-                batch = self._producer.create_batch()
+                batch = self.producer.create_batch()
                 if batch.append(key=key, value=value, timestamp=None) is None:
                     raise ProduceFailed(f"a changelog record of {len(value or b'')} bytes fits no batch")
         if batch.record_count():
@@ -92,7 +90,7 @@ class Outbox:
 
     async def _send_batch(self, batch: Any, partition: int) -> None:
         try:
-            fut = await self._producer.send_batch(batch, self.changelog_topic, partition=partition)
+            fut = await self.producer.send_batch(batch, self.changelog_topic, partition=partition)
         except KafkaError as exc:
             raise ProduceFailed(f"cannot send to {self.changelog_topic}[{partition}]: {exc!r}") from exc
         self._sent.append((partition, batch.record_count(), fut))
@@ -100,7 +98,7 @@ class Outbox:
     async def dead_letters(self, letters: Iterable[DeadLetter]) -> None:
         for d in letters:
             try:
-                fut = await self._producer.send(self.dlq_topic, d.value, key=d.key, headers=d.headers())
+                fut = await self.producer.send(self.dlq_topic, d.value, key=d.key, headers=d.headers())
             except KafkaError as exc:
                 raise ProduceFailed(f"cannot send to {self.dlq_topic}: {exc!r}") from exc
             self._sent.append((None, 1, fut))

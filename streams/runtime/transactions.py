@@ -41,7 +41,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
-from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.errors import (
@@ -54,7 +53,7 @@ from aiokafka.errors import (
 )
 
 from streams.clients import KafkaClients
-from streams.runtime.outbox import DeadLetter, ProduceFailed
+from streams.runtime.outbox import DeadLetter, Outbox, ProduceFailed
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +78,8 @@ def transactional_id(app_id: str, partition: int) -> str:
 
 class TransactionalOutbox:
     """The counting loop's writes under exactly-once: per owned partition, one transactional
-    producer and at most one open transaction (begun at the partition's first write after a
-    commit)."""
+    producer, written through an ``Outbox`` of its own, and at most one open transaction (begun
+    at the partition's first write after a commit)."""
 
     def __init__(
         self, clients: KafkaClients, app_id: str, changelog_topic: str, dlq_topic: str, source_topic: str
@@ -90,21 +89,20 @@ class TransactionalOutbox:
         self.changelog_topic = changelog_topic
         self.dlq_topic = dlq_topic
         self.source_topic = source_topic
-        self._producers: dict[int, Any] = {}
+        #: owned partition -> the outbox of its transactional producer
+        self._outboxes: dict[int, Outbox] = {}
         self._open: set[int] = set()
         #: partitions whose transaction failed with a fencing error since their claim
         self.fenced: set[int] = set()
-        #: (partition, changelog partition or None for a dead letter, records, future)
-        self._sent: list[tuple[int, int | None, int, asyncio.Future[Any]]] = []
 
     def __len__(self) -> int:
-        return len(self._sent)
+        return sum(len(out) for out in self._outboxes.values())
 
     # --- ownership ------------------------------------------------------------------------------
 
     async def claim(self, partitions: Iterable[int]) -> None:
         """Start a producer for each partition: from here no earlier holder can write to it."""
-        wanted = [p for p in partitions if p not in self._producers]
+        wanted = [p for p in partitions if p not in self._outboxes]
         made = {
             p: self._clients.producer(
                 client_id=transactional_id(self.app_id, p),
@@ -120,7 +118,9 @@ class TransactionalOutbox:
         }
         results = await asyncio.gather(*(pr.start() for pr in made.values()), return_exceptions=True)
         failed = [(p, r) for p, r in zip(made, results, strict=True) if isinstance(r, BaseException)]
-        self._producers.update(made)
+        self._outboxes.update(
+            (p, Outbox(producer, self.changelog_topic, self.dlq_topic)) for p, producer in made.items()
+        )
         if failed:
             p, exc = failed[0]
             raise ProduceFailed(f"cannot claim {self.source_topic}[{p}] for transactions: {exc!r}") from exc
@@ -128,95 +128,78 @@ class TransactionalOutbox:
     async def release(self, partitions: Iterable[int] | None = None) -> None:
         """Close the producers of ``partitions`` (all if None); an open transaction is aborted by
         the broker when the next owner claims the partition."""
-        held = list(self._producers)
+        held = list(self._outboxes)
         chosen = held if partitions is None else [p for p in partitions if p in held]
-        producers = [self._producers.pop(p) for p in chosen]
+        outboxes = [self._outboxes.pop(p) for p in chosen]
         for p in chosen:
             self._open.discard(p)
             self.fenced.discard(p)
-        self._sent = [s for s in self._sent if s[0] not in chosen]
-        for producer in producers:
+        for out in outboxes:
             with contextlib.suppress(Exception):  # a fenced producer's sender has already failed
-                await producer.stop()
+                await out.close()
 
     async def close(self) -> None:
         await self.release()
 
     # --- writes ---------------------------------------------------------------------------------
 
-    async def _transaction(self, partition: int) -> Any:
-        """The producer of ``partition`` inside a transaction; None once the partition is fenced."""
+    async def _transaction(self, partition: int) -> Outbox | None:
+        """The outbox of ``partition``, its producer inside a transaction; None once fenced."""
         if partition in self.fenced:
             return None
-        producer = self._producers.get(partition)
-        if producer is None:
+        out = self._outboxes.get(partition)
+        if out is None:
             raise ProduceFailed(f"{self.source_topic}[{partition}] written before it was claimed")
         if partition not in self._open:
-            if producer._txn_manager.is_fatal_error():  # its sender stopped on a fencing error
+            if out.producer._txn_manager.is_fatal_error():  # its sender stopped on a fencing error
                 self.fenced.add(partition)
                 return None
-            await producer.begin_transaction()
+            await out.producer.begin_transaction()
             self._open.add(partition)
-        return producer
+        return out
+
+    def _fenced(self, partition: int, exc: ProduceFailed) -> None:
+        """A send or acknowledgement of ``partition`` failed: fenced, or a failure to raise."""
+        if not isinstance(exc.__cause__, FENCING_ERRORS):
+            raise exc
+        self.fenced.add(partition)
 
     async def changelog(self, partition: int, records: Iterable[tuple[bytes, bytes | None]]) -> None:
         """Send ``(crime key, state)`` records to changelog partition ``partition``, in the
         transaction of source partition ``partition``."""
-        producer = await self._transaction(partition)
-        if producer is None:
+        out = await self._transaction(partition)
+        if out is None:
             return
-        batch = producer.create_batch()
-        for key, value in records:
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                await self._send_batch(producer, batch, partition)
-                batch = producer.create_batch()
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    raise ProduceFailed(f"a changelog record of {len(value or b'')} bytes fits no batch")
-        if batch.record_count():
-            await self._send_batch(producer, batch, partition)
-
-    async def _send_batch(self, producer: Any, batch: Any, partition: int) -> None:
         try:
-            fut = await producer.send_batch(batch, self.changelog_topic, partition=partition)
-        except FENCING_ERRORS:
-            self.fenced.add(partition)
-            return
-        except KafkaError as exc:
-            raise ProduceFailed(f"cannot send to {self.changelog_topic}[{partition}]: {exc!r}") from exc
-        self._sent.append((partition, partition, batch.record_count(), fut))
+            await out.changelog(partition, records)
+        except ProduceFailed as exc:
+            self._fenced(partition, exc)
 
     async def dead_letters(self, letters: Iterable[DeadLetter]) -> None:
         """Each dead letter in the transaction of the source partition its record came from: a
-        record replayed after a crash is dead-lettered once."""
+        record replayed after a crash is dead-lettered once. A fenced partition's are not sent:
+        the new owner consumes those records again and dead-letters them."""
+        by_partition: dict[int, list[DeadLetter]] = {}
         for d in letters:
-            producer = await self._transaction(d.partition)
-            if producer is None:
-                continue  # fenced: the new owner consumes the record again and dead-letters it
-            try:
-                fut = await producer.send(self.dlq_topic, d.value, key=d.key, headers=d.headers())
-            except FENCING_ERRORS:
-                self.fenced.add(d.partition)
+            by_partition.setdefault(d.partition, []).append(d)
+        for partition, mine in by_partition.items():
+            out = await self._transaction(partition)
+            if out is None:
                 continue
-            except KafkaError as exc:
-                raise ProduceFailed(f"cannot send to {self.dlq_topic}: {exc!r}") from exc
-            self._sent.append((d.partition, None, 1, fut))
+            try:
+                await out.dead_letters(mine)
+            except ProduceFailed as exc:
+                self._fenced(partition, exc)
 
     async def acknowledged(self) -> dict[int, int]:
         """Wait for every record sent so far; changelog partition -> offset after its last record.
         A partition fenced meanwhile is added to ``fenced`` instead."""
-        sent, self._sent = self._sent, []
-        if not sent:
-            return {}
-        results = await asyncio.gather(*(fut for *_, fut in sent), return_exceptions=True)
         after: dict[int, int] = {}
-        for (source, partition, count, _), result in zip(sent, results, strict=True):
-            if isinstance(result, FENCING_ERRORS):
-                self.fenced.add(source)
-            elif isinstance(result, BaseException):
-                where = self.dlq_topic if partition is None else f"{self.changelog_topic}[{partition}]"
-                raise ProduceFailed(f"{where} did not acknowledge {count} record(s): {result!r}") from result
-            elif partition is not None:
-                after[partition] = max(after.get(partition, 0), result.offset + count)
+        for partition, out in self._outboxes.items():
+            try:
+                after.update(await out.acknowledged())
+            except ProduceFailed as exc:
+                self._fenced(partition, exc)
         for p in self.fenced:
             after.pop(p, None)
         return after
@@ -230,13 +213,13 @@ class TransactionalOutbox:
 
     async def _commit_one(self, partition: int, offset: int | None) -> None:
         try:
-            producer = await self._transaction(partition)
-            if producer is None:
+            out = await self._transaction(partition)
+            if out is None:
                 return
             if offset is not None:
                 tp = TopicPartition(self.source_topic, partition)
-                await producer.send_offsets_to_transaction({tp: offset}, self.app_id)
-            await producer.commit_transaction()
+                await out.producer.send_offsets_to_transaction({tp: offset}, self.app_id)
+            await out.producer.commit_transaction()
         except FENCING_ERRORS as exc:
             log.warning("%s[%d]: transaction not committed: %r", self.source_topic, partition, exc)
             self.fenced.add(partition)
