@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import re
 import secrets
 import subprocess
 import sys
@@ -170,6 +171,20 @@ class Workers:
     def counts(self) -> dict[tuple[str, ...], int]:
         data = get_json(self.urls[0] + "/api/counts?group_by=force,category,disposal,day&window=all")
         return {(r["force"], r["category"], r["disposal"], r["day"]): r["count"] for r in data["rows"]}
+
+
+def metric(url: str, name: str) -> float:
+    """One unlabelled series of a worker's /metrics (0 when absent)."""
+    with urllib.request.urlopen(url + "/metrics", timeout=60) as r:
+        text = r.read().decode()
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def du_mb(path: Path) -> float:
+    """Size of a directory on disk, in MB."""
+    out = subprocess.run(["du", "-sm", str(path)], capture_output=True, text=True, check=True).stdout
+    return float(out.split()[0])
 
 
 def differing(got: dict[tuple[str, ...], int], want: dict[tuple[str, ...], int]) -> int:

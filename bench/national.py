@@ -25,33 +25,19 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import re
 import shutil
 import subprocess
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
-from harness import CLI, ROOT, Workers, differing, rss_mb, settings_of, write_results
+from harness import CLI, ROOT, Workers, differing, du_mb, metric, rss_mb, settings_of, write_results
 
 from streams.model import OutcomeEvent
 from streams.producer import EventProducer, ensure_topics, lag
 from streams.reference import HOME_OFFICE_OUTCOMES
 
 END = dt.date(2026, 10, 31)
-
-
-def metric(url: str, name: str) -> float:
-    with urllib.request.urlopen(url + "/metrics", timeout=60) as r:
-        text = r.read().decode()
-    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
-    return float(m.group(1)) if m else 0.0
-
-
-def du_mb(path: Path) -> float:
-    out = subprocess.run(["du", "-sm", str(path)], capture_output=True, text=True, check=True).stdout
-    return float(out.split()[0])
 
 
 def replay(env: dict[str, str], workdir: Path, events: int, days: int) -> tuple[Workers, dict[str, float]]:

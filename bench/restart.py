@@ -21,30 +21,14 @@ import argparse
 import datetime as dt
 import json
 import os
-import re
 import shutil
-import subprocess
 import time
-import urllib.request
 import uuid
-from pathlib import Path
 
-from harness import ROOT, HeldBack, Workers, differing, distinct_crimes, rss_mb, settings_of
+from harness import ROOT, HeldBack, Workers, differing, distinct_crimes, du_mb, metric, rss_mb, settings_of
 
 from streams.producer import EventProducer, ensure_topics
 from tests.integration.conftest import expected_counts, reference_category
-
-
-def metric(url: str, name: str) -> float:
-    with urllib.request.urlopen(url + "/metrics", timeout=60) as r:
-        text = r.read().decode()
-    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
-    return float(m.group(1)) if m else 0.0
-
-
-def du_mb(path: Path) -> float:
-    out = subprocess.run(["du", "-sm", str(path)], capture_output=True, text=True, check=True).stdout
-    return float(out.split()[0])
 
 
 def main() -> None:
