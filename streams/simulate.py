@@ -96,7 +96,7 @@ def simulate(
     while produced < events:
         due = round(per_day * ((day - first).days + 1))  # crimes by the end of ``day``
         # on the last day, crimes until there are events enough
-        while made < events and (crimes.count < due or day >= end):
+        while made < events and (crimes.crime < due or day >= end):
             outcome_day = day
             for ev in crimes.one(lambda: outcome_day):  # noqa: B023 (called at once)
                 heapq.heappush(waiting, (ev.outcome_date, made, ev))
@@ -121,12 +121,8 @@ class _Crimes:
         self.propensity = {f: math.exp(rng.gauss(0.0, 0.3)) for f in self.forces}
         self.cats = list(OFFENCES)
         self.cat_w = [OFFENCES[c].share for c in self.cats]
+        #: crimes made so far
         self.crime = 0
-
-    @property
-    def count(self) -> int:
-        """Crimes made so far."""
-        return self.crime
 
     def one(self, day_of: Callable[[], dt.date]) -> list[OutcomeEvent]:
         """The events of the next crime, whose outcome is on the day ``day_of`` gives (asked

@@ -49,7 +49,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -160,7 +160,7 @@ class Checkpoint:
         parts: Mapping[int, PartitionState],
         encoded: Mapping[int, Mapping[bytes, bytes | None]],
         after: Mapping[int, int],
-        skip: set[int] = frozenset(),  # type: ignore[assignment]
+        skip: Collection[int] = (),
     ) -> None:
         """The store step: changed and expired crimes, the expiry index entries the sweep read,
         and positions, one atomic write per partition."""

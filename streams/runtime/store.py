@@ -333,6 +333,10 @@ class RocksStore:
             _POSITIONS.pack(positions.source_next, positions.changelog_next),
             self._db.get_column_family_handle(META),
         )
+        self._write(batch)
+
+    def _write(self, batch: Any) -> None:
+        """One atomic write; a full or read-only disk raises ``StorageError``."""
         try:
             self._db.write(batch)
         except Exception as exc:  # rocksdict raises plain Exception with RocksDB's message
@@ -364,9 +368,9 @@ class RocksStore:
             batch.put(index_key(held_day(value), key), b"", handle)
             n += 1
             if n % 50_000 == 0:
-                self._db.write(batch)
+                self._write(batch)
                 batch = WriteBatch(raw_mode=True)
-        self._db.write(batch)
+        self._write(batch)
         self._cfs[META].put(self._index_name(partition).encode(), b"1")
         return n
 
