@@ -98,6 +98,30 @@ class Series:
             self.num0 += dn
             self.den0 += dd
 
+    def add_days(
+        self, days: Mapping[int, int], dn: int, dd: int, end: int | None, window: int, spike: bool
+    ) -> None:
+        """``add`` for every day (ordinal) -> n of ``days``, with steps ``dn`` and ``dd`` per crime."""
+        mine = self.days
+        for o, n in days.items():
+            d = mine.get(o)
+            if d is None:
+                mine[o] = [dn * n, dd * n]
+            else:
+                d[0] += dn * n
+                d[1] += dd * n
+                if not d[0] and not d[1]:
+                    del mine[o]
+        if end is None:
+            return
+        n_now = sum(n for o, n in days.items() if end - window < o <= end)
+        self.num += dn * n_now
+        self.den += dd * n_now
+        if spike:
+            n_before = sum(n for o, n in days.items() if end - 2 * window < o <= end - window)
+            self.num0 += dn * n_before
+            self.den0 += dd * n_before
+
     def shift(self, old: int | None, new: int, window: int, spike: bool) -> None:
         """Move the window's end from ``old`` (None: not placed yet) to ``new``."""
         if old is None:
@@ -155,13 +179,17 @@ class RuleAggregates:
         #: the day (ordinal) the running sums end on; None until the first ``totals``
         self._end: int | None = None
 
-    def move(self, cell: CellKey, delta: int) -> None:
-        """``delta`` crimes entered (or, negative, left) ``cell``."""
-        force, category, disposal, day, domestic_abuse = cell
+    def _route(self, category: str, disposal: str, domestic_abuse: bool) -> tuple[tuple[int, int, int], ...]:
         key = (category, disposal, domestic_abuse)
         found = self._routes.get(key)
         if found is None:
             found = self._routes[key] = routes(self.rules, category, disposal, domestic_abuse)
+        return found
+
+    def move(self, cell: CellKey, delta: int) -> None:
+        """``delta`` crimes entered (or, negative, left) ``cell``."""
+        force, category, disposal, day, domestic_abuse = cell
+        found = self._route(category, disposal, domestic_abuse)
         if not found:
             return
         o = day.toordinal()
@@ -173,6 +201,18 @@ class RuleAggregates:
             if s is None:
                 s = series[fc] = Series()
             s.add(o, dn * delta, dd * delta, end, self._windows[i], self._spikes[i])
+
+    def move_days(self, combo: tuple[str, str, str, bool], days: Mapping[int, int], sign: int) -> None:
+        """``sign`` x n crimes entered every day (ordinal) -> n of ``days`` in the cells of
+        ``combo`` (force, category, disposal class, flag)."""
+        force, category, disposal, domestic_abuse = combo
+        fc = (force, category)
+        for i, dn, dd in self._route(category, disposal, domestic_abuse):
+            series = self._series[i]
+            s = series.get(fc)
+            if s is None:
+                s = series[fc] = Series()
+            s.add_days(days, dn * sign, dd * sign, self._end, self._windows[i], self._spikes[i])
 
     def add_all(self, cells: Iterable[tuple[CellKey, int]], sign: int = 1) -> None:
         """Add (or, with ``sign=-1``, take away) many cells with their counts."""

@@ -97,13 +97,23 @@ def evaluate(
     return evaluate_totals(rules, aggregates.totals(at), at=at, forces=forces)
 
 
+#: (rule id, force, category) -> the inputs of its last evaluation, and that evaluation
+Memo = dict[tuple[str, str, str], tuple[tuple[Any, ...], Evaluation]]
+
+
 def evaluate_totals(
     rules: Sequence[Rule],
     totals: Mapping[str, Mapping[ForceCategory, Totals]],
     *,
     at: dt.date,
     forces: Iterable[str],
+    memo: Memo | None = None,
 ) -> list[Evaluation]:
+    """One evaluation per (rule, force, category) in scope. With ``memo`` (kept by the caller
+    from one evaluation to the next), an alert whose inputs (its totals, the window, and for
+    peer rules p0 and the over-dispersion factor) are those of its last evaluation gets that
+    evaluation back, the same object, without its statistics computed again: an evaluation
+    costs in proportion to what changed since the last."""
     all_forces = sorted(forces)
     out: list[Evaluation] = []
     for rule in rules:
@@ -125,20 +135,27 @@ def evaluate_totals(
                     )
             for force in scope:
                 t = sums[force]
-                out.append(
-                    _one(
-                        rule,
-                        force,
-                        category,
-                        t.numerator,
-                        t.denominator,
-                        (t.numerator_before, t.denominator_before),
-                        p0,
-                        phi,
-                        first,
-                        last,
-                    )
+                inputs = (t, p0, phi, last)
+                if memo is not None:
+                    hit = memo.get((rule.id, force, category))
+                    if hit is not None and hit[0] == inputs:
+                        out.append(hit[1])
+                        continue
+                e = _one(
+                    rule,
+                    force,
+                    category,
+                    t.numerator,
+                    t.denominator,
+                    (t.numerator_before, t.denominator_before),
+                    p0,
+                    phi,
+                    first,
+                    last,
                 )
+                if memo is not None:
+                    memo[(rule.id, force, category)] = (inputs, e)
+                out.append(e)
     return out
 
 

@@ -9,6 +9,11 @@ of their first transition. ``commit_offset`` is where a consumer may commit: the
 of the oldest group not yet delivered, or past everything read. So nothing is lost when a
 process dies with groups waiting: they are read and grouped again.
 
+A delivery that fails (``failed``) holds every group back, oldest first, for a backoff that
+doubles up to a ceiling, and is reset by a success. Transitions read meanwhile still join their
+groups, so a receiver that was down gets one call per rule and force when it is back, each with
+everything that happened while it was down, not one call per interval it missed.
+
 Pure: the caller supplies the time.
 """
 
@@ -45,11 +50,16 @@ class Group:
 
 
 class Groups:
-    def __init__(self, wait_s: float) -> None:
+    def __init__(self, wait_s: float, first_backoff_s: float = 0.5, max_backoff_s: float = 60.0) -> None:
         self.wait_s = wait_s
         self._open: dict[GroupKey, Group] = {}
         #: one past the last offset added
         self._read_to: int | None = None
+        self._first_backoff_s = first_backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._backoff_s = first_backoff_s
+        #: nothing is due before this time: the last delivery failed
+        self._retry_at = float("-inf")
 
     def __len__(self) -> int:
         return len(self._open)
@@ -70,13 +80,24 @@ class Groups:
         self._read_to = max(self._read_to or 0, offset + 1)
 
     def due(self, now: float) -> list[Group]:
-        """Groups whose wait is over, oldest first."""
+        """Groups whose wait is over, oldest first (none while a failed delivery backs off)."""
+        if now < self._retry_at:
+            return []
         ready = [g for g in self._open.values() if now - g.opened_at >= self.wait_s]
         return sorted(ready, key=lambda g: g.first_offset)
 
     def done(self, group: Group) -> None:
         """``group`` was delivered."""
         self._open.pop(group.key, None)
+        self._backoff_s = self._first_backoff_s
+
+    def failed(self, now: float) -> float:
+        """The delivery of the oldest due group failed: nothing is due again for the backoff
+        returned, which doubles with each failure up to the ceiling."""
+        wait = self._backoff_s
+        self._retry_at = now + wait
+        self._backoff_s = min(self._max_backoff_s, wait * 2)
+        return wait
 
     def commit_offset(self) -> int | None:
         """Where a consumer may commit now (None: nothing read yet)."""

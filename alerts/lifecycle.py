@@ -20,6 +20,7 @@ delay a transition).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from alerts.engine import Evaluation
 from alerts.rules import Rule
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def fingerprint(rule_id: str, force: str, category: str) -> str:
     """Stable id of one alert: the first 16 hex digits of SHA-256 over the three, separated."""
     return hashlib.sha256(f"{rule_id}\x1f{force}\x1f{category}".encode()).hexdigest()[:16]

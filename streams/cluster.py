@@ -71,13 +71,13 @@ class Cluster:
         return self.loop.newest()
 
     async def local_rows(
-        self, group_by: Sequence[str], first: dt.date | None, last: dt.date | None
+        self, group_by: Sequence[str], first: dt.date | None, last: dt.date | None, force: str | None = None
     ) -> dict[Row, int]:
-        """This worker's counts grouped by ``group_by``: O(cells), so the event loop is let go
-        between partitions."""
+        """This worker's counts grouped by ``group_by`` (of one force, if given): O(cells), so
+        the event loop is let go between partitions."""
         parts = []
         for p in list(self.loop.partitions.values()):
-            parts.append(p.counts.rows(group_by, first, last))
+            parts.append(p.counts.rows(group_by, first, last, force))
             await asyncio.sleep(0)
         return merge_rows(parts)
 
@@ -198,13 +198,15 @@ class Cluster:
         return {key: refs[:EVIDENCE] for key, refs in out.items()}
 
     async def rows(
-        self, group_by: Sequence[str], first: dt.date, last: dt.date
+        self, group_by: Sequence[str], first: dt.date, last: dt.date, force: str | None = None
     ) -> tuple[dict[Row, int], bool, int]:
-        """Counts of every worker grouped by ``group_by`` over ``first``..``last``; also whether
-        any worker is still recovering, and how many workers answered."""
+        """Counts of every worker grouped by ``group_by`` over ``first``..``last`` (of one force,
+        if given); also whether any worker is still recovering, and how many workers answered."""
         params = {"group_by": ",".join(group_by), "first": first.isoformat(), "last": last.isoformat()}
+        if force is not None:
+            params["force"] = force
         answers = await self._ask_peers("/api/counts/local", params)
-        parts = [await self.local_rows(group_by, first, last)]
+        parts = [await self.local_rows(group_by, first, last, force)]
         parts += [{tuple(r[:-1]): int(r[-1]) for r in a["rows"]} for _, a in answers]
         recovering = self.loop.recovering or any(a.get("recovering") for _, a in answers)
         return merge_rows(parts), recovering, 1 + len(answers)

@@ -1,7 +1,10 @@
 """The alert leader's evaluation: rules over every worker's counts, transitions written once.
 
 Only the worker that owns partition 0 of ``disposals`` evaluates (``CountingLoop.is_leader``):
-every ``DW_ALERT_INTERVAL_S``, and at once when the loop counted a case-rule breach (``wake``).
+every ``DW_ALERT_INTERVAL_S``, and soon when the loop counted a case-rule breach (``wake``):
+at once, or at least ``MIN_GAP_S`` after the previous evaluation and so that evaluations take at
+most ``BUSY_SHARE`` of the time (``gap``), however many breaches arrive meanwhile; while the loop
+is catching up on a backlog, at most once a second and ``CATCH_UP_SHARE`` of the time.
 One evaluation (``Evaluator.evaluate_once``):
 
 1. claim the alerts topic (``AlertWriter.claim``): from here no earlier leader can write;
@@ -30,7 +33,8 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from alerts.engine import Evaluation, evaluate_totals
+from alerts import stats
+from alerts.engine import Evaluation, Memo, evaluate_totals
 from alerts.evidence import summary
 from alerts.lifecycle import Holds, Transition, transitions
 from alerts.rules import Rule
@@ -46,6 +50,13 @@ from streams.wire import alert_json
 log = logging.getLogger(__name__)
 
 
+def to_millis(at: dt.datetime) -> dt.datetime:
+    """``at`` to the millisecond, the precision the alerts topic keeps (``timestamp-millis``): the
+    leader remembers what it wrote before its follower reads it back, and every worker must then
+    serve the same feed."""
+    return at.replace(microsecond=at.microsecond - at.microsecond % 1000)
+
+
 def retired(entry: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
     """The resolved record of a firing alert whose rule was removed from the rules file."""
     record = {k: v for k, v in entry.items() if k not in ("id", "fired_at")}
@@ -58,6 +69,34 @@ def retired(entry: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
     for k in ("window_start", "window_end"):
         record[k] = dt.date.fromisoformat(entry[k])
     return record
+
+
+#: the least time between two evaluations, and the most of the thread's time their computing may
+#: take when woken back to back: the counting loop keeps the rest
+MIN_GAP_S = 0.05
+BUSY_SHARE = 0.2
+#: while the counting loop has at least CATCHING_UP records to process (a replay, a backlog after
+#: a restart), an alert cannot be more timely than the backlog lets it be: evaluations are then at
+#: least CATCH_UP_GAP_S apart and compute for at most CATCH_UP_SHARE of the time, and the loop
+#: gets the rest to catch up. Safe: an evaluation is a function of the totals on its evaluation
+#: day, so one a second sees every condition that holds for a day or more of the data's time
+#: unless the loop counts more than a day of data a second, and then a condition that held for
+#: less than a second of counting is one that a later evaluation of the same day can undo.
+CATCHING_UP = 5_000
+CATCH_UP_GAP_S = 1.0
+CATCH_UP_SHARE = 0.05
+#: the longest wait, whatever one evaluation took (a pause of the process, a first call)
+MAX_GAP_S = 2.0
+
+
+def gap(spent_s: float, backlog: int = 0) -> float:
+    """Seconds to wait after an evaluation that computed for ``spent_s`` before the next one,
+    with ``backlog`` records left for the counting loop to process."""
+    if backlog >= CATCHING_UP:
+        least, share = CATCH_UP_GAP_S, CATCH_UP_SHARE
+    else:
+        least, share = MIN_GAP_S, BUSY_SHARE
+    return max(least, min(MAX_GAP_S, spent_s * (1 - share) / share))
 
 
 def key(t: Transition) -> AlertKey:
@@ -88,29 +127,50 @@ class Evaluator:
         #: since when each alert's condition has held (the lifecycle's hold times)
         self._holds = Holds()
         self._firing_labels: dict[str, tuple[str, str, str, str]] = {}
-        self._exporting = False
+        #: the last evaluation of each alert, reused while its inputs stay the same
+        self._memo: Memo = {}
+        #: the evaluation each alert's gauges were last set from (only changes are exported)
+        self._exported: dict[tuple[str, str, str], Evaluation] = {}
+        #: seconds the last evaluation computed (on this process's one thread; waiting on the
+        #: other workers or the broker takes nothing from the counting loop)
+        self.computed_s = 0.0
 
     def wake(self) -> None:
         """Evaluate now rather than at the next tick (a case breach was counted)."""
         self._soon.set()
 
     async def run(self) -> None:
-        """Every DW_ALERT_INTERVAL_S, or at once when woken."""
+        """Every DW_ALERT_INTERVAL_S, or when woken: at once, or, if an evaluation ended less
+        than a gap ago, once the gap has passed (``gap``). Wake-ups in between are one. First,
+        scipy is imported in a thread if a rule needs it (most of a second: not the start's
+        time, nor the first evaluation's)."""
+        await asyncio.to_thread(stats.preload, {r.measure for r in self.rules})
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._soon.wait(), self._interval_s)
             self._soon.clear()
-            try:
-                n = await self.evaluate_once()
-            except PeerError as exc:
-                log.warning("alerts not evaluated: %s", exc)
-                continue
-            except Fenced as exc:
-                log.info("alerts not written: %s", exc)
-                continue
-            except KafkaError as exc:
-                log.warning("alerts not written (the transaction was aborted; retried): %r", exc)
-                continue
+            self.computed_s = 0.0
+            await self._evaluate_logged()
+            backlog = self._loop.backlog()
+            wait = gap(self.computed_s, backlog)
+            log.debug(
+                "evaluation computed %.4f s; backlog %d records; next in %.2f s",
+                self.computed_s,
+                backlog,
+                wait,
+            )
+            await asyncio.sleep(wait)
+
+    async def _evaluate_logged(self) -> None:
+        try:
+            n = await self.evaluate_once()
+        except PeerError as exc:
+            log.warning("alerts not evaluated: %s", exc)
+        except Fenced as exc:
+            log.info("alerts not written: %s", exc)
+        except KafkaError as exc:
+            log.warning("alerts not written (the transaction was aborted; retried): %r", exc)
+        else:
             if n:
                 log.info("%d alert transitions emitted", n)
 
@@ -119,20 +179,24 @@ class Evaluator:
 
     def _export_totals(self, evals: Sequence[Evaluation]) -> None:
         """The leader's numerators and denominators of rate, spike and peer rules, as gauges."""
+        exported = self._exported
         for e in evals:
+            k = (e.rule_id, e.force, e.category)
+            if exported.get(k) is e:
+                continue
+            exported[k] = e
             if self._by_id[e.rule_id].measure in ("rate", "spike", "peer") and e.denominator is not None:
-                metrics.RULE_NUMERATOR.labels(e.rule_id, e.force, e.category).set(e.numerator)
-                metrics.RULE_DENOMINATOR.labels(e.rule_id, e.force, e.category).set(e.denominator)
-        self._exporting = True
+                metrics.RULE_NUMERATOR.labels(*k).set(e.numerator)
+                metrics.RULE_DENOMINATOR.labels(*k).set(e.denominator)
 
     def _stop_exporting(self) -> None:
         """A worker that no longer leads exports no alert gauges: the new leader does."""
-        if self._exporting or self._firing_labels:
+        if self._exported or self._firing_labels:
             metrics.RULE_NUMERATOR.clear()
             metrics.RULE_DENOMINATOR.clear()
             metrics.ALERTS_FIRING.clear()
             self._firing_labels.clear()
-            self._exporting = False
+            self._exported.clear()
 
     async def evaluate_once(self) -> int:
         """One evaluation on the leader; returns the number of transitions emitted."""
@@ -152,11 +216,12 @@ class Evaluator:
         if recovering:
             return 0
         started = time.perf_counter()
-        evals = evaluate_totals(self.rules, totals, at=at, forces=FORCE_NAMES)
+        evals = evaluate_totals(self.rules, totals, at=at, forces=FORCE_NAMES, memo=self._memo)
         self._export_totals(evals)
-        now = dt.datetime.now(dt.UTC)
+        now = to_millis(dt.datetime.now(dt.UTC))
         found = transitions(evals, self._log.state_of(), self._by_id, day=at, at=now, holds=self._holds)
-        metrics.EVALUATION_SECONDS.observe(time.perf_counter() - started + self._cluster.local_totals_s)
+        self.computed_s = time.perf_counter() - started + self._cluster.local_totals_s
+        metrics.EVALUATION_SECONDS.observe(self.computed_s)
         cited = [key(t) for t in found if t.state == "firing" and t.rule.measure in ("count", "case")]
         evidence = await self._cluster.evidence(cited, at) if cited else {}
         found = [

@@ -16,7 +16,9 @@ per case or per flip (the SSE feed and the alerts topic keep every transition). 
 in the order of their first transition; offsets are committed only up to the oldest group not
 yet answered 2xx. Failures are retried with exponential backoff (0.5 s doubling to
 ``DW_WEBHOOK_MAX_BACKOFF_S``, default 60 s) for as long as it takes, so a receiver that is down
-for an hour gets every transition afterwards, in order. Delivery is at-least-once: after a crash
+for an hour gets every transition afterwards, in order. Reading goes on while a delivery backs
+off, and what is read joins the groups waiting: the receiver then gets one call per rule and
+force for all it missed, not one per interval it was down. Delivery is at-least-once: after a crash
 or a move of the group, a transition can arrive twice: receivers drop repeats by its id (each
 alert's ``id``, and the body's ``transition_ids``).
 
@@ -29,7 +31,6 @@ and ``webhook-signature: v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -129,7 +130,7 @@ async def deliver_forever(
     )
     consumer.subscribe([topic])
     await consumer.start()
-    groups = Groups(group_s)
+    groups = Groups(group_s, max_backoff_s=max_backoff_s)
     committed: int | None = None
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
@@ -144,7 +145,11 @@ async def deliver_forever(
                         else:
                             groups.skip(msg.offset)
                 for due in groups.due(now):
-                    await _deliver(session, hook, topic, due, max_backoff_s, on_result)
+                    outcome = await _post(session, hook, topic, due, on_result)
+                    if outcome is not None:
+                        wait = groups.failed(time.monotonic())
+                        log.warning("webhook %s: %s; retrying in %.1fs", hook.name, outcome, wait)
+                        break
                     groups.done(due)
                 offset = groups.commit_offset()
                 if offset is not None and offset != committed:
@@ -154,29 +159,22 @@ async def deliver_forever(
         await consumer.stop()
 
 
-async def _deliver(
+async def _post(
     session: aiohttp.ClientSession,
     hook: Webhook,
     topic: str,
     group: Group,
-    max_backoff_s: float,
     on_result: Callable[[str, bool], None] | None,
-) -> None:
-    """POST one group until the receiver answers 2xx, backing off between attempts."""
+) -> str | None:
+    """POST one group once: None when the receiver answered 2xx, else what went wrong."""
     body = json.dumps(group.payload()).encode()
     msg_id = f"{topic}-{group.offsets[0]}-{group.offsets[-1]}"
-    backoff = 0.5
-    while True:
-        try:
-            async with session.post(hook.url, data=body, headers=headers(hook, msg_id, body)) as r:
-                ok = 200 <= r.status < 300
-                outcome = f"HTTP {r.status}"
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            ok, outcome = False, type(exc).__name__
-        if on_result is not None:
-            on_result(hook.name, ok)
-        if ok:
-            return
-        log.warning("webhook %s: %s for %s; retrying in %.1fs", hook.name, outcome, msg_id, backoff)
-        await asyncio.sleep(backoff)
-        backoff = min(max_backoff_s, backoff * 2)
+    try:
+        async with session.post(hook.url, data=body, headers=headers(hook, msg_id, body)) as r:
+            ok = 200 <= r.status < 300
+            outcome = f"HTTP {r.status}"
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        ok, outcome = False, type(exc).__name__
+    if on_result is not None:
+        on_result(hook.name, ok)
+    return None if ok else f"{outcome} for {msg_id}"

@@ -155,7 +155,9 @@ class DashboardPages:
         if today is None:
             return None, {}, False
         first, last = window_days("365d", at=today, keep_days=self.retention_days)
-        rows, recovering, _ = await self.cluster.rows(("force", "category", "disposal", "day"), first, last)
+        rows, recovering, _ = await self.cluster.rows(
+            ("force", "category", "disposal", "day"), first, last, force=force
+        )
         return today, rows, recovering
 
     def _force_refused(self, request: web.Request, force: str) -> web.Response | Scope:

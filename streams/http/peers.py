@@ -2,7 +2,8 @@
 
 - ``GET /api/clock``: the newest outcome date this worker holds (the stream clock) and whether
   it is recovering;
-- ``GET /api/counts/local?group_by=&first=&last=``: this worker's part of ``/api/counts``;
+- ``GET /api/counts/local?group_by=&first=&last=&force=``: this worker's part of ``/api/counts``
+  (and of a force page's, with ``force``);
 - ``GET /api/aggregates/local?at=``: this worker's rule totals for windows ending on ``at``
   (``streams.wire.TotalsReply``), for the alert leader;
 - ``GET /api/refs/local?at=&alert=rule|force|category...``: pseudonyms of crimes behind alerts;
@@ -49,7 +50,7 @@ class PeerPages:
             last = parse_day(q["last"], "last") if "last" in q else None
         except ValueError as exc:
             return error(400, str(exc))
-        rows = await self.cluster.local_rows(group_by, first, last)
+        rows = await self.cluster.local_rows(group_by, first, last, q.get("force"))
         return web.json_response(
             {"rows": [[*r, n] for r, n in rows.items()], "recovering": self.cluster.loop.recovering}
         )

@@ -7,7 +7,8 @@ from collections import Counter
 import pytest
 
 from alerts import funnel
-from alerts.engine import breaches, evaluate, window
+from alerts.aggregates import RuleAggregates
+from alerts.engine import Memo, breaches, evaluate, evaluate_totals, window
 from alerts.rules import OUT_OF_COURT, Rule
 from alerts.stats import funnel_limit, rise_p_value, wilson
 from streams.core.classify import category_of
@@ -231,3 +232,29 @@ def test_case_rape_any_out_of_court() -> None:
     c = counts_of([("a", "rape", "caution", 3, False, 1), ("b", "rape", "charge", 3, False, 4)])
     e = by_force(evaluate([r], c, at=AT, forces=FORCES))
     assert e["a"].breached and not e["b"].breached and e["a"].window_start == AT - dt.timedelta(days=27)
+
+
+def test_a_memo_gives_back_the_last_evaluation_while_its_inputs_stay_and_recomputes_on_change() -> None:
+    rules = [
+        rule(id="p", measure="peer", window="91d", z=3.09, overdispersion=True),
+        rule(id="s", measure="spike", window="28d", threshold=0.5),
+    ]
+    rows = [("a", "stalking", "caution", 1, False, 9), ("a", "stalking", "charge", 1, False, 20)]
+    rows += [("b", "stalking", "caution", 1, False, 2), ("b", "stalking", "charge", 30, False, 30)]
+    aggregates = RuleAggregates(rules)
+    aggregates.add_all(counts_of(rows).items())
+    memo: Memo = {}
+    first = evaluate_totals(rules, aggregates.totals(AT), at=AT, forces=FORCES, memo=memo)
+    assert first == evaluate_totals(rules, aggregates.totals(AT), at=AT, forces=FORCES)  # as without
+    again = evaluate_totals(rules, aggregates.totals(AT), at=AT, forces=FORCES, memo=memo)
+    assert all(x is y for x, y in zip(first, again, strict=True))
+    # one more caution in force c: c's evaluations, and every peer one (p0 moved), are new
+    aggregates.move(("c", "stalking", "caution", AT, False), 1)
+    moved = evaluate_totals(rules, aggregates.totals(AT), at=AT, forces=FORCES, memo=memo)
+    assert moved == evaluate_totals(rules, aggregates.totals(AT), at=AT, forces=FORCES)
+    reused = {(e.rule_id, e.force) for e, old in zip(moved, first, strict=True) if e is old}
+    assert reused == {("s", "a"), ("s", "b")}
+    # the next day: every window moved, nothing is reused
+    later = AT + dt.timedelta(days=1)
+    nxt = evaluate_totals(rules, aggregates.totals(later), at=later, forces=FORCES, memo=memo)
+    assert not any(e is old for e, old in zip(nxt, moved, strict=True))

@@ -41,3 +41,18 @@ def test_a_transition_after_delivery_opens_a_new_group() -> None:
     g.done(first)
     g.add(*t(2, "r", "kent", "a", "resolved"), now=6.0)
     assert g.due(10.0) == [] and [x.first_offset for x in g.due(11.0)] == [2]
+
+
+def test_a_failed_delivery_holds_every_group_back_while_transitions_keep_joining() -> None:
+    g = Groups(wait_s=2, first_backoff_s=0.5, max_backoff_s=1)
+    g.add(*t(1, "r", "kent", "a", "firing"), now=0.0)
+    g.add(*t(2, "r", "essex", "b", "firing"), now=0.0)
+    kent, _ = g.due(2.0)
+    assert g.failed(2.0) == 0.5 and g.due(2.4) == []  # the receiver is down: backing off
+    g.add(*t(3, "r", "kent", "a", "resolved"), now=2.4)  # read meanwhile: joins the waiting group
+    assert g.failed(2.5) == 1 and g.failed(3.5) == 1 and g.due(4.4) == []  # doubles to the ceiling
+    kent, essex = g.due(4.5)
+    assert kent.payload()["transition_ids"] == [1, 3] and essex.payload()["transition_ids"] == [2]
+    g.done(kent)
+    assert g.commit_offset() == 2
+    assert g.failed(5.0) == 0.5  # a success resets the backoff

@@ -52,3 +52,43 @@ def test_fisher_one_sided_matches_the_lady_tasting_tea() -> None:
     assert rise_p_value(3, 4, 1, 4) == pytest.approx(17 / 70)
     assert rise_p_value(1, 4, 3, 4) == pytest.approx(1.0 - 1 / 70)
     assert math.isclose(rise_p_value(0, 0, 1, 4), 1.0)
+
+
+def test_scipy_is_loaded_only_when_a_statistic_is_asked_or_a_rule_needs_one() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, streams.app, alerts.engine, alerts.stats;"
+        "assert 'scipy' not in sys.modules;"
+        "assert not alerts.stats.preload({'case', 'count'});"
+        "assert 'scipy' not in sys.modules;"
+        "alerts.stats.wilson(3, 10);"
+        "assert 'scipy' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    preload = "import sys, alerts.stats; assert alerts.stats.preload({'peer'}); assert 'scipy' in sys.modules"
+    subprocess.run([sys.executable, "-c", preload], check=True)
+
+
+def test_woken_evaluations_leave_the_counting_loop_most_of_the_time() -> None:
+    from streams.alerting.evaluator import (
+        BUSY_SHARE,
+        CATCH_UP_GAP_S,
+        CATCH_UP_SHARE,
+        CATCHING_UP,
+        MAX_GAP_S,
+        MIN_GAP_S,
+        gap,
+    )
+
+    assert gap(0.001) == MIN_GAP_S  # cheap evaluations: no closer than the least gap
+    spent = 0.1
+    assert spent / (spent + gap(spent)) == pytest.approx(BUSY_SHARE)
+    # a loop catching up on a backlog: at most one a second, and a smaller share
+    assert gap(0.001, backlog=CATCHING_UP - 1) == MIN_GAP_S
+    assert gap(0.001, backlog=CATCHING_UP) == CATCH_UP_GAP_S
+    spent = 0.08
+    assert spent / (spent + gap(spent, backlog=10 * CATCHING_UP)) == pytest.approx(CATCH_UP_SHARE)
+    # one slow evaluation (a pause, a first call) does not hold alerts back for long
+    assert gap(5.0) == gap(5.0, backlog=10 * CATCHING_UP) == MAX_GAP_S
