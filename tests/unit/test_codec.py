@@ -1,5 +1,6 @@
 import dataclasses
 import datetime as dt
+import functools
 import json
 import shutil
 import tracemalloc
@@ -10,6 +11,8 @@ import avro.schema
 import fastavro.schema
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.codec import (
     _EVENTS,
@@ -19,11 +22,16 @@ from streams.codec import (
     decode_outcome,
     encode_held,
     encode_outcome,
+    held_combo,
+)
+from streams.codec import (
+    HEADER_LEN as HEADER,
 )
 from streams.core.classify import Cell
-from streams.core.crimes import Held, event_digest
+from streams.core.crimes import KEEP_SEEN, Held, event_digest
 from streams.errors import DecodeError, EncodeError, StateError
 from streams.model import OutcomeEvent
+from streams.reference import DISPOSAL_CLASSES
 
 EVENT = OutcomeEvent(
     event_id="e-1",
@@ -147,6 +155,17 @@ def test_held_state_round_trip() -> None:
     assert decode_held(encode_held(no_da, 70_000)) == (no_da, 70_000)
 
 
+@pytest.mark.parametrize("seen", [0, 1, 2, KEEP_SEEN])
+def test_held_combo_reads_the_cell_as_decode_held_does(seen: int) -> None:
+    for held in (HELD, Held(Cell("metropolitan", "rape", "charge", dt.date(2019, 12, 31), False), (), -1)):
+        held = Held(held.cell, tuple(range(seen)), held.offset)
+        c = held.cell
+        want = ((c.force, c.category, c.disposal, c.domestic_abuse), c.day.toordinal())
+        assert held_combo(encode_held(held, 5)) == want
+    legacy = orjson.dumps(["kent", "stalking", "caution", HELD.cell.day.toordinal(), 1, [], 42, 3])
+    assert held_combo(legacy) == (("kent", "stalking", "caution", True), HELD.cell.day.toordinal())
+
+
 def test_held_state_is_compact() -> None:
     """Per-crime state is what national volume multiplies: one outcome packs into under 80 bytes
     and the object holding it is its own size (orjson >= 3.12 returns 4 KiB buffers)."""
@@ -182,6 +201,8 @@ def test_held_state_written_as_json_by_earlier_versions_still_decodes() -> None:
 def test_unreadable_held_state_is_a_state_error(data: bytes) -> None:
     with pytest.raises(StateError, match="unreadable crime state"):
         decode_held(data)
+    with pytest.raises(StateError, match="unreadable crime state"):
+        held_combo(data)
 
 
 def test_fast_reader_and_writer_do_as_fastavros_public_ones(tmp_path: Path) -> None:
@@ -233,15 +254,13 @@ def _fastavro_bytes(event: OutcomeEvent) -> bytes:
 PLUS_5 = dt.timezone(dt.timedelta(hours=5))
 
 
-def test_event_writer_writes_what_fastavro_writes() -> None:
-    """``encode_outcome``'s own writer (streams/codec.py) against fastavro's, byte for byte: every
-    field, each union branch, every disposal, dates either side of 1970, large and non-ASCII
-    strings, and the events of the simulator and of the police.uk samples."""
-    from streams import codec
+@functools.cache
+def _corpus() -> list[OutcomeEvent]:
+    """Every field, each union branch, every disposal, dates either side of 1970, large and
+    non-ASCII strings, and the events of the simulator and of the police.uk samples."""
     from streams.policeuk import Tally, events_from_files
     from streams.simulate import simulate
 
-    assert codec._FAST, "the schema changed: update or drop _fast_encode_outcome in streams/codec.py"
     samples = (
         Path(__file__).resolve().parents[3] / "shared" / "data" / "policeuk" / "city-of-london-2024-2025"
     )
@@ -263,10 +282,130 @@ def test_event_writer_writes_what_fastavro_writes() -> None:
         dataclasses.replace(EVENT, recorded_at=dt.datetime(2024, 1, 1, 1, tzinfo=PLUS_5)),
         dataclasses.replace(EVENT, schema_version=2**40),
     ]
-    for ev in events + edge:
+    return events + edge
+
+
+def test_event_writer_writes_what_fastavro_writes() -> None:
+    """``encode_outcome``'s own writer (streams/codec.py) against fastavro's, byte for byte."""
+    from streams import codec
+
+    assert codec._FAST, "the schema changed: update or drop _fast_encode_outcome in streams/codec.py"
+    for ev in _corpus():
         fast = codec._fast_encode_outcome(ev)
         assert fast is not None
         assert fast == _fastavro_bytes(ev), ev
+
+
+def _fastavro_event(data: bytes) -> OutcomeEvent:
+    record = _EVENTS.decode(data)
+    record["disposal"] = record["disposal"].replace("_", "-")
+    return OutcomeEvent(**record)
+
+
+def test_event_reader_reads_what_fastavro_reads() -> None:
+    """``decode_outcome``'s own reader against fastavro's, on the writer's corpus: the same event,
+    field for field (an instant comes back in UTC, as fastavro gives it)."""
+    from streams import codec
+
+    for ev in _corpus():
+        data = _fastavro_bytes(ev)
+        fast = codec._fast_decode_outcome(data)
+        if ev.schema_version >= 2**31:  # not an Avro int: fastavro reads it, unchecked
+            assert fast is None and decode_outcome(data) == _fastavro_event(data)
+            continue
+        assert fast is not None, ev
+        assert fast == _fastavro_event(data) and hash(fast) == hash(_fastavro_event(data))
+        with pytest.raises(dataclasses.FrozenInstanceError):  # built slot by slot, frozen still
+            fast.force_id = "x"  # type: ignore[misc]
+        assert [type(v) for v in dataclasses.astuple(fast)] == [
+            type(v) for v in dataclasses.astuple(_fastavro_event(data))
+        ]
+
+
+_texts = st.text(max_size=300)
+_opt = st.none() | _texts
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.builds(
+        OutcomeEvent,
+        event_id=_texts,
+        force_id=_texts,
+        crime_ref=_texts,
+        disposal=st.sampled_from(sorted(DISPOSAL_CLASSES)),
+        outcome_date=st.dates(),
+        recorded_at=st.datetimes(
+            min_value=dt.datetime(1, 1, 2),  # noqa: DTZ001
+            max_value=dt.datetime(9999, 12, 30),  # noqa: DTZ001
+            timezones=st.just(dt.UTC),
+        ).map(lambda t: t.replace(microsecond=t.microsecond // 1000 * 1000)),
+        source_system=_texts,
+        offence_code=_opt,
+        crime_type=_opt,
+        outcome_number=st.none() | st.integers(-(2**31), 2**31 - 1),
+        outcome_text=_opt,
+        domestic_abuse=st.none() | st.booleans(),
+        schema_version=st.integers(-(2**31), 2**31 - 1),
+    )
+)
+def test_event_reader_reads_generated_events_as_fastavro_does(event: OutcomeEvent) -> None:
+    from streams import codec
+
+    data = _fastavro_bytes(event)
+    assert codec._fast_decode_outcome(data) == _fastavro_event(data) == event
+
+
+@functools.cache
+def _short_events() -> list[OutcomeEvent]:
+    """Events of the corpus short enough that a damaged byte lands on every field often."""
+    return [ev for ev in _corpus() if len(_fastavro_bytes(ev)) < 100][:300]
+
+
+def _same_as_fastavro(damaged: bytes) -> None:
+    from streams import codec
+
+    fast = codec._fast_decode_outcome(damaged)
+    try:
+        slow = _fastavro_event(damaged)
+    except (DecodeError, TypeError, ValueError, AttributeError):
+        assert fast is None
+        with pytest.raises(DecodeError):
+            decode_outcome(damaged)
+        return
+    assert fast is None or fast == slow, damaged
+
+
+def test_every_byte_of_an_event_changed_or_cut_reads_as_fastavro_reads_it() -> None:
+    """Every byte of events with each union branch, set to values that matter to a varint, a
+    union, an enum or a boolean, and every length cut: see the next test."""
+    events = [EVENT, dataclasses.replace(EVENT, domestic_abuse=None, offence_code=None, outcome_number=None)]
+    for ev in events:
+        good = _fastavro_bytes(ev)
+        for at in range(HEADER, len(good)):
+            _same_as_fastavro(good[:at])
+            for value in (0, 1, 2, 3, 5, 0x7F, 0x80, 0xFF):
+                _same_as_fastavro(good[:at] + bytes([value]) + good[at + 1 :])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.data())
+def test_damaged_event_bytes_read_as_fastavro_reads_them_or_are_a_decode_error(data: st.DataObject) -> None:
+    """Bytes of the current schema, cut short, lengthened or with bytes changed: the own reader
+    either reads what fastavro reads or leaves the record to fastavro, which reads it or gives
+    the error; never a different event."""
+
+    good = bytearray(_fastavro_bytes(data.draw(st.sampled_from(_short_events()))))
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(HEADER, len(good)))
+        action = data.draw(st.sampled_from(["set", "cut", "insert"]))
+        if action == "set" and at < len(good):
+            good[at] = data.draw(st.integers(0, 255))
+        elif action == "cut":
+            del good[at:]
+        else:
+            good[at:at] = data.draw(st.binary(min_size=1, max_size=4))
+    _same_as_fastavro(bytes(good))
 
 
 def test_values_of_other_types_go_through_fastavro() -> None:
@@ -278,3 +417,10 @@ def test_values_of_other_types_go_through_fastavro() -> None:
     assert codec._fast_encode_outcome(dataclasses.replace(EVENT, domestic_abuse=1)) is None  # type: ignore[arg-type]
     with pytest.raises(EncodeError):
         encode_outcome(dataclasses.replace(EVENT, disposal="settled-quietly"))
+
+
+def test_the_event_reader_refuses_at_import_an_event_with_fields_it_does_not_set() -> None:
+    from streams import codec
+
+    with pytest.raises(RuntimeError, match="the reader sets"):
+        codec._slot_setters(OutcomeEvent, ("event_id", "force_id"))
