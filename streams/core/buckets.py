@@ -9,15 +9,28 @@ partitions or workers. Plain Python: no Kafka, no Faust.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from streams.core.classify import Cell
 from streams.core.query import Row
 
-#: crimes kept per cell, as evidence for alerts
-REFS_PER_CELL = 10
+#: a cell without its day: force, category, disposal class, domestic-abuse flag
+Combo = tuple[str, str, str, bool]
+
+#: crimes kept per force x category x disposal class x flag, as evidence for alerts (the newest
+#: by outcome day, as they arrive)
+REFS_PER_COMBO = 10
+
+#: what ``DayCounts.state`` gives and ``DayCounts.from_state`` takes: plain values only, so that
+#: it is written and read in one call (``streams.runtime.saved_counts``): format, counts per combo
+#: (day ordinal -> crimes), evidence per combo (crime key -> day ordinal), the newest day and the
+#: floor (ordinals, or None)
+CountsState = tuple[int, dict[Combo, dict[int, int]], dict[Combo, dict[str, int]], int | None, int | None]
+
+_STATE_FORMAT = 1
 
 
 class CountSink(Protocol):
@@ -25,22 +38,33 @@ class CountSink(Protocol):
 
     def move(self, cell: tuple[str, str, str, dt.date, bool], delta: int) -> None: ...
 
+    def move_days(self, combo: Combo, days: Mapping[int, int], sign: int) -> None:
+        """``sign`` x n crimes entered every day (ordinal) -> n of ``days`` in the cells of
+        ``combo`` (a partition's counts, all at once)."""
+        ...
+
 
 class DayCounts:
     """Crime counts per cell for one partition, and its stream clock.
 
-    A ``sink``, when given, is told of every crime that enters or leaves a cell (including cells
+    Kept per combo (force, category, class, flag), then per day ordinal: a few thousand combos
+    hold every cell, so the counts of millions of crimes take megabytes, are saved and loaded
+    whole in milliseconds (``state``, ``from_state``), and are pruned a day at a time. A
+    ``sink``, when given, is told of every crime that enters or leaves a cell (including cells
     pruned past the retention horizon), so what it derives always equals the counts held."""
 
-    __slots__ = ("_cells", "_refs", "_ref_cells", "_sink", "newest", "floor", "total")
+    __slots__ = ("_days", "_by_day", "_refs", "_ref_combos", "_sink", "newest", "floor", "total", "_n")
 
     def __init__(self, sink: CountSink | None = None) -> None:
-        self._cells: dict[Cell, int] = defaultdict(int)
-        #: up to REFS_PER_CELL keys of crimes counted in each cell (alert evidence). Crime keys
-        #: never leave the process: whoever sends them out pseudonymises them first.
-        self._refs: dict[Cell, list[str]] = {}
-        #: (force, category) -> the cells holding evidence, so one alert's is found directly
-        self._ref_cells: dict[tuple[str, str], set[Cell]] = {}
+        self._days: dict[Combo, dict[int, int]] = {}
+        #: day ordinal -> the combos with a cell on that day (pruning reads only the days it drops)
+        self._by_day: dict[int, set[Combo]] = {}
+        #: up to REFS_PER_COMBO keys of crimes counted in each combo, with their day (alert
+        #: evidence). Crime keys never leave the process: whoever sends them out pseudonymises
+        #: them first.
+        self._refs: dict[Combo, dict[str, int]] = {}
+        #: (force, category) -> the combos holding evidence, so one alert's is found directly
+        self._ref_combos: dict[tuple[str, str], set[Combo]] = {}
         self._sink = sink
         #: newest outcome day held (the stream clock of this partition), None when empty
         self.newest: dt.date | None = None
@@ -48,53 +72,131 @@ class DayCounts:
         self.floor: dt.date | None = None
         #: crimes counted (the sum of every cell)
         self.total = 0
+        self._n = 0  # cells
 
     def __len__(self) -> int:
-        return len(self._cells)
+        return self._n
 
     def add(self, cell: Cell, ref: str | None = None) -> None:
-        if self.floor is not None and cell.day < self.floor:
+        force, category, disposal, day, domestic_abuse = cell
+        if self.floor is not None and day < self.floor:
             return
-        self._cells[cell] += 1
+        combo = (force, category, disposal, domestic_abuse)
+        days = self._days.get(combo)
+        if days is None:
+            days = self._days[combo] = {}
+        o = day.toordinal()
+        n = days.get(o, 0)
+        if not n:
+            self._n += 1
+            self._on_day(o, combo)
+        days[o] = n + 1
         self.total += 1
         if self._sink is not None:
             self._sink.move(cell, 1)
         if ref is not None:
-            refs = self._refs.get(cell)
-            if refs is None:
-                refs = self._refs[cell] = []
-                self._ref_cells.setdefault((cell.force, cell.category), set()).add(cell)
-            if len(refs) < REFS_PER_CELL:
-                refs.append(ref)
-        if self.newest is None or cell.day > self.newest:
-            self.newest = cell.day
+            self._keep(combo, ref, o)
+        if self.newest is None or day > self.newest:
+            self.newest = day
+
+    def count_all(self, crimes: Iterable[tuple[Combo, int, bytes]]) -> None:
+        """Add crimes read from the store, as (combo, day ordinal, key): ``add`` without a date
+        made or a sink told per crime (``attach`` tells the sink of them all at once)."""
+        if self._sink is not None:
+            raise ValueError("count_all before attach")
+        newest = self.newest.toordinal() if self.newest is not None else 0
+        days_of, refs_of = self._days, self._refs
+        cells = total = 0
+        for combo, o, key in crimes:
+            total += 1
+            days = days_of.get(combo)
+            if days is None:
+                days = days_of[combo] = {}
+            n = days.get(o, 0)
+            days[o] = n + 1
+            if not n:
+                cells += 1
+                self._on_day(o, combo)
+            if _admits(refs_of.get(combo), o):  # before the key is decoded: most are not kept
+                self._keep(combo, key.decode(), o)
+            if o > newest:
+                newest = o
+        self.total += total
+        self._n += cells
+        if newest:
+            self.newest = dt.date.fromordinal(newest)
+
+    def attach(self, sink: CountSink) -> None:
+        """Tell ``sink`` of every crime counted, and of every change from now on."""
+        self._sink = sink
+        for combo, days in self._days.items():
+            sink.move_days(combo, days, 1)
+
+    def _on_day(self, o: int, combo: Combo) -> None:
+        """Index a new cell of ``combo`` by its day."""
+        on_day = self._by_day.get(o)
+        if on_day is None:
+            self._by_day[o] = {combo}
+        else:
+            on_day.add(combo)
+
+    def _keep(self, combo: Combo, ref: str, o: int) -> None:
+        """Keep ``ref`` as evidence for ``combo`` if ``_admits`` it; when full, in place of the
+        one kept longest."""
+        refs = self._refs.get(combo)
+        if not _admits(refs, o):
+            return
+        if refs is None:
+            refs = self._refs[combo] = {}
+            self._ref_combos.setdefault((combo[0], combo[1]), set()).add(combo)
+        elif len(refs) >= REFS_PER_COMBO:
+            del refs[next(iter(refs))]
+        refs[ref] = o
 
     def remove(self, cell: Cell, ref: str | None = None) -> None:
-        if self.floor is not None and cell.day < self.floor:
+        force, category, disposal, day, domestic_abuse = cell
+        if self.floor is not None and day < self.floor:
             return
-        refs = self._refs.get(cell)
-        if ref is not None and refs and ref in refs:
-            refs.remove(ref)
-        n = self._cells.get(cell, 0)
-        if n <= 0:  # a bug, not bad input: the counts no longer match the crimes held
+        combo = (force, category, disposal, domestic_abuse)
+        days = self._days.get(combo)
+        o = day.toordinal()
+        n = days.get(o, 0) if days is not None else 0
+        if days is None or n <= 0:  # a bug, not bad input: the counts no longer match the crimes held
             raise RuntimeError(f"count of {cell} would go below zero")
         self.total -= 1
         if self._sink is not None:
             self._sink.move(cell, -1)
+        refs = self._refs.get(combo)
         if n == 1:
-            del self._cells[cell]
-            self._forget_refs(cell)
+            self._drop_cell(combo, days, o)
+            if refs is not None:
+                self._forget_refs(combo, refs, lambda d: d == o)
         else:
-            self._cells[cell] = n - 1
+            days[o] = n - 1
+            if ref is not None and refs is not None and refs.get(ref) == o:
+                del refs[ref]
 
-    def _forget_refs(self, cell: Cell) -> None:
-        if self._refs.pop(cell, None) is not None:
-            fc = (cell.force, cell.category)
-            held = self._ref_cells.get(fc)
-            if held is not None:
-                held.discard(cell)
-                if not held:
-                    del self._ref_cells[fc]
+    def _drop_cell(self, combo: Combo, days: dict[int, int], o: int) -> int:
+        n = days.pop(o)
+        if not days:
+            del self._days[combo]
+        on_day = self._by_day[o]
+        on_day.discard(combo)
+        if not on_day:
+            del self._by_day[o]
+        self._n -= 1
+        return n
+
+    def _forget_refs(self, combo: Combo, refs: dict[str, int], gone: Callable[[int], bool]) -> None:
+        for k in [k for k, d in refs.items() if gone(d)]:
+            del refs[k]
+        if not refs:
+            del self._refs[combo]
+            fc = (combo[0], combo[1])
+            held = self._ref_combos[fc]
+            held.discard(combo)
+            if not held:
+                del self._ref_combos[fc]
 
     def move(self, removed: Cell | None, added: Cell | None, ref: str | None = None) -> None:
         if removed is not None:
@@ -103,8 +205,11 @@ class DayCounts:
             self.add(added, ref)
 
     def refs(self, cell: Cell) -> list[str]:
-        """Keys of (up to REFS_PER_CELL of) the crimes counted in ``cell``."""
-        return list(self._refs.get(cell, ()))
+        """Keys of the crimes kept as evidence in ``cell``."""
+        force, category, disposal, day, domestic_abuse = cell
+        o = day.toordinal()
+        refs = self._refs.get((force, category, disposal, domestic_abuse), {})
+        return [k for k, d in refs.items() if d == o]
 
     def refs_matching(
         self,
@@ -118,54 +223,129 @@ class DayCounts:
         """Keys of crimes kept as evidence in the cells of one force and category with one of
         ``disposals``, dated ``first``..``last`` (and flagged so, when ``domestic_abuse`` is set);
         newest day first."""
-        out: list[str] = []
-        for cell in sorted(self._ref_cells.get((force, category), ()), key=lambda c: c.day, reverse=True):
-            if cell.disposal not in disposals or not first <= cell.day <= last:
+        lo, hi = first.toordinal(), last.toordinal()
+        found: list[tuple[int, str]] = []
+        for combo in self._ref_combos.get((force, category), ()):
+            if combo[2] not in disposals or (domestic_abuse is not None and combo[3] != domestic_abuse):
                 continue
-            if domestic_abuse is not None and cell.domestic_abuse != domestic_abuse:
-                continue
-            out.extend(self._refs[cell])
-        return out
+            found += [(d, k) for k, d in self._refs[combo].items() if lo <= d <= hi]
+        found.sort(key=lambda dk: -dk[0])
+        return [k for _, k in found]
 
     def prune(self, before: dt.date) -> int:
         """Forget cells of days before ``before``; returns how many cells went."""
-        old = [c for c in self._cells if c.day < before]
-        for c in old:
-            n = self._cells.pop(c)
-            self.total -= n
-            if self._sink is not None:
-                self._sink.move(c, -n)
-            self._forget_refs(c)
+        b = before.toordinal()
+        gone = 0
+        for o in sorted(d for d in self._by_day if d < b):
+            day = dt.date.fromordinal(o)
+            for combo in list(self._by_day[o]):
+                n = self._drop_cell(combo, self._days[combo], o)
+                self.total -= n
+                if self._sink is not None:
+                    self._sink.move((combo[0], combo[1], combo[2], day, combo[3]), -n)
+                gone += 1
+        if gone:
+            for combo, refs in list(self._refs.items()):
+                self._forget_refs(combo, refs, lambda d: d < b)
         if self.floor is None or before > self.floor:
             self.floor = before
-        return len(old)
+        return gone
 
-    def cells(self) -> Iterable[tuple[Cell, int]]:
-        return self._cells.items()
+    def cells(self) -> Iterator[tuple[Cell, int]]:
+        day = dt.date.fromordinal
+        for (force, category, disposal, domestic_abuse), days in self._days.items():
+            for o, n in days.items():
+                yield Cell(force, category, disposal, day(o), domestic_abuse), n
+
+    def forget(self) -> None:
+        """Tell the sink that every crime counted has gone (the partition is no longer ours)."""
+        if self._sink is not None:
+            for combo, days in self._days.items():
+                self._sink.move_days(combo, days, -1)
+
+    def state(self) -> CountsState:
+        """The counts as plain values (see ``CountsState``), sharing their dictionaries: encode
+        it before the counts change again."""
+        return (
+            _STATE_FORMAT,
+            self._days,
+            self._refs,
+            self.newest.toordinal() if self.newest is not None else None,
+            self.floor.toordinal() if self.floor is not None else None,
+        )
+
+    @classmethod
+    def from_state(cls, state: CountsState, sink: CountSink | None = None) -> DayCounts:
+        """Counts as ``state`` gave them, the sink told of every cell. Raises ``ValueError``
+        for a state of another format."""
+        fmt, days_of, refs_of, newest, floor = state
+        if fmt != _STATE_FORMAT:
+            raise ValueError(f"counts state of format {fmt}, not {_STATE_FORMAT}")
+        counts = cls(sink)
+        counts._days = days_of
+        for combo, days in days_of.items():
+            for o in days:
+                counts._on_day(o, combo)
+            counts._n += len(days)
+            counts.total += sum(days.values())
+            if sink is not None:
+                sink.move_days(combo, days, 1)
+        counts._refs = refs_of
+        for combo in refs_of:
+            counts._ref_combos.setdefault((combo[0], combo[1]), set()).add(combo)
+        counts.newest = dt.date.fromordinal(newest) if newest is not None else None
+        counts.floor = dt.date.fromordinal(floor) if floor is not None else None
+        return counts
 
     def rows(
-        self, group_by: Sequence[str], first: dt.date | None = None, last: dt.date | None = None
+        self,
+        group_by: Sequence[str],
+        first: dt.date | None = None,
+        last: dt.date | None = None,
+        force: str | None = None,
     ) -> dict[Row, int]:
-        """Counts grouped by ``group_by`` over days ``first``..``last`` (inclusive, None: open)."""
+        """Counts grouped by ``group_by`` over days ``first``..``last`` (inclusive, None: open),
+        of one force only if ``force`` is given."""
         out: dict[Row, int] = defaultdict(int)
+        lo = first.toordinal() if first is not None else 0
+        hi = last.toordinal() if last is not None else dt.date.max.toordinal()
+        by_day = "day" in group_by
         key = _row_key(group_by)
-        for cell, n in self._cells.items():
-            if (first is not None and cell.day < first) or (last is not None and cell.day > last):
+        for combo, days in self._days.items():
+            if force is not None and combo[0] != force:
                 continue
-            out[key(cell)] += n
+            if by_day:
+                for o, n in days.items():
+                    if lo <= o <= hi:
+                        out[key(combo, o)] += n
+            else:
+                total = sum(n for o, n in days.items() if lo <= o <= hi)
+                if total:
+                    out[key(combo, 0)] += total
         return dict(out)
 
 
-def _row_key(group_by: Sequence[str]) -> Callable[[Cell], Row]:
-    getters: dict[str, Callable[[Cell], str]] = {
-        "force": lambda c: c.force,
-        "category": lambda c: c.category,
-        "disposal": lambda c: c.disposal,
-        "day": lambda c: c.day.isoformat(),
-        "domestic_abuse": lambda c: "true" if c.domestic_abuse else "false",
+def _admits(refs: Mapping[str, int] | None, o: int) -> bool:
+    """Whether a crime of day ``o`` is kept as evidence beside ``refs``: while there is room,
+    or in place of the one kept longest unless that one is of a later day."""
+    return refs is None or len(refs) < REFS_PER_COMBO or o >= refs[next(iter(refs))]
+
+
+def _row_key(group_by: Sequence[str]) -> Callable[[Combo, int], Row]:
+    getters: dict[str, Callable[[Combo, int], str]] = {
+        "force": lambda c, o: c[0],
+        "category": lambda c, o: c[1],
+        "disposal": lambda c, o: c[2],
+        "day": lambda c, o: _iso(o),
+        "domestic_abuse": lambda c, o: "true" if c[3] else "false",
     }
     fs = [getters[d] for d in group_by]
-    return lambda c: tuple(f(c) for f in fs)
+    return lambda c, o: tuple(f(c, o) for f in fs)
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso(o: int) -> str:
+    return dt.date.fromordinal(o).isoformat()
 
 
 def merge_rows(parts: Iterable[Mapping[Row, int]]) -> dict[Row, int]:

@@ -43,7 +43,7 @@ import gc
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -65,8 +65,8 @@ from streams.runtime.exits import ExitCode, leave
 from streams.runtime.faults import Faults
 from streams.runtime.outbox import DeadLetter, Outbox, ProduceFailed
 from streams.runtime.partition import PartitionState
-from streams.runtime.recovery import ChangelogReader, Recovery, forget
-from streams.runtime.retention import sweep
+from streams.runtime.recovery import ChangelogReader, Recovery
+from streams.runtime.retention import behind, sweep, sweep_budget
 from streams.runtime.store import Store
 from streams.runtime.transactions import TransactionalOutbox
 from streams.settings import Settings
@@ -111,6 +111,21 @@ class LongLived:
             log.info("full garbage collection: %d objects freed in %.0f ms", freed, took_ms)
         gc.freeze()
 
+    @contextlib.contextmanager
+    def restoring(self) -> Iterator[None]:
+        """No collection while partitions are restored, then all of it frozen. A restore makes
+        millions of objects that live on (the states read, the counts) and no cyclic garbage;
+        each full collection during it rescanned them all, and everything the worker already
+        held (a fifth of a restore's time, bench/restore.py)."""
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            yield
+        finally:
+            gc.freeze()
+            if enabled:
+                gc.enable()
+
 
 #: records processed between two yields to the event loop (about 8 ms of work)
 SLICE = 256
@@ -152,6 +167,7 @@ class CountingLoop:
         self.recovering = True
         #: records taken from the source topic since start (accepted or rejected)
         self.records_processed = 0
+        self._swept_at = 0  # records_processed at the last sweep
         self._generation = 0
         self._lock = asyncio.Lock()
         self._stopping = False
@@ -223,6 +239,7 @@ class CountingLoop:
                     await asyncio.sleep(FETCH_TIMEOUT_MS / 1000)  # a rebalance is under way
             async with self._lock:
                 await self.lose(await self.checkpoint.commit(self.partitions), rejoin=False)
+                self.recovery.save(self.partitions.values())
             self._done.set()
         except ProduceFailed as exc:
             leave(ExitCode.STALLED, f"the broker did not take what the worker produced: {exc}")
@@ -274,8 +291,10 @@ class CountingLoop:
             if self._dead:
                 dead, self._dead = self._dead, []
                 await self.outbox.dead_letters(dead)
-            if self.checkpoint.due(self.partitions):
-                sweep(self.partitions, self.store)  # crimes past the horizon go with the checkpoint
+            if self.checkpoint.due(self.partitions) or (not batch and behind(self.partitions)):
+                # crimes past the horizon go with the checkpoint
+                sweep(self.partitions, self.store, sweep_budget(self.records_processed - self._swept_at))
+                self._swept_at = self.records_processed
                 await self.lose(await self.checkpoint.commit(self.partitions))
                 self._long_lived.after_checkpoint()
             await self._faults.maybe_hang()
@@ -371,7 +390,7 @@ class CountingLoop:
         for p in lost:
             part = self.partitions.pop(p, None)
             if part is not None:
-                forget(part.counts, self.sink)
+                part.counts.forget()
         await self.outbox.release(lost)
         self.recovering = True
         metrics.PARTITIONS.set(len(self.partitions))
@@ -391,6 +410,7 @@ class CountingLoop:
             self._generation += 1
             self.recovering = True
             await self.lose(await self.checkpoint.commit(self.partitions), rejoin=False)
+            self.recovery.save(self.partitions.values())
             # every producer goes: the next assignment claims its partitions afresh (a partition
             # kept may have had another owner in between, during a long pause)
             await self.outbox.release()
@@ -403,12 +423,13 @@ class CountingLoop:
             await self.outbox.claim(mine)
             for p in set(self.partitions) - set(mine):
                 # its counts go (and leave the aggregates); its store stays, for a later assignment
-                forget(self.partitions.pop(p).counts, self.sink)
-            for p in mine:
-                part = await self.recovery.restore(p, self.partitions.get(p))
-                committed = await self._consumer.committed(TopicPartition(self.topic, p))
-                part.committed = committed
-                self.partitions[p] = part
+                self.partitions.pop(p).counts.forget()
+            with self._long_lived.restoring():
+                for p in mine:
+                    part = await self.recovery.restore(p, self.partitions.get(p))
+                    committed = await self._consumer.committed(TopicPartition(self.topic, p))
+                    part.committed = committed
+                    self.partitions[p] = part
             self.recovering = False
             metrics.PARTITIONS.set(len(mine))
             log.info("owning partitions %s of %s", mine, self.topic)
@@ -422,6 +443,22 @@ class CountingLoop:
     def newest(self) -> dt.date | None:
         days = [p.counts.newest for p in self.partitions.values() if p.counts.newest is not None]
         return max(days) if days else None
+
+    def backlog(self) -> int:
+        """Records of the owned partitions not processed yet, by the high watermarks of the last
+        fetches (no broker round trip): 0 when none is known."""
+        if self._consumer is None:
+            return 0
+        assigned = self._consumer.assignment()  # during a rebalance, partitions may not match it
+        total = 0
+        for p, part in self.partitions.items():
+            tp = TopicPartition(self.topic, p)
+            if tp not in assigned or part.processed is None:
+                continue
+            end = self._consumer.highwater(tp)  # asserts that ``tp`` is assigned
+            if end is not None:
+                total += max(0, end - part.processed)
+        return total
 
     def lag_inputs(self) -> dict[int, int | None]:
         """Owned partition -> the group's committed offset (None: none yet)."""

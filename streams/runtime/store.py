@@ -22,8 +22,9 @@ Two implementations of one interface:
 - ``RocksStore`` (``DW_STORE=rocksdb``, the default): RocksDB through rocksdict, in
   ``DW_DATA_DIR/store``. One column family per partition (``p<n>``: crime key -> packed state, see
   ``streams.codec.encode_held``), one per partition's expiry index (``x<n>``), and a ``meta``
-  column family (``p<n>`` -> positions, ``x<n>`` -> the index is complete, ``deployment`` -> who
-  wrote the store). A write is one RocksDB ``WriteBatch``, atomic across
+  column family (``p<n>`` -> positions, ``x<n>`` -> the index is complete, ``c<n>`` -> the
+  partition's counts as saved at a clean stop or hand-over, deleted by the partition's next write,
+  ``deployment`` -> who wrote the store). A write is one RocksDB ``WriteBatch``, atomic across
   column families. Writes go to the write-ahead log without fsync: a killed process loses
   nothing (the operating system holds the log); a machine that loses power may lose the last
   writes, and then the stored positions are older too, so recovery reads those records again.
@@ -116,6 +117,17 @@ class Store(Protocol):
         index entries ``unindex``, in one atomic write."""
         ...
 
+    def load(self, partition: int, states: Mapping[bytes, bytes]) -> None:
+        """Store ``states`` (each with its expiry index entry) in a partition with no positions,
+        fast and not yet durable (no write-ahead log); ``loaded`` makes them durable. A recovery
+        that reads a whole changelog partition into an empty store writes it this way."""
+        ...
+
+    def loaded(self, partition: int, positions: Positions) -> None:
+        """Make what ``load`` wrote durable, then store ``positions``: a worker killed before
+        this has no positions for the partition, and its next recovery starts it anew."""
+        ...
+
     def expiring(self, partition: int, before: int, limit: int, start: bytes = b"") -> list[bytes]:
         """Up to ``limit`` expiry index entries from ``start`` on, of days before ordinal
         ``before``, oldest first. (The sweep passes the last entry it removed as ``start``, so
@@ -128,6 +140,15 @@ class Store(Protocol):
 
     def index_all(self, partition: int) -> int:
         """Index every state of the partition (a store from before the index); returns how many."""
+        ...
+
+    def save_counts(self, partition: int, data: bytes) -> None:
+        """Keep ``data`` (the partition's counts, ``streams.runtime.saved_counts``) with its
+        states, until the next ``write`` or ``drop`` of the partition removes it."""
+        ...
+
+    def saved_counts(self, partition: int) -> bytes | None:
+        """What ``save_counts`` kept, if no write came after it; else None."""
         ...
 
     def drop(self, partition: int) -> None:
@@ -149,6 +170,7 @@ class MemoryStore:
         self._positions: dict[int, Positions] = {}
         #: partition -> ordinal day -> keys of the crimes indexed under that day
         self._index: dict[int, dict[int, set[bytes]]] = {}
+        self._counts: dict[int, bytes] = {}
 
     def reader(self, partition: int) -> Callable[[bytes], bytes | None]:
         return self._states.setdefault(partition, {}).get
@@ -177,6 +199,23 @@ class MemoryStore:
                 table[key] = value
                 index.setdefault(held_day(value), set()).add(key)
         self._positions[partition] = positions
+        self._counts.pop(partition, None)
+
+    def load(self, partition: int, states: Mapping[bytes, bytes]) -> None:
+        table = self._states.setdefault(partition, {})
+        index = self._index.setdefault(partition, {})
+        table.update(states)
+        for key, value in states.items():
+            index.setdefault(held_day(value), set()).add(key)
+
+    def loaded(self, partition: int, positions: Positions) -> None:
+        self.write(partition, {}, positions)
+
+    def save_counts(self, partition: int, data: bytes) -> None:
+        self._counts[partition] = data
+
+    def saved_counts(self, partition: int) -> bytes | None:
+        return self._counts.get(partition)
 
     def expiring(self, partition: int, before: int, limit: int, start: bytes = b"") -> list[bytes]:
         index = self._index.get(partition, {})
@@ -201,6 +240,7 @@ class MemoryStore:
         self._states.pop(partition, None)
         self._positions.pop(partition, None)
         self._index.pop(partition, None)
+        self._counts.pop(partition, None)
 
     def partitions(self) -> list[int]:
         return sorted(self._positions)
@@ -209,13 +249,14 @@ class MemoryStore:
         self._states.clear()
         self._positions.clear()
         self._index.clear()
+        self._counts.clear()
 
 
 class RocksStore:
     """The store in RocksDB (rocksdict), one column family per partition."""
 
     def __init__(self, path: Path, deployment: Deployment) -> None:
-        from rocksdict import Options, Rdict
+        from rocksdict import Options, Rdict, WriteOptions
 
         self.path = path
         self._options = Options(raw_mode=True)
@@ -248,6 +289,10 @@ class RocksStore:
                 self._drop_family(name)
             self._cfs[META].delete_range(b"", b"\xff" * 8)
         self._cfs[META].put(b"deployment", deployment.encode())
+        #: writes that skip the write-ahead log (``load``)
+        self._unlogged: Any = WriteOptions()  # (the stubs have its properties as methods)
+        self._unlogged.disable_wal = True
+        self._unlogged.memtable_insert_hint_per_batch = True
 
     def _existing_families(self) -> list[str]:
         from rocksdict import Rdict
@@ -328,17 +373,55 @@ class RocksStore:
             else:
                 batch.put(key, value, handle)
                 batch.put(index_key(held_day(value), key), b"", index)
+        meta = self._db.get_column_family_handle(META)
         batch.put(
             self._name(partition).encode(),
             _POSITIONS.pack(positions.source_next, positions.changelog_next),
-            self._db.get_column_family_handle(META),
+            meta,
         )
+        batch.delete(self._counts_key(partition), meta)  # the saved counts no longer hold
         self._write(batch)
 
-    def _write(self, batch: Any) -> None:
+    def load(self, partition: int, states: Mapping[bytes, bytes]) -> None:
+        from rocksdict import WriteBatch
+
+        self._index(partition)
+        handle = self._db.get_column_family_handle(self._name(partition))
+        index = self._db.get_column_family_handle(self._index_name(partition))
+        batch = WriteBatch(raw_mode=True)
+        for key, value in states.items():
+            batch.put(key, value, handle)
+        # in key order, as the caller gives the states: the memtable takes a run of keys in
+        # order faster than the same keys at random (a third less time, bench/restore.py)
+        for entry in sorted([index_key(held_day(value), key) for key, value in states.items()]):
+            batch.put(entry, b"", index)
+        self._write(batch, self._unlogged)
+
+    def loaded(self, partition: int, positions: Positions) -> None:
+        # the states first: positions durable before them would claim states a crash lost
+        self._family(partition).flush()
+        self._index(partition).flush()
+        self.write(partition, {}, positions)
+
+    @staticmethod
+    def _counts_key(partition: int) -> bytes:
+        return f"c{partition}".encode()
+
+    def save_counts(self, partition: int, data: bytes) -> None:
+        from rocksdict import WriteBatch
+
+        batch = WriteBatch(raw_mode=True)
+        batch.put(self._counts_key(partition), data, self._db.get_column_family_handle(META))
+        self._write(batch)
+
+    def saved_counts(self, partition: int) -> bytes | None:
+        data: bytes | None = self._cfs[META].get(self._counts_key(partition))
+        return data
+
+    def _write(self, batch: Any, options: Any = None) -> None:
         """One atomic write; a full or read-only disk raises ``StorageError``."""
         try:
-            self._db.write(batch)
+            self._db.write(batch, options)
         except Exception as exc:  # rocksdict raises plain Exception with RocksDB's message
             full = _storage_error(self.path, exc)
             if full is None:
@@ -379,6 +462,7 @@ class RocksStore:
         self._drop_family(self._index_name(partition))
         self._cfs[META].delete(self._name(partition).encode())
         self._cfs[META].delete(self._index_name(partition).encode())
+        self._cfs[META].delete(self._counts_key(partition))
 
     def partitions(self) -> list[int]:
         out = []

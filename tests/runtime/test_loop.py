@@ -85,3 +85,28 @@ def test_a_crime_in_the_store_is_read_and_a_redelivery_ignored() -> None:
     later = dataclasses.replace(BASE, event_id="e2", disposal="charge", outcome_date=dt.date(2025, 3, 2))
     loop._process({TP: [record(later, 11)]})
     assert [(c.disposal, n) for c, n in loop.partitions[0].counts.cells()] == [("charge", 1)]
+
+
+def test_the_backlog_is_what_the_last_fetches_saw_past_the_last_record_processed() -> None:
+    class Watermarks:
+        """As aiokafka's consumer: ``highwater`` of a partition not assigned is an error."""
+
+        def assignment(self) -> set[TopicPartition]:
+            return {TopicPartition("disposals", 0), TopicPartition("disposals", 1)}
+
+        def highwater(self, tp: TopicPartition) -> int | None:
+            assert tp in self.assignment()
+            return {0: 9_000, 1: None}[tp.partition]
+
+    loop = loop_with(MemoryStore(), [])
+    assert loop.backlog() == 0  # no consumer yet
+    loop._consumer = Watermarks()
+    assert loop.backlog() == 0  # nothing processed since the assignment: not known
+    loop.partitions[0].processed = 1_000
+    loop.partitions[1] = PartitionState(1, DayCounts(), 0)
+    loop.partitions[1].processed = 50  # no fetch seen for it yet
+    assert loop.backlog() == 8_000
+    # a partition the loop holds while the consumer no longer has it (a rebalance under way)
+    loop.partitions[2] = PartitionState(2, DayCounts(), 0)
+    loop.partitions[2].processed = 10
+    assert loop.backlog() == 8_000

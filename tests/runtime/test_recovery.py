@@ -36,6 +36,21 @@ async def test_empty_store_reads_everything_and_counts_each_crime_once() -> None
     assert part.changelog_next == 3 and part.counts.newest == dt.date(2025, 1, 3)
 
 
+async def test_a_whole_partition_is_read_into_an_empty_store_latest_state_once_tombstones_gone() -> None:
+    store = MemoryStore()
+    store.load(0, {b"kent/9": state("charge", 9)})  # a load cut short: states, no positions
+    log = [*LOG, (b"kent/4", state("charge", 4)), (b"kent/2", None)]
+    r = await make({0: log}, store)
+    part = await r.restore(0, None)
+    assert r.records_read == 5 and store.positions(0) == Positions(0, 5)
+    assert sorted(store.items(0)) == [(b"kent/1", state("caution", 3)), (b"kent/4", state("charge", 4))]
+    cells = sorted((c.disposal, c.day.day, n) for c, n in part.counts.cells())
+    assert cells == [("caution", 3, 1), ("charge", 4, 1)]
+    assert part.store_crimes == 2
+    # the expiry index holds the states loaded, under their days
+    assert [e[4:] for e in store.expiring(0, dt.date(2025, 2, 1).toordinal(), 10)] == [b"kent/1", b"kent/4"]
+
+
 async def test_a_store_reads_only_what_follows_its_position() -> None:
     store = MemoryStore()
     store.write(0, dict(LOG[:2]), Positions(9, 2))
@@ -60,3 +75,32 @@ async def test_a_store_past_the_changelog_end_is_dropped_and_read_again() -> Non
     part = await r.restore(0, None)
     assert store.reader(0)(b"kent/9") is None and store.positions(0) == Positions(0, 3)
     assert part.counts.total == 2
+
+
+async def test_counts_saved_at_a_clean_stop_are_loaded_not_derived() -> None:
+    store = MemoryStore()
+    r = await make({0: LOG}, store)
+    first = await r.restore(0, None)
+    first.counts.add(Cell("kent", "stalking", "charge", dt.date(2025, 1, 3), False), "marker")
+    r.save([first])  # counts that the store's crimes would not give: to tell loaded from derived
+    again = await (await make({0: LOG}, store)).restore(0, None)
+    assert (
+        again.counts.total == 3
+        and again.store_crimes == 2
+        and "marker" in again.counts.refs(Cell("kent", "stalking", "charge", dt.date(2025, 1, 3), False))
+    )
+    store.write(0, {}, Positions(0, 3))  # any write after the save: derived again
+    derived = await (await make({0: LOG}, store)).restore(0, None)
+    assert derived.counts.total == 2
+
+
+async def test_counts_are_not_saved_with_changes_pending_and_unreadable_ones_are_derived() -> None:
+    store = MemoryStore()
+    r = await make({0: LOG}, store)
+    part = await r.restore(0, None)
+    part.pending[b"kent/3"] = Held(Cell("kent", "stalking", "charge", dt.date(2025, 1, 4), False), (4,), 4)
+    r.save([part])
+    assert store.saved_counts(0) is None
+    store.save_counts(0, b"not marshal")
+    again = await (await make({0: LOG}, store)).restore(0, None)
+    assert again.counts.total == 2

@@ -13,7 +13,7 @@ from streams.core.buckets import DayCounts
 from streams.core.classify import Cell
 from streams.core.crimes import Held
 from streams.runtime.partition import PartitionState
-from streams.runtime.retention import sweep
+from streams.runtime.retention import SWEEP_PER_CHECKPOINT, behind, sweep, sweep_budget
 from streams.runtime.store import (
     Deployment,
     MemoryStore,
@@ -110,6 +110,19 @@ def test_the_sweep_keeps_to_its_budget_and_goes_on_at_the_next_checkpoint(store:
     assert part.swept_to == (DAY0 + dt.timedelta(days=5)).toordinal()
     store.write(0, dict.fromkeys(part.expired), Positions(0, 0), part.unindex)
     assert list(store.items(0)) == []
+
+
+def test_a_sweep_behind_its_horizon_shows_and_its_budget_follows_the_records_processed(store: Store) -> None:
+    put(store, {f"c{i:03d}".encode(): held(i % 5) for i in range(50)})
+    part = partition(store, floor_day=5)
+    assert behind({0: part})
+    sweep({0: part}, store, budget=20)
+    assert behind({0: part})  # 30 entries before the horizon are left for the next checkpoint
+    sweep({0: part}, store, budget=40)
+    assert not behind({0: part})
+    assert not behind({0: PartitionState(0, DayCounts(), 0)})  # no horizon yet: nothing to sweep
+    assert sweep_budget(0) == sweep_budget(SWEEP_PER_CHECKPOINT // 2) == SWEEP_PER_CHECKPOINT
+    assert sweep_budget(100_000) == 200_000  # a record writes one entry at most: twice keeps pace
 
 
 def test_a_crime_with_two_entries_before_the_horizon_expires_once(store: Store) -> None:

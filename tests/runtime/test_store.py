@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from streams.core.crimes import Held
 from streams.errors import ConfigError
 from streams.runtime.store import Deployment, MemoryStore, Positions, RocksStore, Store
 
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENT = Deployment("dw", "dw-crimes-changelog", 4)
 
 
@@ -46,6 +49,43 @@ def test_states_and_positions_per_partition(store: Store) -> None:
     assert store.positions(0) is None and list(store.items(0)) == [] and store.partitions() == [3]
 
 
+def test_a_load_has_no_positions_until_loaded(store: Store) -> None:
+    store.load(2, {b"a": S1, b"b": S3})
+    assert store.positions(2) is None and sorted(store.items(2)) == [(b"a", S1), (b"b", S3)]
+    store.loaded(2, Positions(0, 9))
+    assert store.positions(2) == Positions(0, 9) and store.partitions() == [2]
+    assert [e[4:] for e in store.expiring(2, dt.date(2025, 1, 3).toordinal(), 10)] == [b"a"]
+
+
+KILLED_AFTER = """
+import os, sys
+from pathlib import Path
+from streams.runtime.store import Positions, RocksStore
+from tests.runtime.test_store import DEPLOYMENT, S1
+s = RocksStore(Path(sys.argv[1]), DEPLOYMENT)
+s.load(1, {b"k": S1})
+if sys.argv[2] == "loaded":
+    s.loaded(1, Positions(0, 4))
+s.write(2, {b"j": S1}, Positions(3, 1))  # another partition's logged write after the load
+os._exit(0)  # as if killed: nothing closed or flushed
+"""
+
+
+@pytest.mark.parametrize("step", ["loaded", "load"])
+def test_a_rocks_load_killed_before_loaded_leaves_no_positions_and_after_it_is_durable(
+    tmp_path: Path, step: str
+) -> None:
+    path = tmp_path / "store"
+    subprocess.run([sys.executable, "-c", KILLED_AFTER, str(path), step], check=True, cwd=ROOT)
+    s = RocksStore(path, DEPLOYMENT)
+    assert s.positions(2) == Positions(3, 1) and list(s.items(2)) == [(b"j", S1)]
+    if step == "loaded":
+        assert s.positions(1) == Positions(0, 4) and list(s.items(1)) == [(b"k", S1)]
+    else:  # its next recovery reads the partition again, from an empty store
+        assert s.positions(1) is None
+    s.close()
+
+
 def test_rocks_store_survives_a_reopen_and_refuses_a_second_opener(tmp_path: Path) -> None:
     s = RocksStore(tmp_path / "store", DEPLOYMENT)
     s.write(1, {b"k": S1}, Positions(7, 5))
@@ -70,3 +110,22 @@ def test_keys_of_one_force(store: Store) -> None:
     store.write(0, dict.fromkeys([b"kent/2", b"kent/1", b"kentish/1", b"essex/1"], S1), Positions(1, 1))
     assert list(store.keys(0, b"kent/")) == [b"kent/1", b"kent/2"]
     assert list(store.keys(0, b"zzz/")) == [] and list(store.keys(3, b"kent/")) == []
+
+
+def test_saved_counts_last_until_the_partitions_next_write(tmp_path: Path) -> None:
+    for store in (MemoryStore(), RocksStore(tmp_path / "store", DEPLOYMENT)):
+        store.write(0, {b"a": S1}, Positions(1, 1))
+        store.write(1, {b"a": S1}, Positions(1, 1))
+        store.save_counts(0, b"zero")
+        store.save_counts(1, b"one")
+        assert store.saved_counts(0) == b"zero" and store.saved_counts(2) is None
+        store.write(0, {}, Positions(2, 2))  # even a write of positions alone
+        assert store.saved_counts(0) is None and store.saved_counts(1) == b"one"
+        assert store.partitions() == [0, 1]
+        if isinstance(store, RocksStore):  # kept across a reopen
+            store.close()
+            store = RocksStore(tmp_path / "store", DEPLOYMENT)
+            assert store.saved_counts(1) == b"one"
+        store.drop(1)
+        assert store.saved_counts(1) is None
+        store.close()

@@ -53,6 +53,8 @@ def test_rows_group_and_filter_by_day() -> None:
         ("charge", "true"): 1,
     }
     assert counts.rows(()) == {(): 5}
+    assert counts.rows(("disposal",), force="essex") == {("caution",): 1}  # one force's page
+    assert counts.rows(("force",), force="kent", first=D) == {("kent",): 3}
     assert counts.newest == D
 
 
@@ -87,15 +89,55 @@ def test_merge_is_commutative_and_associative(a, b, d) -> None:  # type: ignore[
     assert a == before
 
 
-def test_crime_pseudonyms_follow_their_crimes_and_are_capped() -> None:
+def test_crime_keys_follow_their_crimes_and_the_newest_are_kept() -> None:
     counts = DayCounts()
     for i in range(12):
         counts.add(c(), ref=f"r{i}")
-    assert counts.refs(c()) == [f"r{i}" for i in range(10)]
+    # ten per force x category x class x flag: the ones kept longest make way
+    assert counts.refs(c()) == [f"r{i}" for i in range(2, 12)]
+    counts.add(c(day=3), ref="older")  # of an earlier day than all kept: not kept
+    assert counts.refs(c(day=3)) == []
     counts.move(c(), c(disposal="charge"), ref="r3")
     assert "r3" not in counts.refs(c()) and counts.refs(c(disposal="charge")) == ["r3"]
+    counts.add(c(day=3), ref="older")  # room again
+    assert counts.refs(c(day=3)) == ["older"]
+    counts.remove(c(day=3))  # the cell's last crime leaves: its keys go, even unnamed
+    counts.remove(c(day=3))
+    assert counts.refs(c(day=3)) == [] and len(counts.refs(c())) == 9
     counts.prune(D + dt.timedelta(days=1))
     assert counts.refs(c()) == [] and counts.refs(c(disposal="charge")) == []
+
+
+def test_state_round_trips_with_evidence_clock_and_floor_and_tells_the_sink() -> None:
+    from alerts.aggregates import RuleAggregates
+    from alerts.rules import load_rules
+    from streams.resources import DEFAULT_RULES
+
+    rules = load_rules(DEFAULT_RULES)
+    live = RuleAggregates(rules)
+    counts = DayCounts(live)
+    for i, cell in enumerate(
+        [c(), c(), c(day=5), c(force="essex"), c(disposal="charge", da=True), c(day=30)]
+    ):
+        counts.add(cell, ref=f"k{i}")
+    counts.prune(D - dt.timedelta(days=20))
+    state = counts.state()
+    loaded_into = RuleAggregates(rules)
+    again = DayCounts.from_state(state, loaded_into)
+    assert sorted(again.cells()) == sorted(counts.cells())
+    assert (again.total, len(again), again.newest, again.floor) == (5, 4, D, D - dt.timedelta(days=20))
+    assert again.refs(c()) == ["k0", "k1"] and again.refs(c(force="essex")) == ["k3"]
+    assert loaded_into.totals(D) == live.totals(D)
+    again.add(c(day=1), ref="new")  # the loaded counts go on as any
+    again.remove(c(), ref="k0")
+    assert again.rows(("day",)) == {(D.isoformat(),): 3, ((D - dt.timedelta(days=1)).isoformat(),): 1,
+                                    ((D - dt.timedelta(days=5)).isoformat(),): 1}  # fmt: skip
+    again.forget()
+    assert all(
+        not t.numerator and not t.denominator for r in loaded_into.totals(D).values() for t in r.values()
+    )
+    with pytest.raises(ValueError, match="format 9"):
+        DayCounts.from_state((9, *state[1:]))  # type: ignore[arg-type]
 
 
 def test_evidence_for_one_alert_is_found_without_scanning_every_cell() -> None:
