@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,13 +51,23 @@ def admin(settings: Settings) -> Any:
         raise _unreachable(settings, exc) from exc
 
 
-#: the crimes' changelog is compacted (the latest state of each crime is kept), with small
-#: segments so that compaction, which cleans only closed segments, runs within the hour
+#: the crimes' changelog is compacted (the latest state of each crime is kept). Compaction cleans
+#: only closed segments, so they are small (16 MB, or an hour's writes): a restore reads the open
+#: segment uncompacted. Tombstones are kept a minute after compaction first reaches them, not
+#: Kafka's 24 hours: the only tombstones are those of crimes past the retention horizon
+#: (``streams.runtime.retention``), so a restore that misses one (it read the crime's last state
+#: before the tombstone went) holds a crime that the counts leave out by their horizon and the
+#: next sweep deletes again; a later event of that crime counts as it would have. Kept 24 hours,
+#: a backfill of three years' data left 11 million tombstones for 6.6 million crimes, read by
+#: every restore. Cleaning sooner (4 MB segments, at a tenth superseded, within 10 minutes)
+#: left fewer records but made the broker's cleaner compete with the worker on two cores, and
+#: the national restore was slower (bench/README.md, "National scale", run 3).
 CHANGELOG_CONFIG = {
     "cleanup.policy": "compact",
     "segment.ms": str(60 * 60 * 1000),
-    "segment.bytes": str(64 * 1024 * 1024),
+    "segment.bytes": str(16 * 1024 * 1024),
     "min.cleanable.dirty.ratio": "0.3",
+    "delete.retention.ms": str(60 * 1000),
 }
 
 
@@ -79,8 +90,6 @@ def replication_of(settings: Settings, brokers: int) -> tuple[int, int]:
 def _described(client: Any, topics: list[str], timeout_s: float = 15.0) -> list[dict[str, Any]]:
     """``describe_topics``, asked again until every topic shows its partitions: the metadata of a
     topic created a moment ago (here or by another process) can lag behind for a while."""
-    import time
-
     deadline = time.monotonic() + timeout_s
     while True:
         described: list[dict[str, Any]] = client.describe_topics(topics)
@@ -99,7 +108,6 @@ def ensure_topics(settings: Settings) -> None:
     replicated fewer times than asked: an acknowledged write must survive a broker's loss.
     """
     from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
 
     client = admin(settings)
     try:
@@ -122,9 +130,7 @@ def ensure_topics(settings: Settings) -> None:
             if t not in existing
         ]
         if new:
-            # another process may create it between list and create
-            with contextlib.suppress(TopicAlreadyExistsError):
-                client.create_topics(new, timeout_ms=15000)
+            client = _create_topics(settings, client, new)
         for meta in _described(client, wanted):
             topic, partitions = meta["name"], meta.get("partitions") or []
             co_partitioned = topic in (settings.disposals_topic, settings.changelog_topic)
@@ -142,6 +148,37 @@ def ensure_topics(settings: Settings) -> None:
                 )
     finally:
         client.close()
+
+
+#: how long a cluster that has just started may take until every broker knows the controller
+CREATE_RETRY_S = 30.0
+
+
+def _create_topics(settings: Settings, client: Any, new: list[Any]) -> Any:
+    """Create ``new`` (a topic another process creates meanwhile is fine); returns the admin
+    client to go on with. A cluster that has just started may name as controller a broker that
+    the broker answering does not know yet (kafka-python: ``UnknownBrokerIdError``): asked again
+    with a new client, for up to CREATE_RETRY_S."""
+    from kafka.errors import (
+        NodeNotReadyError,
+        NotControllerError,
+        TopicAlreadyExistsError,
+        UnknownBrokerIdError,
+    )
+
+    deadline = time.monotonic() + CREATE_RETRY_S
+    while True:
+        try:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                client.create_topics(new, timeout_ms=15000)
+            return client
+        except (UnknownBrokerIdError, NodeNotReadyError, NotControllerError) as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.info("creating topics: %r while the cluster settles; asking again", exc)
+            client.close()
+            time.sleep(0.5)
+            client = admin(settings)
 
 
 def topics_ready(settings: Settings, partitions: dict[str, int]) -> bool:

@@ -35,3 +35,37 @@ def test_replication_follows_the_cluster_unless_set(
 def test_impossible_replication_is_named(env: dict[str, int], brokers: int, named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         replication_of(load_settings(**env), brokers)  # type: ignore[arg-type]
+
+
+def test_topics_are_created_again_while_a_new_cluster_settles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cluster that has just started may name a controller the answering broker does not know
+    yet: the creation is asked again with a new client, and other errors are not retried."""
+    from kafka.errors import TopicAuthorizationFailedError, UnknownBrokerIdError
+
+    from streams import producer
+
+    made: list[object] = []
+
+    class Client:
+        def __init__(self, failures: list[Exception]) -> None:
+            self.failures, self.closed, self.created = failures, False, 0
+
+        def create_topics(self, new: list[object], timeout_ms: int) -> None:
+            if self.failures:
+                raise self.failures.pop(0)
+            self.created += 1
+
+        def close(self) -> None:
+            self.closed = True
+
+    def fresh(settings: object) -> Client:
+        made.append(Client([]))
+        return made[-1]  # type: ignore[return-value]
+
+    monkeypatch.setattr(producer, "admin", fresh)
+    monkeypatch.setattr(producer.time, "sleep", lambda s: None)
+    first = Client([UnknownBrokerIdError(2)])
+    got = producer._create_topics(None, first, ["t"])  # type: ignore[arg-type]
+    assert first.closed and got is made[0] and made[0].created == 1
+    with pytest.raises(TopicAuthorizationFailedError):
+        producer._create_topics(None, Client([TopicAuthorizationFailedError()]), ["t"])  # type: ignore[arg-type]
