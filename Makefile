@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install test run stop bench bench-restart bench-soak bench-ingest bench-fuzz bench-pause bench-national lint clean
+.PHONY: install test run stop bench bench-restart bench-soak bench-ingest bench-fuzz bench-pause bench-national bench-restore lint clean
 
 install: $(STAMP)
 
@@ -40,6 +40,9 @@ bench-pause: install
 
 bench-national: install
 	scripts/with-broker.sh $(BIN)/python bench/national.py
+
+bench-restore: install
+	scripts/with-broker.sh $(BIN)/python bench/restore.py
 
 bench-soak: install
 	scripts/with-broker.sh $(BIN)/python bench/soak_kill.py

@@ -101,8 +101,7 @@ def main() -> None:
     today = dt.datetime.now(dt.UTC).date()
     pairs = [(f, c) for c in ("other-violence", "harassment", "stalking") for f in sorted(FORCE_NAMES)]
     sent: dict[tuple[str, str], float] = {}
-    with EventProducer(d.settings) as probe:
-        probe._producer.config["linger_ms"] = 0
+    with EventProducer(d.settings) as probe:  # each probe flushed at once: no linger
         for i, (force, cat) in enumerate(pairs[: args.probes]):
             code = {"other-violence": "8N", "harassment": "8L", "stalking": "8Q"}[cat]
             ev = dataclasses.replace(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import re
 import secrets
 import subprocess
@@ -22,7 +23,7 @@ from streams.codec import decode_outcome, outcome_record  # noqa: E402
 from streams.kafka_local import free_port  # noqa: E402
 from streams.model import OutcomeEvent  # noqa: E402
 from streams.policeuk import Tally, events_from_files  # noqa: E402
-from streams.producer import lag  # noqa: E402
+from streams.producer import ensure_topics, lag  # noqa: E402
 from streams.reference import FORCE_NAMES  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 
@@ -246,3 +247,24 @@ def write_results(name: str, date: str, results: dict) -> None:  # type: ignore[
     out = ROOT / "bench" / "results" / f"{name}-{date}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
+
+
+def stream_deployment(
+    name: str, partitions: int, retention_days: int = 3650, log_level: str = "info"
+) -> tuple[dict[str, str], Path]:
+    """A new deployment under the stream clock: its environment (topics of its own, made here,
+    and an app id of its own, both ``<name>-<tag>``) and an empty working directory under var/."""
+    tag = f"{name}-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "DW_TOPIC_PREFIX": f"{tag}.",
+        "DW_APP_ID": tag,
+        "DW_PARTITIONS": str(partitions),
+        "DW_CLOCK": "stream",
+        "DW_RETENTION_DAYS": str(retention_days),
+        "DW_LOG_LEVEL": log_level,
+    }
+    ensure_topics(settings_of(env))
+    workdir = ROOT / "var" / tag
+    workdir.mkdir(parents=True)
+    return env, workdir

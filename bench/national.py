@@ -3,18 +3,20 @@
 
 Usage (a broker in DW_KAFKA; `make bench-national` starts one):
     python bench/national.py [--crimes-per-year 6000000] [--years 3] [--retention 400]
-        [--partitions 8] [--compare-years 1]
+        [--partitions 8] [--compare-years 1] [--short-rate EVENTS_PER_S]
 
 For each of two runs, one after the other on fresh topics: a one-year replay (--compare-years)
-and the --years replay, at the same crimes per year:
+and the --years replay, at the same crimes per year (--short-rate: the one-year rate of an
+earlier run instead of the first):
 1. one worker (RocksDB store, DW_CLOCK=stream, DW_RETENTION_DAYS=--retention) starts and settles;
    `disposal-watch simulate --order date` sends the events as fast as it can while the worker
    counts them. events/s is from the first event sent to idle (lag 0 after the last).
 2. (the long run) the sweep is given until the store holds at most 1.1x the crimes within the
    horizon (``disposal_store_crimes`` against ``disposal_crimes_held``, at most 300 s); both are
    reported at idle and after, with the resident memory (RSS) and the store on disk.
-3. restart on the same data directory; one new event produced as it starts: seconds from the
-   start to that event being processed.
+3. stopped (SIGTERM: a last checkpoint, the counts saved; seconds to exit), then restarted on
+   the same data directory; one new event produced as it starts: seconds from the start to that
+   event being processed.
 4. restore with the data directory deleted: seconds to ready, changelog records read. The counts
    must equal those before the restarts.
 Writes bench/results/national-<date>.json.
@@ -28,13 +30,22 @@ import os
 import shutil
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
-from harness import CLI, ROOT, Workers, differing, du_mb, metric, rss_mb, settings_of, write_results
+from harness import (
+    CLI,
+    Workers,
+    differing,
+    du_mb,
+    metric,
+    rss_mb,
+    settings_of,
+    stream_deployment,
+    write_results,
+)
 
 from streams.model import OutcomeEvent
-from streams.producer import EventProducer, ensure_topics, lag
+from streams.producer import EventProducer, lag
 from streams.reference import HOME_OFFICE_OUTCOMES
 
 END = dt.date(2026, 10, 31)
@@ -88,6 +99,7 @@ def main() -> None:
     ap.add_argument("--compare-years", type=int, default=1)
     ap.add_argument("--retention", type=int, default=400)
     ap.add_argument("--partitions", type=int, default=8)
+    ap.add_argument("--short-rate", type=float, help="the one-year replay's events/s from an earlier run")
     args = ap.parse_args()
     events_per_year = int(args.crimes_per_year * 1.5)  # streams.simulate.EVENTS_PER_CRIME
     results: dict[str, object] = {
@@ -96,20 +108,10 @@ def main() -> None:
         "date": dt.datetime.now(dt.UTC).date().isoformat(),
         "cpus": os.cpu_count(),
     }
-    for years in (args.compare_years, args.years):
-        tag = uuid.uuid4().hex[:8]
-        env = {
-            **os.environ,
-            "DW_TOPIC_PREFIX": f"n{tag}.",
-            "DW_APP_ID": f"national-{tag}",
-            "DW_PARTITIONS": str(args.partitions),
-            "DW_CLOCK": "stream",
-            "DW_RETENTION_DAYS": str(args.retention),
-            "DW_LOG_LEVEL": "info",
-        }
-        ensure_topics(settings_of(env))
-        workdir = ROOT / "var" / f"national-{tag}"
-        workdir.mkdir(parents=True, exist_ok=True)
+    if args.short_rate:  # the one-year rate measured before, given: only the long run
+        results[f"years_{args.compare_years}"] = {"events_per_s": args.short_rate, "given": True}
+    for years in (args.years,) if args.short_rate else (args.compare_years, args.years):
+        env, workdir = stream_deployment("national", args.partitions, args.retention)
         w, row = replay(env, workdir, events_per_year * years, 365 * years)
         results[f"years_{years}"] = row
         url = w.urls[0]
@@ -138,7 +140,9 @@ def main() -> None:
                 flush=True,
             )
             # restart on the same data directory; a new event produced as it starts
-            w.stop()
+            t = time.perf_counter()
+            w.stop()  # SIGTERM: a last checkpoint, then the counts are saved
+            row["clean_stop_s"] = time.perf_counter() - t
             late = OutcomeEvent(
                 event_id="late-1",
                 force_id="kent",
@@ -158,6 +162,7 @@ def main() -> None:
             while w.processed() < 1:
                 time.sleep(0.02)
             row["restart_new_event_processed_s"] = time.perf_counter() - t
+            row["rss_mb_after_restart"] = rss_mb(w.procs[0].pid)
             after_late = w.counts()
             row["cells_differing_after_restart"] = differing(
                 {k: v for k, v in after_late.items() if k[0] != "kent" or k[1] != "stalking"},

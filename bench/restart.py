@@ -5,9 +5,13 @@ Usage (a broker in DW_KAFKA; `make bench-restart` starts one):
 
 1. Produces --crimes events, each of a crime of its own (police.uk-shaped), held back in one
    transaction; starts one worker; releases them; times the replay (events/s) to lag 0.
-2. Resident memory (RSS) with every crime held, and the size of the store on disk.
-3. Stops the worker (SIGTERM) and starts it on the same data directory; one new event is produced
-   as it starts: the time from the start to that event being processed, and to ready.
+2. Resident memory (RSS) with every crime held, and the size of the store on disk; the time to
+   answer `/`, a force page and `/api/counts?group_by=force,category,disposal&window=365d`
+   (median of 7 requests each, from the request to the last byte, on this machine).
+3. Stops the worker (SIGTERM: its counts are saved) and starts it on the same data directory; one
+   new event is produced as it starts: the time from the start to that event being processed,
+   and to ready. Then kills it (SIGKILL: nothing saved) and starts it again, another new event
+   produced: the time to that event, the counts derived from the store.
 4. Stops it, deletes its data directory, starts it again: the whole changelog is read back. The
    restore rate is changelog records read over the time to ready; the worker's own restore
    timer (``disposal_partition_restore_seconds``) is reported too. The counts are compared with
@@ -20,15 +24,48 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shutil
+import statistics
 import time
-import uuid
+import urllib.request
 
-from harness import ROOT, HeldBack, Workers, differing, distinct_crimes, du_mb, metric, rss_mb, settings_of
+from harness import (
+    ROOT,
+    HeldBack,
+    Workers,
+    differing,
+    distinct_crimes,
+    du_mb,
+    metric,
+    rss_mb,
+    settings_of,
+    stream_deployment,
+)
 
-from streams.producer import EventProducer, ensure_topics
+from streams.producer import EventProducer
 from tests.integration.conftest import expected_counts, reference_category
+
+PAGES = {
+    "index": "/",
+    "force": "/force/kent",
+    "api_counts_365d": "/api/counts?group_by=force,category,disposal&window=365d",
+}
+
+
+def page_times(url: str, rounds: int = 7) -> dict[str, float]:
+    """Median milliseconds from request to the last byte of each of PAGES."""
+    out = {}
+    for name, path in PAGES.items():
+        times = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            with urllib.request.urlopen(url + path, timeout=60) as r:
+                r.read()
+                if r.status != 200:
+                    raise SystemExit(f"{path}: HTTP {r.status}")
+            times.append((time.perf_counter() - t) * 1000)
+        out[name] = round(statistics.median(times), 1)
+    return out
 
 
 def main() -> None:
@@ -36,20 +73,8 @@ def main() -> None:
     ap.add_argument("--crimes", type=int, default=1_000_000)
     ap.add_argument("--partitions", type=int, default=8)
     args = ap.parse_args()
-    tag = uuid.uuid4().hex[:8]
-    env = {
-        **os.environ,
-        "DW_TOPIC_PREFIX": f"r{tag}.",
-        "DW_APP_ID": f"restart-{tag}",
-        "DW_PARTITIONS": str(args.partitions),
-        "DW_CLOCK": "stream",
-        "DW_RETENTION_DAYS": "3650",
-        "DW_LOG_LEVEL": "info",
-    }
+    env, workdir = stream_deployment("restart", args.partitions)
     settings = settings_of(env)
-    ensure_topics(settings)
-    workdir = ROOT / "var" / f"restart-{tag}"
-    workdir.mkdir(parents=True, exist_ok=True)
     events = distinct_crimes(args.crimes)
     want = expected_counts(events, reference_category)
     held = HeldBack(settings, events)
@@ -68,6 +93,8 @@ def main() -> None:
             f"replayed at {results['replay_events_per_s']:,.0f} events/s; RSS {results['rss_mb']:.0f} MB",
             flush=True,
         )
+        results["pages_ms"] = page_times(url)
+        print(f"pages (median ms): {results['pages_ms']}", flush=True)
 
         # 3. restart on the same data directory; a new event produced as it starts
         w.stop()
@@ -96,6 +123,28 @@ def main() -> None:
             flush=True,
         )
 
+        # 3b. killed (SIGKILL: no counts saved) and started on the same data directory: the
+        # counts are derived from the store; a second new event produced as it starts
+        time.sleep(2)  # a checkpoint after the new event: its crime is in the store
+        for proc in w.procs:
+            proc.kill()
+            proc.wait(60)
+        later = distinct_crimes(args.crimes + 2)[-1]
+        t = time.perf_counter()
+        w.start()
+        with EventProducer(settings) as p:
+            p.send(later)
+        while w.processed() < 1:
+            time.sleep(0.02)
+        results["crash_restart_new_event_processed_s"] = time.perf_counter() - t
+        want_late = expected_counts([*events, late, later], reference_category)
+        results["cells_differing_after_crash_restart"] = differing(w.counts(), want_late)
+        print(
+            "killed and started on the same data directory (counts derived): new event processed "
+            f"{results['crash_restart_new_event_processed_s']:.1f} s after start",
+            flush=True,
+        )
+
         # 4. restart with the data directory deleted: everything from the changelog
         w.stop()
         shutil.rmtree(workdir / "w0")
@@ -120,7 +169,12 @@ def main() -> None:
         )
     finally:
         w.stop()
-    for k in ("cells_differing", "cells_differing_after_restart", "cells_differing_after_restore"):
+    for k in (
+        "cells_differing",
+        "cells_differing_after_restart",
+        "cells_differing_after_crash_restart",
+        "cells_differing_after_restore",
+    ):
         print(f"{k}: {results[k]}")
     out = ROOT / "bench" / "results" / f"restart-{dt.datetime.now(dt.UTC).date().isoformat()}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
