@@ -49,6 +49,7 @@ from streams.runtime import exits, host
 from streams.runtime.loop import CountingLoop
 from streams.runtime.store import Deployment, open_store
 from streams.runtime.watchdog import Watchdog
+from streams.schema_registry import UNREGISTERED, Registered, Schemas, alert_decoder
 from streams.settings import Settings
 from streams.tls import client_context, server_context
 
@@ -91,7 +92,7 @@ def breach_test(case_rules: Sequence[Rule]) -> Callable[[Cell], bool]:
     return is_breach
 
 
-def build(settings: Settings, keys: Keys) -> Worker:
+def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED) -> Worker:
     rules = load_rules(settings.rules, known_forces=FORCE_NAMES, known_categories=CATEGORIES)
     tokens = None
     if settings.tokens_file is not None:
@@ -106,6 +107,8 @@ def build(settings: Settings, keys: Keys) -> Worker:
         settings.data_dir,
         Deployment(settings.app_id, settings.changelog_topic, settings.partitions),
     )
+    # the registry's writer schemas, learnt as records of new ids arrive (DW_SCHEMA_REGISTRY_URL)
+    schemas = Schemas(settings) if settings.schema_registry_url is not None else None
     wake: list[Callable[[], None]] = []  # the evaluator's, once built
     aggregates = RuleAggregates(rules)
     loop = CountingLoop(
@@ -116,6 +119,7 @@ def build(settings: Settings, keys: Keys) -> Worker:
         on_breach=lambda: wake[0](),
         sink=aggregates,
         clients=clients,
+        schemas=schemas,
     )
     watchdog = Watchdog(loop, clients, settings.stall_exit_s)
     cluster = Cluster(
@@ -126,7 +130,7 @@ def build(settings: Settings, keys: Keys) -> Worker:
         keys.pseudonym,
         tls=client_context(settings.web_tls_cert),
     )
-    alert_log = AlertLog(clients, settings.alerts_topic)
+    alert_log = AlertLog(clients, settings.alerts_topic, alert_decoder(schemas))
     writer = AlertWriter(clients, settings.alerts_topic, f"{settings.app_id}-alerts")
     evaluator = Evaluator(
         rules,
@@ -136,6 +140,7 @@ def build(settings: Settings, keys: Keys) -> Worker:
         writer,
         clock_kind=settings.clock,
         interval_s=settings.alert_interval_s,
+        framing=registered.alerts,
     )
     wake.append(evaluator.wake)
 
@@ -212,6 +217,7 @@ def build(settings: Settings, keys: Keys) -> Worker:
             settings.webhook_max_backoff_s,
             settings.webhook_group_s,
             on_result=record,
+            decode=alert_decoder(schemas),
         )
         host.add_task(app, deliver, f"webhook_{hook.name}")
 
@@ -228,6 +234,8 @@ def build(settings: Settings, keys: Keys) -> Worker:
     async def close_clients() -> None:
         await evaluator.close()
         await alert_log.close()
+        if schemas is not None:
+            await schemas.close()
 
     host.on_shutdown(app, close_clients)
     return Worker(settings, app, loop, watchdog, cluster, alert_log, evaluator, server)

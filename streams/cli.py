@@ -115,6 +115,32 @@ def kafka_stop(dir_: Path) -> None:
         click.echo(f"stopped broker pid {broker.pid} ({broker.bootstrap})", err=True)
 
 
+@main.group(cls=_Group)
+def registry() -> None:
+    """Run a local Apicurio Registry (Confluent-compatible API) without Docker."""
+
+
+@registry.command("start")
+@click.option("--dir", "dir_", type=click.Path(path_type=Path), required=True, help="Pid and log directory.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8081, show_default=True)
+def registry_start(dir_: Path, port: int) -> None:
+    """Resolve Apicurio Registry from Maven Central (cached), start it with a Java 21+ found on
+    the machine; print the URL to give DW_SCHEMA_REGISTRY_URL."""
+    from streams import registry_local
+
+    click.echo(registry_local.start(dir_, port).url)
+
+
+@registry.command("stop")
+@click.option("--dir", "dir_", type=click.Path(path_type=Path), required=True)
+def registry_stop(dir_: Path) -> None:
+    """Stop the registry started from DIR."""
+    from streams import registry_local
+
+    stopped = registry_local.stop(dir_)
+    click.echo(f"stopped registry pid {stopped.pid} ({stopped.url})", err=True)
+
+
 # --- worker -----------------------------------------------------------------------------------
 
 
@@ -145,6 +171,9 @@ def worker() -> None:
     secrets = keys.derive(keys.master_key(settings))
     _port_free(settings)
     ensure_topics(settings)  # also checks that DW_KAFKA answers
+    from streams.schema_registry import register_now
+
+    registered = register_now(settings)  # with DW_SCHEMA_REGISTRY_URL: the project's schemas
     import asyncio
 
     import uvloop
@@ -153,7 +182,7 @@ def worker() -> None:
     from streams.app import build
 
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
-    worker = build(settings, secrets)
+    worker = build(settings, secrets, registered)
     log.info(
         "worker %s: kafka %s, web %s, clock %s, store %s, %d alert rules from %s",
         settings.app_id,

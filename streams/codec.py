@@ -85,7 +85,7 @@ _write_data: Any = fastavro._write.write_data  # type: ignore[attr-defined]
 _WRITE_OPTIONS = {"strict": False, "strict_allow_default": False, "disable_tuple_notation": False}
 
 #: fastavro's reader options, as its public ``schemaless_reader`` passes them by default
-_READ_OPTIONS = {
+READ_OPTIONS = {
     "return_record_name": False,
     "return_record_name_override": False,
     "handle_unicode_errors": "strict",
@@ -154,7 +154,7 @@ class AvroCodec:
         buf = io.BytesIO(data)
         buf.seek(HEADER_LEN)
         try:
-            record = _read_data(buf, writer, named, reader, _READ_OPTIONS)
+            record = _read_data(buf, writer, named, reader, READ_OPTIONS)
         except Exception as exc:  # fastavro raises many types on bad bytes; all mean the same here
             raise DecodeError(
                 f"malformed {self.name} body: {type(exc).__name__}: {exc}", reason="undecodable"
@@ -170,6 +170,7 @@ class AvroCodec:
 
 
 _EVENTS = AvroCodec("disposalwatch.OutcomeEvent")
+EVENT_CODEC = _EVENTS
 
 
 # --- the event writer on the ingest path --------------------------------------------------------
@@ -562,6 +563,7 @@ _new_event = object.__new__
 
 
 _ALERTS = AvroCodec("disposalwatch.Alert")
+ALERT_CODEC = _ALERTS
 
 
 def encode_alert(record: Mapping[str, Any]) -> bytes:

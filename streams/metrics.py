@@ -36,6 +36,11 @@ FORCE_LAST_EVENT = Gauge(
     ["force"],
 )
 REJECTED = Counter("disposal_events_rejected", "Records sent to the dead-letter topic, by reason", ["reason"])
+REGISTRY_FAILURES = Counter(
+    "disposal_schema_registry_failures",
+    "Times the schema registry could not be reached while the worker needed a writer schema "
+    "(records of ids not learnt yet wait, and are read again once it answers)",
+)
 CHANGES = Counter(
     "disposal_event_changes",
     "What accepted events did to the per-crime state: new, moved, replaced, duplicate, superseded",

@@ -18,7 +18,7 @@ from streams.errors import ConfigError
 from streams.resources import DEFAULT_RULES
 
 #: settings whose values are secrets: an error names them, never echoes them
-SECRETS = frozenset({"pseudonym_key", "token", "kafka_sasl_password"})
+SECRETS = frozenset({"pseudonym_key", "token", "kafka_sasl_password", "schema_registry_password"})
 _HOSTPORT = re.compile(r"^[A-Za-z0-9.\-_\[\]:]+:\d{1,5}$")
 
 
@@ -115,6 +115,22 @@ class Settings(BaseSettings):
     pseudonym_key: SecretStr | None = None
     #: processes that parse and encode rows for `ingest` (0: one per core)
     ingest_workers: int = Field(default=0, ge=0, le=64)
+    #: a schema registry's REST API (Confluent's, or Apicurio's /apis/ccompat/v7): the project
+    #: registers its schemas there, writes Confluent's wire format and reads both framings
+    #: (streams/schema_registry.py); none: Avro single-object encoding only
+    schema_registry_url: str | None = Field(default=None, pattern=r"^https?://")
+    #: basic authentication to the registry
+    schema_registry_user: str | None = None
+    schema_registry_password: SecretStr | None = None
+    #: TLS to the registry: CA file, and a client certificate and key (PEM)
+    schema_registry_cafile: Path | None = None
+    schema_registry_certfile: Path | None = None
+    schema_registry_keyfile: Path | None = None
+    #: compatibility the project sets on its subjects; NONE is refused, as an incompatible
+    #: producer schema would then break the stream
+    schema_compatibility: Literal[
+        "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"
+    ] = "FULL"
     #: bearer token the CLI sends to the worker's API
     token: SecretStr | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -154,6 +170,23 @@ class Settings(BaseSettings):
                 raise ValueError(f"TLS file {path} does not exist")
         return self
 
+    @model_validator(mode="after")
+    def _registry(self) -> Settings:
+        if self.schema_registry_url is None:
+            given = [n for n in ("schema_registry_user", "schema_registry_cafile", "schema_registry_certfile")
+                     if getattr(self, n) is not None]  # fmt: skip
+            if given:
+                raise ValueError(f"DW_{given[0].upper()} is set but DW_SCHEMA_REGISTRY_URL is not")
+        if (self.schema_registry_certfile is None) != (self.schema_registry_keyfile is None):
+            raise ValueError(
+                "DW_SCHEMA_REGISTRY_CERTFILE and DW_SCHEMA_REGISTRY_KEYFILE go together: set both or neither"
+            )
+        files = (self.schema_registry_cafile, self.schema_registry_certfile, self.schema_registry_keyfile)
+        for path in files:
+            if path is not None and not path.is_file():
+                raise ValueError(f"TLS file {path} does not exist")
+        return self
+
     @property
     def disposals_topic(self) -> str:
         return f"{self.topic_prefix}disposals"
@@ -184,6 +217,9 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
+            if not err["loc"]:  # a rule over several settings: its input is all of them, secrets too
+                lines.append(err["msg"].removeprefix("Value error, "))
+                continue
             name = "DW_" + "_".join(str(p) for p in err["loc"]).upper()
             given = None if err["loc"] and err["loc"][0] in SECRETS else err.get("input")
             lines.append(f"{name}={given!r}: {err['msg']}" if given is not None else f"{name}: {err['msg']}")

@@ -43,6 +43,7 @@ from streams.alerting.log import AlertLog
 from streams.alerting.writer import AlertWriter, Fenced
 from streams.cluster import AlertKey, Cluster, PeerError
 from streams.codec import encode_alert
+from streams.framing import SINGLE_OBJECT, Framing
 from streams.reference import FORCE_NAMES
 from streams.runtime.loop import CountingLoop
 from streams.wire import alert_json
@@ -114,8 +115,11 @@ class Evaluator:
         *,
         clock_kind: str,
         interval_s: float,
+        framing: Framing = SINGLE_OBJECT,
     ) -> None:
         self.rules = list(rules)
+        #: how transitions are framed on the alerts topic (a registry id, or single-object)
+        self._framing = framing
         self._by_id = {r.id: r for r in rules}
         self._loop = loop
         self._cluster = cluster
@@ -243,7 +247,10 @@ class Evaluator:
         out += [(t.fingerprint, t.rule.id, t.state, t.record()) for t in found]
         if not out:
             return 0
-        offsets = await self._writer.write([(fp.encode(), encode_alert(record)) for fp, _, _, record in out])
+        frame = self._framing.frame
+        offsets = await self._writer.write(
+            [(fp.encode(), frame(encode_alert(record))) for fp, _, _, record in out]
+        )
         # committed: from here the transitions are on the topic (the follower will read the same)
         for (_, rule_id, state, record), offset in zip(out, offsets, strict=True):
             self._log.remember(alert_json(record, offset))

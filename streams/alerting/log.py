@@ -16,16 +16,19 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from streams.clients import KafkaClients
-from streams.codec import decode_alert
 from streams.errors import DecodeError
+from streams.schema_registry import SINGLE_OBJECT_ALERTS, AlertDecoder
 from streams.wire import alert_json
 
 log = logging.getLogger(__name__)
 
 
 class AlertLog:
-    def __init__(self, clients: KafkaClients, topic: str) -> None:
+    def __init__(
+        self, clients: KafkaClients, topic: str, decode: AlertDecoder = SINGLE_OBJECT_ALERTS
+    ) -> None:
         self.clients, self.topic = clients, topic
+        self._decode = decode
         self.entries: list[dict[str, Any]] = []  # feed JSON, in topic order; entry["id"] = offset
         self.current: dict[str, dict[str, Any]] = {}  # fingerprint -> latest feed JSON
         self.position = 0  # next offset to read
@@ -55,7 +58,7 @@ class AlertLog:
 
     async def add(self, offset: int, value: bytes) -> None:
         try:
-            record = decode_alert(value)
+            record = await self._decode(value)
         except DecodeError:  # not ours to judge: the topic is written only by the leader
             log.error("unreadable record on %s at offset %d; skipped", self.topic, offset)
             return

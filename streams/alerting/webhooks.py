@@ -48,8 +48,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from alerts.grouping import Group, Groups
 from streams.clients import KafkaClients
-from streams.codec import decode_alert
 from streams.errors import ConfigError
+from streams.schema_registry import SINGLE_OBJECT_ALERTS, AlertDecoder
 from streams.wire import alert_json
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,7 @@ async def deliver_forever(
     max_backoff_s: float,
     group_s: float,
     on_result: Callable[[str, bool], None] | None = None,
+    decode: AlertDecoder = SINGLE_OBJECT_ALERTS,
 ) -> None:
     """Deliver every transition on ``topic`` to ``hook``, grouped (runs until cancelled)."""
     consumer = clients.consumer(
@@ -139,7 +140,7 @@ async def deliver_forever(
                 now = time.monotonic()
                 for records in batch.values():
                     for msg in records:
-                        entry = alert_json(decode_alert(msg.value), msg.offset)
+                        entry = alert_json(await decode(msg.value), msg.offset)
                         if hook.allows(entry["force_id"]):
                             groups.add(msg.offset, entry, now)
                         else:

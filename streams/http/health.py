@@ -3,7 +3,8 @@
 Kubernetes-style probes: ``/livez`` answers 200 while the process serves at all (liveness: a
 restart would not help a worker whose broker is away); ``/healthz`` is readiness: 200 with
 ``ok`` or ``recovering`` (restoring partitions from the changelog), 503 with ``degraded`` and a
-reason while the worker cannot reach the brokers it needs (``streams.runtime.watchdog``).
+reason while the worker cannot reach the brokers it needs (``streams.runtime.watchdog``) or the
+schema registry it needs (``streams.schema_registry``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class HealthPages:
 
     async def healthz(self, request: web.Request) -> web.Response:
         newest = self.loop.newest()
-        problem = self.brokers.problem()
+        problem = self.brokers.problem() or (self.loop.schemas.problem() if self.loop.schemas else None)
         body = {
             "status": "degraded" if problem else "recovering" if self.loop.recovering else "ok",
             "partitions": sorted(self.loop.partitions),

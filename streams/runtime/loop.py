@@ -58,6 +58,7 @@ from streams.core.classify import Cell
 from streams.core.clock import Clock, horizon, latest_accepted_day, utc_today
 from streams.core.counting import count_event
 from streams.core.crimes import Change
+from streams.core.partitioner import partition_of
 from streams.errors import DecodeError, RejectedEvent, StorageError
 from streams.runtime.assignor import MembershipAssignor
 from streams.runtime.checkpoint import Checkpoint
@@ -69,6 +70,7 @@ from streams.runtime.recovery import ChangelogReader, Recovery
 from streams.runtime.retention import behind, sweep, sweep_budget
 from streams.runtime.store import Store
 from streams.runtime.transactions import TransactionalOutbox
+from streams.schema_registry import RegistryUnavailable, Schemas
 from streams.settings import Settings
 from streams.wire import MemberInfo, Membership
 
@@ -144,6 +146,7 @@ class CountingLoop:
         on_breach: Callable[[], None] = lambda: None,
         sink: CountSink | None = None,
         clients: KafkaClients | None = None,
+        schemas: Schemas | None = None,
     ) -> None:
         self.settings = settings
         #: how the loop's Kafka clients connect (DW_KAFKA, security, DW_CONSUMER_*, DW_PRODUCER_*)
@@ -153,6 +156,9 @@ class CountingLoop:
         self._is_breach = is_breach
         self._on_breach = on_breach
         self.topic = settings.disposals_topic
+        #: the registry's writer schemas (DW_SCHEMA_REGISTRY_URL), learnt before records are read
+        self.schemas = schemas
+        self._decode = schemas.events.decode if schemas is not None else decode_outcome
         self._assignor = MembershipAssignor(self._me, self._on_membership)
         #: told of every change of the owned partitions' counts (the alert rules' aggregates)
         self.sink = sink
@@ -278,7 +284,7 @@ class CountingLoop:
         async with self._lock:
             if generation != self._generation:
                 return True  # a rebalance since: the consumer restarts from the committed offsets
-            if self.recovering:
+            if self.recovering or not await self._schemas_learnt(batch):
                 self._fetch_again(batch)
                 return False
             # a batch is tens of milliseconds of work, and getmany returns at once while records
@@ -300,6 +306,22 @@ class CountingLoop:
             await self._faults.maybe_hang()
         return True
 
+    async def _schemas_learnt(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> bool:
+        """Learn from the registry the writer schemas of registry ids in ``batch`` not seen yet.
+        False: the registry cannot be reached, and the batch is read again later (nothing is
+        dead-lettered for it; the watchdog gives no verdict while it lasts)."""
+        if self.schemas is None:
+            return True
+        readers = self.schemas.events.readers
+        missing = readers.missing(msg.value for records in batch.values() for msg in records)
+        if not missing:
+            return True
+        try:
+            await self.schemas.learn(missing, readers)
+        except RegistryUnavailable:
+            return False
+        return True
+
     def _fetch_again(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
         """Put the consumer back before records it returned but the loop did not process: its
         position has moved past them, and a commit would otherwise skip them."""
@@ -316,9 +338,11 @@ class CountingLoop:
         latest_day = latest_accepted_day(wall_today)
         keep_days = self.settings.retention_days
         today_of = self.clock.today
+        decode, partitions = self._decode, self.settings.partitions
         for tp, records in batch.items():
             if not records:
                 continue
+            partition = tp.partition
             part = self.partitions[tp.partition]  # a record of a partition not restored: a bug
             stored = self.store.reader(tp.partition)
             pending, counts = part.pending, part.counts
@@ -328,12 +352,20 @@ class CountingLoop:
                 try:
                     if value is None:
                         raise DecodeError("record has no value (tombstone)")
-                    event = decode_outcome(value)
+                    event = decode(value)
                     key = event.crime_key.encode()
                     held = pending.get(key)
                     if held is None:
                         raw = stored(key)
-                        held = decode_held(raw)[0] if raw is not None else None
+                        if raw is not None:
+                            held = decode_held(raw)[0]
+                        elif partition_of(key, partitions) != partition:  # checked once per crime
+                            raise RejectedEvent(
+                                f"crime {event.crime_key!r} belongs to partition "
+                                f"{partition_of(key, partitions)}, not {partition} (the producer's "
+                                "partitioner is not murmur2 of the key force_id/crime_ref)",
+                                reason="wrong_partition",
+                            )
                     applied = count_event(
                         event,
                         held,

@@ -142,6 +142,8 @@ class Watchdog:
         self._lagging = set(lags)
         if loop.checkpoint.committed_at:
             metrics.LAST_COMMIT.set(loop.checkpoint.committed_at)
+        if loop.schemas is not None and loop.schemas.problem():
+            return  # the registry is away: records wait for it, no verdict on the worker
         waiting = any(lags.values()) or loop.recovery.restoring is not None
         stalled_s = self._detector.observe(time.monotonic(), waiting=waiting, progress=loop.progress())
         if not stalled_s:

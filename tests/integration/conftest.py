@@ -255,3 +255,15 @@ def self_signed(where: Path, name: str) -> tuple[Path, Path]:
         check=True, capture_output=True,
     )  # fmt: skip
     return cert, key
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Apicurio Registry (Maven Central, Java 21+), one for the session: every test's
+    subjects are its own, named after its deployment's topics. Never skipped: a machine without
+    Java 21 fails here, saying so."""
+    from streams import registry_local
+
+    started = registry_local.start(tmp_path_factory.mktemp("registry"), free_port())
+    yield started
+    registry_local.stop(started.dir)

@@ -10,7 +10,8 @@ from collections import Counter
 
 from kafka import KafkaConsumer
 
-from streams.codec import encode_outcome
+from streams.codec import decode_outcome, encode_outcome
+from streams.errors import DecodeError
 from streams.simulate import simulate
 
 from .conftest import Deployment, expected_counts, reference_category, today
@@ -59,7 +60,11 @@ def bad_records(n: int, rng: random.Random) -> list[tuple[bytes, bytes, str]]:
             value, reason = encode_outcome(dataclasses.replace(ev, event_id="")), "schema_invalid"
         else:
             value, reason = b"", "undecodable"
-        out.append((f"bad/{i}".encode(), value, reason))
+        try:  # a record that reads as an event is keyed by its crime, as a producer keys it
+            key = decode_outcome(value).crime_key.encode()
+        except DecodeError:
+            key = f"bad/{i}".encode()
+        out.append((key, value, reason))
     return out
 
 
@@ -110,3 +115,40 @@ def test_bad_input_is_dead_lettered_and_good_counts_are_exact(deployment: Deploy
     for reason, n in Counter(r for _, _, r in bad).items():
         m = re.search(rf'disposal_events_rejected_total{{reason="{reason}"}} (\S+)', metrics)
         assert m and float(m.group(1)) == n, reason
+
+
+def test_one_crimes_events_on_two_partitions_count_once(deployment: Deployment) -> None:
+    """A producer that does not partition by murmur2 of the crime key (librdkafka's default
+    CRC32, null keys, explicit partitions) can put one crime's events on two partitions. The
+    one on the partition its key picks counts; the other is dead-lettered as wrong_partition."""
+    from confluent_kafka import Producer
+
+    from streams.core.partitioner import partition_of
+
+    s = deployment.settings
+    first, second = simulate(2, seed=3)
+    second = dataclasses.replace(
+        first, event_id="later", disposal="charge", outcome_number=1,
+        outcome_date=first.outcome_date + dt.timedelta(days=3),
+    )  # fmt: skip
+    key = first.crime_key.encode()
+    home = partition_of(key, s.partitions)
+    away = (home + 1) % s.partitions
+    producer = Producer({"bootstrap.servers": s.kafka})
+    producer.produce(s.disposals_topic, encode_outcome(first), key, partition=home)
+    producer.produce(s.disposals_topic, encode_outcome(second), key, partition=away)
+    assert producer.flush(30) == 0
+    worker = deployment.start_worker()
+    deployment.wait()
+    assert deployment.counts(worker) == expected_counts([first], reference_category)
+    consumer = KafkaConsumer(
+        s.dlq_topic, bootstrap_servers=s.kafka, auto_offset_reset="earliest", consumer_timeout_ms=5000
+    )
+    dead = list(consumer)
+    consumer.close()
+    assert [(dict(m.headers)["dw.reason"], int(dict(m.headers)["dw.partition"])) for m in dead] == [
+        (b"wrong_partition", away)
+    ]
+    assert re.search(
+        r'^disposal_events_rejected_total\{reason="wrong_partition"\} 1\.0$', worker.metrics(), re.M
+    )

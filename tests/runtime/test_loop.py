@@ -32,9 +32,10 @@ BASE = OutcomeEvent(
 )
 
 
-def loop_with(store: MemoryStore, breaches: list[object]) -> CountingLoop:
+def loop_with(store: MemoryStore, breaches: list[object], partitions: int = 1) -> CountingLoop:
+    """A loop owning partition 0 of a topic of ``partitions`` (1: every crime belongs to it)."""
     loop = CountingLoop(
-        load_settings(clock="stream", retention_days=400),
+        load_settings(clock="stream", retention_days=400, partitions=partitions),
         store,
         StreamClock(),
         is_breach=lambda cell: cell.disposal == "community-resolution",
@@ -68,6 +69,22 @@ def test_a_batch_moves_counts_keeps_states_pending_and_dead_letters_the_bad() ->
     assert part.pending[b"kent/46/1/25"].offset == 12
     assert [(d.reason, d.offset) for d in loop._dead] == [("undecodable", 11), ("unknown_force", 14)]
     assert breaches == [1]
+
+
+def test_a_crime_on_a_partition_its_key_does_not_pick_is_dead_lettered_not_counted() -> None:
+    """kent/46/1/25 belongs to partition 4 of 8 (murmur2): a record of it on partition 0, as a
+    producer with another partitioner would put it, must not count there."""
+    store = MemoryStore()
+    loop = loop_with(store, [], partitions=8)
+    loop.partitions[4] = PartitionState(4, DayCounts(), 0)
+    elsewhere = dataclasses.replace(BASE, event_id="e2", crime_ref="46/7/25")  # belongs to 0
+    loop._process({TP: [record(BASE, 10), record(elsewhere, 11)]})
+    loop._process({TopicPartition("disposals", 4): [record(BASE, 3, partition=4)]})
+    assert [(d.reason, d.partition, d.offset) for d in loop._dead] == [("wrong_partition", 0, 10)]
+    assert "belongs to partition 4, not 0" in loop._dead[0].error
+    assert list(loop.partitions[0].pending) == [b"kent/46/7/25"]
+    assert list(loop.partitions[4].pending) == [b"kent/46/1/25"]
+    assert loop.partitions[0].counts.total == loop.partitions[4].counts.total == 1
 
 
 def test_a_crime_in_the_store_is_read_and_a_redelivery_ignored() -> None:

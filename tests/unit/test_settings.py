@@ -58,3 +58,22 @@ def test_store_defaults_to_rocksdb_and_the_removed_unsafe_store_is_named() -> No
 
 def test_changelog_topic_keeps_the_name_faust_gave_it() -> None:
     assert load_settings(app_id="dw-1", topic_prefix="t.").changelog_topic == "dw-1-crimes-changelog"
+
+
+def test_registry_settings_need_the_url_and_a_rule_over_several_never_echoes_a_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DW_PSEUDONYM_KEY", "k" * 40)
+    monkeypatch.setenv("DW_SCHEMA_REGISTRY_PASSWORD", "hunter2-registry")
+    monkeypatch.setenv("DW_SCHEMA_REGISTRY_USER", "dw")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    text = str(info.value)
+    assert "DW_SCHEMA_REGISTRY_USER is set but DW_SCHEMA_REGISTRY_URL is not" in text
+    assert "k" * 40 not in text and "hunter2" not in text
+    monkeypatch.setenv("DW_SCHEMA_REGISTRY_URL", "http://registry:8081/apis/ccompat/v7")
+    s = load_settings()
+    assert s.schema_compatibility == "FULL"
+    monkeypatch.setenv("DW_SCHEMA_COMPATIBILITY", "NONE")
+    with pytest.raises(ConfigError, match="DW_SCHEMA_COMPATIBILITY='NONE'"):
+        load_settings()
