@@ -3,7 +3,7 @@
 Usage (a broker in DW_KAFKA; `make bench` starts one):
     python bench/throughput.py [--events 200000] [--partitions 8] [--workers 1,2]
         [--feeds policeuk,simulate] [--rules default,none]
-        [--guarantees exactly_once] [--profile]
+        [--guarantees exactly_once] [--framings single,confluent] [--profile]
 
 1. Builds the events of each feed: `policeuk`, the real City of London 2016-17 street and
    outcomes rows, replicated with fresh Crime IDs and spread over the 45 forces (police.uk types:
@@ -24,10 +24,13 @@ Usage (a broker in DW_KAFKA; `make bench` starts one):
 5. The workers stopped, the same events produced again (all duplicates) and held back, the
    workers started on their data directories (time to settled), the duplicates released: the
    rate at which they are recognised, and the counts unchanged.
-Every feed runs with each rules choice on one worker; the other worker counts and guarantees
-(DW_PROCESSING_GUARANTEE) run on the first feed with the first rules choice, so that the cost of
-alerts (default rules against none) and of exactly-once (against at-least-once) are each
-measured in one run. The raw loop runs right after each worker measurement. Timings drift on
+Every feed runs with each rules choice on one worker; the other worker counts, guarantees
+(DW_PROCESSING_GUARANTEE) and framings run on the first feed with the first rules choice, so
+that the cost of alerts (default rules against none), of exactly-once (against at-least-once)
+and of Confluent's wire format (against single-object encoding) are each measured in one run.
+Framing `confluent` starts a real Apicurio Registry (``streams.registry_local``: Maven Central,
+Java 21+), registers the project's schemas there (DW_SCHEMA_REGISTRY_URL) and writes every
+event under the id it gave. The raw loop runs right after each worker measurement. Timings drift on
 shared machines: compare the ratio, not absolute rates. Prints a table; writes
 bench/results/throughput-<date>.json.
 """
@@ -36,15 +39,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import os
 import pstats
 import time
 import uuid
+from dataclasses import dataclass
 
 from harness import (
     ROOT,
+    SINGLE_OBJECT,
     HeldBack,
     Workers,
     differing,
@@ -55,78 +61,112 @@ from harness import (
     settings_of,
 )
 
+from streams import registry_local
+from streams.kafka_local import free_port
 from streams.model import OutcomeEvent
 from streams.producer import ensure_topics
 from streams.resources import DEFAULT_RULES
+from streams.schema_registry import register_now
 from streams.simulate import simulate
 from tests.integration.conftest import expected_counts, reference_category
 
+FEEDS = {
+    "policeuk": policeuk_shaped,
+    "simulate": lambda n: list(simulate(n, seed=3, end=dt.date(2026, 10, 31), days=365)),
+}
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--events", type=int, default=200_000)
-    ap.add_argument("--partitions", type=int, default=8)
-    ap.add_argument("--workers", default="1,2")
-    ap.add_argument("--feeds", default="policeuk,simulate")
-    ap.add_argument("--rules", default="default,none")
-    ap.add_argument("--guarantees", default="exactly_once")
-    ap.add_argument("--profile", action="store_true", help="profile the single worker with cProfile")
-    args = ap.parse_args()
-    bootstrap = os.environ["DW_KAFKA"]
-    feeds = {
-        "policeuk": policeuk_shaped,
-        "simulate": lambda n: list(simulate(n, seed=3, end=dt.date(2026, 10, 31), days=365)),
-    }
-    results: dict[str, object] = {
-        "events": args.events,
-        "partitions": args.partitions,
-        "date": dt.datetime.now(dt.UTC).date().isoformat(),
-        "cpus": os.cpu_count(),
-    }
-    tag = uuid.uuid4().hex[:8]
-    base_env = {
-        **os.environ,
-        "DW_KAFKA": bootstrap,
-        "DW_PARTITIONS": str(args.partitions),
-        "DW_CLOCK": "stream",
-        "DW_RETENTION_DAYS": "3650",
-        "DW_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "warning"),
-    }
-    no_rules = ROOT / "var" / f"bench-{tag}-no-rules.yaml"
-    no_rules.parent.mkdir(parents=True, exist_ok=True)
-    no_rules.write_text("rules: []\n")
-    rules_files = {"default": str(DEFAULT_RULES), "none": str(no_rules)}
-    feed_names, rule_names = args.feeds.split(","), args.rules.split(",")
-    counts_, guarantees = [int(c) for c in args.workers.split(",")], args.guarantees.split(",")
-    runs = [(f, r, 1, guarantees[0]) for f in feed_names for r in rule_names]
+
+@dataclass(frozen=True)
+class Run:
+    feed: str
+    rules: str
+    workers: int
+    guarantee: str
+    framing: str
+
+    @property
+    def key(self) -> str:
+        """The row's name in the results file (single-object rows keep their old names)."""
+        key = f"{self.feed}/{self.rules}/{self.guarantee}/workers_{self.workers}"
+        return key if self.framing == "single" else f"{key}/framing_{self.framing}"
+
+
+def runs_of(args: argparse.Namespace) -> list[Run]:
+    feeds, rules = args.feeds.split(","), args.rules.split(",")
+    counts, guarantees, framings = ([int(c) for c in args.workers.split(",")], args.guarantees.split(","),
+                                    args.framings.split(","))  # fmt: skip
+    runs = [Run(f, r, 1, guarantees[0], framings[0]) for f in feeds for r in rules]
     runs += [
-        (feed_names[0], rule_names[0], c, g)
-        for c in counts_
+        Run(feeds[0], rules[0], c, g, framings[0])
+        for c in counts
         for g in guarantees
         if (c, g) != (1, guarantees[0])
     ]
-    made: dict[str, tuple[list[OutcomeEvent], dict[tuple[str, ...], int]]] = {}
-    for feed, rules, count, guarantee in runs:
-        if feed not in made:
-            evs = feeds[feed](args.events)
-            made[feed] = (evs, expected_counts(evs, reference_category))
-            results[f"crimes/{feed}"] = sum(made[feed][1].values())
-        events, want = made[feed]
-        name = f"{feed}-{rules}-{count}-{guarantee.replace('_', '')}"
-        env = {
-            **base_env,
-            "DW_TOPIC_PREFIX": f"b{tag}-{name}.",
-            "DW_APP_ID": f"bench-{tag}-{name}",
-            "DW_PROCESSING_GUARANTEE": guarantee,
-            "DW_RULES": rules_files[rules],
+    runs += [Run(feeds[0], rules[0], 1, guarantees[0], f) for f in framings[1:]]
+    return runs
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.bootstrap = os.environ["DW_KAFKA"]
+        self.tag = uuid.uuid4().hex[:8]
+        self.results: dict[str, object] = {
+            "events": args.events,
+            "partitions": args.partitions,
+            "date": dt.datetime.now(dt.UTC).date().isoformat(),
+            "cpus": os.cpu_count(),
         }
+        self.base_env = {
+            **os.environ,
+            "DW_KAFKA": self.bootstrap,
+            "DW_PARTITIONS": str(args.partitions),
+            "DW_CLOCK": "stream",
+            "DW_RETENTION_DAYS": "3650",
+            "DW_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "warning"),
+        }
+        no_rules = ROOT / "var" / f"bench-{self.tag}-no-rules.yaml"
+        no_rules.parent.mkdir(parents=True, exist_ok=True)
+        no_rules.write_text("rules: []\n")
+        self.rules_files = {"default": str(DEFAULT_RULES), "none": str(no_rules)}
+        self.made: dict[str, tuple[list[OutcomeEvent], dict[tuple[str, ...], int]]] = {}
+        self.registry: registry_local.Registry | None = None
+
+    def events(self, feed: str) -> tuple[list[OutcomeEvent], dict[tuple[str, ...], int]]:
+        if feed not in self.made:
+            evs = FEEDS[feed](self.args.events)
+            self.made[feed] = (evs, expected_counts(evs, reference_category))
+            self.results[f"crimes/{feed}"] = sum(self.made[feed][1].values())
+        return self.made[feed]
+
+    def env(self, run: Run) -> dict[str, str]:
+        name = f"{run.feed}-{run.rules}-{run.workers}-{run.guarantee.replace('_', '')}-{run.framing}"
+        env = {
+            **self.base_env,
+            "DW_TOPIC_PREFIX": f"b{self.tag}-{name}.",
+            "DW_APP_ID": f"bench-{self.tag}-{name}",
+            "DW_PROCESSING_GUARANTEE": run.guarantee,
+            "DW_RULES": self.rules_files[run.rules],
+        }
+        if run.framing == "confluent":
+            if self.registry is None:
+                self.registry = registry_local.start(ROOT / "var" / f"bench-{self.tag}-registry", free_port())
+            env["DW_SCHEMA_REGISTRY_URL"] = self.registry.url
+        return env
+
+    def measure(self, run: Run) -> None:
+        """One row: the worker(s) of a fresh deployment on one feed, the raw loop on the same
+        topic, then a restart and every event again as duplicates."""
+        events, want = self.events(run.feed)
+        env = self.env(run)
         settings = settings_of(env)
         ensure_topics(settings)
-        workdir = ROOT / "var" / f"bench-{tag}-{name}"
+        framing = register_now(settings).events if run.framing == "confluent" else SINGLE_OBJECT
+        workdir = ROOT / "var" / f"bench-{self.tag}-{env['DW_APP_ID']}"
         workdir.mkdir(parents=True, exist_ok=True)
-        w = Workers(env, count, workdir, args.profile and count == 1)
-        held = HeldBack(settings, events)
-        results["produce_per_s"] = held.produce_per_s
+        w = Workers(env, run.workers, workdir, self.args.profile and run.workers == 1)
+        held = HeldBack(settings, events, framing)
+        self.results["produce_per_s"] = held.produce_per_s
         w.start()
         try:
             w.wait_settled()
@@ -138,11 +178,11 @@ def main() -> None:
             rss = sum(rss_mb(p.pid) for p in w.procs)
             exact = differing(w.counts(), want)
             # the raw loop reads the same topic now, in this process
-            raw = asyncio.run(raw_loop(bootstrap, settings.disposals_topic, args.events))
+            raw = asyncio.run(raw_loop(self.bootstrap, settings.disposals_topic, self.args.events))
             # every event again (all duplicates), held back; a restart on the same data
             # directories, timed to settled; then the duplicates released
             w.stop()
-            held = HeldBack(settings, events)
+            held = HeldBack(settings, events, framing)
             w.start()
             restart_s = w.wait_settled()
             rate_dup = w.rate(held)
@@ -150,7 +190,7 @@ def main() -> None:
             rss_dup = sum(rss_mb(p.pid) for p in w.procs)
         finally:
             w.stop()
-        results[f"{feed}/{rules}/{guarantee}/workers_{count}"] = row = {
+        self.results[run.key] = row = {
             "raw_consume_decode_per_s": raw,
             "events_per_s": rate,
             "ratio": rate / raw,
@@ -163,8 +203,9 @@ def main() -> None:
             "rss_mb_after_duplicates": rss_dup,
         }
         print(
-            f"{feed}, rules {rules}, {count} worker(s), {guarantee}: {rate:,.0f} events/s, "
-            f"raw consume+decode {raw:,.0f}/s, ratio {rate / raw:.2f}, "
+            f"{run.feed}, rules {run.rules}, {run.workers} worker(s), {run.guarantee}, "
+            f"{run.framing} framing: "
+            f"{rate:,.0f} events/s, raw consume+decode {raw:,.0f}/s, ratio {rate / raw:.2f}, "
             f"evaluation {evaluating / spent:.1%} of the time, "
             f"{'exact' if not exact else f'{exact} cells DIFFER'}; RSS {rss:.0f} MB; "
             f"restart to ready {restart_s:.1f} s; duplicates {rate_dup:,.0f}/s, "
@@ -177,21 +218,47 @@ def main() -> None:
             pstats.Stats(str(prof)).sort_stats("tottime").print_stats(25)
         if row["cells_differing"] or row["cells_differing_after_duplicates"]:
             raise SystemExit(f"counts differ; logs in {workdir}")
-    first = f"{feed_names[0]}/{rule_names[0]}"
-    for count in counts_:
-        fenced, plain = (
-            results.get(f"{first}/{g}/workers_{count}") for g in ("exactly_once", "at_least_once")
-        )
-        if isinstance(fenced, dict) and isinstance(plain, dict):
-            results[f"exactly_once_cost/workers_{count}"] = cost = 1 - fenced["ratio"] / plain["ratio"]
-            print(f"{count} worker(s): exactly-once's ratio is {cost:.1%} below at-least-once's")
-    for feed in feed_names:
-        on, off = (results.get(f"{feed}/{r}/{guarantees[0]}/workers_1") for r in ("default", "none"))
-        if isinstance(on, dict) and isinstance(off, dict):
-            results[f"alerts_cost/{feed}"] = cost = 1 - on["ratio"] / off["ratio"]
-            print(f"{feed}: with the default rules the ratio is {cost:.1%} below that with none")
+
+    def costs(self, runs: list[Run]) -> None:
+        """Each choice against its alternative, rows of one run: the ratio's drop."""
+        rows = {r.key: r for r in runs}
+        for run in runs:
+            for field, base in (("guarantee", "at_least_once"), ("rules", "none"), ("framing", "single")):
+                if getattr(run, field) == base:
+                    continue
+                other = dataclasses.replace(run, **{field: base}).key
+                on, off = self.results.get(run.key), self.results.get(other)
+                if other in rows and isinstance(on, dict) and isinstance(off, dict):
+                    cost = 1 - on["ratio"] / off["ratio"]
+                    self.results[f"cost/{run.key} vs {field} {base}"] = cost
+                    print(f"{run.key}: ratio {cost:.1%} below that with {field} {base}")
+
+    def close(self) -> None:
+        if self.registry is not None:
+            registry_local.stop(self.registry.dir)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--partitions", type=int, default=8)
+    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--feeds", default="policeuk,simulate")
+    ap.add_argument("--rules", default="default,none")
+    ap.add_argument("--guarantees", default="exactly_once")
+    ap.add_argument("--framings", default="single,confluent")
+    ap.add_argument("--profile", action="store_true", help="profile the single worker with cProfile")
+    args = ap.parse_args()
+    bench = Bench(args)
+    runs = runs_of(args)
+    try:
+        for run in runs:
+            bench.measure(run)
+    finally:
+        bench.close()
+    bench.costs(runs)
     out = ROOT / "bench" / "results" / f"throughput-{dt.datetime.now(dt.UTC).date().isoformat()}.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    out.write_text(json.dumps(bench.results, indent=2) + "\n")
     print(f"\nwrote {out}")
 
 
