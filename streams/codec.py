@@ -171,6 +171,7 @@ class AvroCodec:
 
 _EVENTS = AvroCodec("disposalwatch.OutcomeEvent")
 EVENT_CODEC = _EVENTS
+_EVENTS_HEADER = MAGIC + _EVENTS.fingerprint
 
 
 # --- the event writer on the ingest path --------------------------------------------------------
@@ -360,6 +361,16 @@ def decode_outcome(data: bytes) -> OutcomeEvent:
     return OutcomeEvent(**r)
 
 
+def decode_outcome_body(data: bytes, start: int) -> OutcomeEvent:
+    """An event whose Avro body, written with the current schema, starts at ``start`` (after
+    another framing's header: ``streams.framing``). Raises ``DecodeError``."""
+    if _FAST:
+        event = _fast_decode_outcome(data, start)
+        if event is not None:
+            return event
+    return decode_outcome(_EVENTS_HEADER + data[start:])
+
+
 # --- the event reader on the counting path ------------------------------------------------------
 # Reading an event is the largest cost per record of the counting loop after Kafka's own. Written
 # out for the one schema, as the writer above: the same Avro binary, read field by field straight
@@ -414,18 +425,18 @@ def _opt_text(data: bytes, pos: int) -> tuple[str | None, int]:
     return _text(data, pos + 1)
 
 
-def _fast_decode_outcome(data: bytes) -> OutcomeEvent | None:
+def _fast_decode_outcome(data: bytes, start: int = HEADER_LEN) -> OutcomeEvent | None:
     """The event in ``data`` (of the current schema), or None: fastavro reads it instead.
 
     The common cases are read in line, not through ``_long`` and ``_text`` (a call each is a
     fifth of the decoding): a varint of one byte, and a string whose length fits one byte. A
     string cut short leaves ``pos`` past the end, which the final check refuses."""
     try:
-        b = data[HEADER_LEN]
+        b = data[start]
         if b < 0x80:
-            version, pos = (b >> 1) ^ -(b & 1), HEADER_LEN + 1
+            version, pos = (b >> 1) ^ -(b & 1), start + 1
         else:
-            version, pos = _long(data, HEADER_LEN)
+            version, pos = _long(data, start)
         b = data[pos]
         if b < 0x80 and not b & 1:
             end = pos + 1 + (b >> 1)

@@ -35,6 +35,7 @@ from streams.codec import (
     _read_data,
     decode_alert,
     decode_outcome,
+    decode_outcome_body,
     fingerprint,
 )
 from streams.errors import DecodeError
@@ -111,20 +112,19 @@ class Readers:
         self._own_fingerprint = codec.fingerprint
         self._by_id: dict[int, _Resolved | _Refused] = {}
         self._single_object_header = MAGIC + self._own_fingerprint
+        #: Confluent headers (magic and id) of ids whose schema is the reader's own
+        self.own_headers: set[bytes] = set()
 
     def knows(self, schema_id: int) -> bool:
         return schema_id in self._by_id
 
     def missing(self, values: Any) -> set[int]:
-        """Registry ids among ``values`` (record values, None allowed) not learnt yet."""
-        by_id = self._by_id
-        out: set[int] = set()
-        for data in values:
-            if data and data[0] == CONFLUENT_MAGIC and len(data) >= CONFLUENT_HEADER_LEN:
-                schema_id = int.from_bytes(data[1:CONFLUENT_HEADER_LEN], "big")
-                if schema_id not in by_id:
-                    out.add(schema_id)
-        return out
+        """Registry ids among ``values`` (record values, None allowed) not learnt yet. On the
+        counting path: the first five bytes of every record, collected as a set (a batch holds
+        one or two), then looked at."""
+        heads = {data[:CONFLUENT_HEADER_LEN] for data in values if data}
+        ids = {schema_id_of(head) for head in heads if head[0] == CONFLUENT_MAGIC}
+        return {i for i in ids if i is not None and i not in self._by_id}
 
     def learn(self, schema_id: int, schema_type: str | None, schema_str: str) -> None:
         """Record what the registry gave for ``schema_id``."""
@@ -143,6 +143,7 @@ class Readers:
             return
         if fingerprint(writer) == self._own_fingerprint:
             self._by_id[schema_id] = _Resolved(own=True)
+            self.own_headers.add(confluent_header(schema_id))
             return
         reader = fastavro.schema.parse_schema(self.codec.schema, named["reader"], _write_hint=False)
         self._by_id[schema_id] = _Resolved(own=False, writer=writer, named=named, reader=reader)
@@ -191,9 +192,15 @@ class EventReader:
 
     def __init__(self) -> None:
         self.readers = Readers(EVENT_CODEC)
+        self._own_headers = self.readers.own_headers
 
     def decode(self, data: bytes) -> OutcomeEvent:
-        if data and data[0] == CONFLUENT_MAGIC and len(data) >= CONFLUENT_HEADER_LEN:
+        """On the counting path: an id of the reader's own schema reads its body in place."""
+        if data[:1] == b"\x00":
+            if data[:CONFLUENT_HEADER_LEN] in self._own_headers:
+                return decode_outcome_body(data, CONFLUENT_HEADER_LEN)
+            if len(data) < CONFLUENT_HEADER_LEN:
+                return decode_outcome(data)  # the codec's error
             how, body = self.readers.body(data)
             if how.own:
                 return decode_outcome(body)

@@ -5,6 +5,7 @@ a reason of its own."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -143,3 +144,16 @@ def test_alerts_read_in_both_framings() -> None:
     single = encode_alert(record)
     assert reader.decode(Framing(2).frame(single)) == reader.decode(single)
     assert reader.decode(single)["rule_id"] == "r"
+
+
+def test_the_readers_own_id_reads_in_place_as_single_object_does_and_refuses_garbage() -> None:
+    reader = EventReader()
+    reader.readers.learn(1, "AVRO", OWN)
+    events = [
+        dataclasses.replace(EVENT, crime_ref=f"DUR/{i}", outcome_text="x" * i) for i in range(0, 300, 7)
+    ]
+    assert [reader.decode(Framing(1).frame(encode_outcome(e))) for e in events] == events
+    for garbage in (confluent_header(1), confluent_header(1) + b"\xff" * 9, b"\x00\x00"):
+        with pytest.raises(DecodeError) as info:
+            reader.decode(garbage)
+        assert info.value.reason == "undecodable"
