@@ -123,19 +123,22 @@ def evaluate_totals(
         for category in rule.category:
             sums = {f: mine.get((f, category), ZERO) for f in scope}
             p0 = None
-            phi = 1.0
+            spread = funnel.NO_DISPERSION
             if rule.measure == "peer":
                 p0 = funnel.pooled_rate(
                     [t.numerator for t in sums.values()], [t.denominator for t in sums.values()]
                 )
-                if p0 is not None and rule.overdispersion and 0 < p0 < 1:
+                if p0 is not None and 0 < p0 < 1:
                     eligible = [t for t in sums.values() if t.denominator >= max(1, rule.min_volume)]
-                    phi = funnel.overdispersion(
-                        [t.numerator for t in eligible], [t.denominator for t in eligible], p0
+                    spread = funnel.dispersion(
+                        rule.overdispersion,
+                        [t.numerator for t in eligible],
+                        [t.denominator for t in eligible],
+                        p0,
                     )
             for force in scope:
                 t = sums[force]
-                inputs = (t, p0, phi, last)
+                inputs = (t, p0, spread, last)
                 if memo is not None:
                     hit = memo.get((rule.id, force, category))
                     if hit is not None and hit[0] == inputs:
@@ -149,7 +152,7 @@ def evaluate_totals(
                     t.denominator,
                     (t.numerator_before, t.denominator_before),
                     p0,
-                    phi,
+                    spread,
                     first,
                     last,
                 )
@@ -167,7 +170,7 @@ def _one(
     n: int,
     before: tuple[int, int],
     p0: float | None,
-    phi: float,
+    spread: funnel.Dispersion,
     first: dt.date,
     last: dt.date,
 ) -> Evaluation:
@@ -234,8 +237,8 @@ def _one(
         return Evaluation(
             **base, breached=False, cleared=True, value=value, threshold=1.0, denominator=n, p0=p0
         )
-    limit = stats.funnel_limit(p0, n, rule.z, phi)
-    resolve_limit = stats.funnel_limit(p0, n, rule.resolve_sd, phi)
+    limit = spread.limit(p0, n, rule.z)
+    resolve_limit = spread.limit(p0, n, rule.resolve_sd)
     enough = n >= rule.min_volume
     return Evaluation(
         **base,

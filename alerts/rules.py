@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alerts.errors import RuleError
+from alerts.funnel import Method
 
 #: disposal classes (the same closed set as streams.reference.DISPOSAL_CLASSES; a test keeps them equal)
 DISPOSAL_CLASSES = (
@@ -67,7 +68,9 @@ class Rule(BaseModel):
     min_volume: int = Field(default=0, ge=0)
     #: peer rules: 1.96 (95%) or 3.09 (99.8%) standard deviations
     z: float | None = Field(default=None, gt=0)
-    overdispersion: bool = False
+    #: peer rules: how the limits allow for forces differing by more than chance
+    #: (``alerts.funnel``): none, multiplicative or additive; true means multiplicative
+    overdispersion: Method = "none"
     #: rate and spike rules: the confidence the evidence needs (Wilson lower bound; Fisher test)
     confidence: float = Field(default=0.95, ge=0.5, lt=1)
     #: "<N>d": the condition must hold on evaluation days this far apart before the alert fires
@@ -80,6 +83,15 @@ class Rule(BaseModel):
     #: peer: a firing alert resolves when the force is back under the limit at this z (default:
     #: 1.96, the 95% band, for rules that fire above it; half a standard deviation inside else)
     resolve_z: float | None = Field(default=None, ge=0)
+
+    @field_validator("overdispersion", mode="before")
+    @classmethod
+    def _method(cls, v: object) -> object:
+        if v is True:
+            return "multiplicative"  # what true meant before there was a choice
+        if v is False or v is None:
+            return "none"
+        return v
 
     @field_validator("disposals")
     @classmethod

@@ -80,6 +80,16 @@ def funnel_limit(p0: float, n: int, z: float, phi: float = 1.0) -> float:
 
 
 @functools.lru_cache(maxsize=CACHED)
+def additive_limit(p0: float, n: int, z: float, tau: float) -> float:
+    """The funnel limit at volume ``n`` under additive random effects on the arcsine-square-root
+    scale (``alerts.funnel``): sin^2(asin(sqrt(p0)) + z * sqrt(1/(4n) + tau^2)), kept in 0..1."""
+    if n <= 0 or not 0 < p0 < 1:
+        return 1.0 if z > 0 else 0.0
+    theta = math.asin(math.sqrt(p0)) + z * math.sqrt(1 / (4 * n) + tau * tau)
+    return math.sin(min(max(theta, 0.0), math.pi / 2)) ** 2
+
+
+@functools.lru_cache(maxsize=CACHED)
 def rise_p_value(y1: int, n1: int, y0: int, n0: int) -> float:
     """One-sided Fisher exact p-value that y1/n1 is above y0/n0 (1.0 when either n is 0)."""
     if n1 <= 0 or n0 <= 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import os
 import re
@@ -16,10 +17,12 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import fastavro
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from streams.codec import EVENT_CODEC, MAGIC, decode_outcome, outcome_record  # noqa: E402
+from streams.codec import EVENT_CODEC, HEADER_LEN, MAGIC, decode_outcome, outcome_record  # noqa: E402
 from streams.framing import SINGLE_OBJECT, Framing  # noqa: E402
 from streams.kafka_local import free_port  # noqa: E402
 from streams.model import OutcomeEvent  # noqa: E402
@@ -55,12 +58,32 @@ def policeuk_shaped(n: int) -> list[OutcomeEvent]:
 
 
 SINGLE_OBJECT_HEADER = MAGIC + EVENT_CODEC.fingerprint
+_PARSED = fastavro.parse_schema(EVENT_CODEC.schema)
 
 
-async def raw_loop(bootstrap: str, topic: str, n: int) -> float:
-    """Events/s of aiokafka consume + the project's Avro decode, from first record to last."""
+def _project_decode(value: bytes) -> object:
+    if value[0] == 0:  # Confluent's framing: the same body under a registry id
+        value = SINGLE_OBJECT_HEADER + value[5:]
+    return decode_outcome(value)
+
+
+def _fastavro_decode(value: bytes) -> object:
+    """What a plain Python consumer does: fastavro's public reader into a dict."""
+    buf = io.BytesIO(value)
+    buf.seek(5 if value[0] == 0 else HEADER_LEN)
+    return fastavro.schemaless_reader(buf, _PARSED)
+
+
+#: the raw loops' decoders: the project's own (the written-out reader, into the event) and
+#: issue 18's baseline, ``fastavro.schemaless_reader`` into a dict
+RAW_DECODERS = {"project": _project_decode, "fastavro": _fastavro_decode}
+
+
+async def raw_loop(bootstrap: str, topic: str, n: int, decoder: str = "project") -> float:
+    """Events/s of aiokafka consume + an Avro decode (``RAW_DECODERS``), from first record to last."""
     from aiokafka import AIOKafkaConsumer
 
+    decode = RAW_DECODERS[decoder]
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -79,10 +102,7 @@ async def raw_loop(bootstrap: str, topic: str, n: int) -> float:
                 if t0 is None:
                     t0 = time.perf_counter()
                 for r in records:
-                    value = r.value
-                    if value[0] == 0:  # Confluent's framing: the same body under a registry id
-                        value = SINGLE_OBJECT_HEADER + value[5:]
-                    decode_outcome(value)
+                    decode(r.value)
                     seen += 1
         return seen / (time.perf_counter() - (t0 or time.perf_counter()))
     finally:

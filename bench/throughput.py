@@ -19,8 +19,10 @@ Usage (a broker in DW_KAFKA; `make bench` starts one):
    counts are compared with the independent model of tests/integration/conftest.py: "exact" or
    the number of cells that differ. With rules, the alert leader's evaluation time in that span
    (``disposal_alert_evaluation_seconds``) is reported as a share of it.
-4. Raw loop, in this process, over the same topic: aiokafka reads it from the start and decodes
-   every record with the project's Avro codec, nothing else: the baseline a Python consumer pays.
+4. Raw loops, in this process, over the same topic: aiokafka reads it from the start and decodes
+   every record, nothing else: with the project's Avro codec (its written-out reader, into the
+   event: `ratio`), then with fastavro's public `schemaless_reader` into a dict, the baseline a
+   plain Python consumer pays and issue 18's (`ratio_fastavro`).
 5. The workers stopped, the same events produced again (all duplicates) and held back, the
    workers started on their data directories (time to settled), the duplicates released: the
    rate at which they are recognised, and the counts unchanged.
@@ -177,8 +179,12 @@ class Bench:
             evaluating = sum(metric(u, "disposal_alert_evaluation_seconds_sum") for u in w.urls) - evaluating
             rss = sum(rss_mb(p.pid) for p in w.procs)
             exact = differing(w.counts(), want)
-            # the raw loop reads the same topic now, in this process
+            # the raw loops read the same topic now, in this process: the project's decoder, then
+            # fastavro's public reader into a dict (issue 18's baseline)
             raw = asyncio.run(raw_loop(self.bootstrap, settings.disposals_topic, self.args.events))
+            raw_fa = asyncio.run(
+                raw_loop(self.bootstrap, settings.disposals_topic, self.args.events, "fastavro")
+            )
             # every event again (all duplicates), held back; a restart on the same data
             # directories, timed to settled; then the duplicates released
             w.stop()
@@ -192,8 +198,10 @@ class Bench:
             w.stop()
         self.results[run.key] = row = {
             "raw_consume_decode_per_s": raw,
+            "raw_consume_fastavro_per_s": raw_fa,
             "events_per_s": rate,
             "ratio": rate / raw,
+            "ratio_fastavro": rate / raw_fa,
             "evaluation_share": evaluating / spent,
             "cells_differing": exact,
             "rss_mb": rss,
@@ -206,6 +214,7 @@ class Bench:
             f"{run.feed}, rules {run.rules}, {run.workers} worker(s), {run.guarantee}, "
             f"{run.framing} framing: "
             f"{rate:,.0f} events/s, raw consume+decode {raw:,.0f}/s, ratio {rate / raw:.2f}, "
+            f"raw with fastavro {raw_fa:,.0f}/s, ratio {rate / raw_fa:.2f}, "
             f"evaluation {evaluating / spent:.1%} of the time, "
             f"{'exact' if not exact else f'{exact} cells DIFFER'}; RSS {rss:.0f} MB; "
             f"restart to ready {restart_s:.1f} s; duplicates {rate_dup:,.0f}/s, "

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from alerts import funnel as stats_funnel
-from alerts import stats
 from alerts.rules import Rule
 
 Z95, Z998 = 1.959964, 3.090232
@@ -48,7 +47,8 @@ class Funnel:
     category: str
     window_days: int
     p0: float | None
-    phi: float
+    #: how the limits allow for forces differing by more than chance (the rule's method)
+    dispersion: stats_funnel.Dispersion
     points: tuple[Point, ...]
     #: (volume, lower 99.8%, lower 95%, upper 95%, upper 99.8%) along the volume axis
     curve: tuple[tuple[int, float, float, float, float], ...]
@@ -71,13 +71,15 @@ def funnel(
         if disposal in rule.disposals:
             sums[force][0] += n
     p0 = stats_funnel.pooled_rate([s[0] for s in sums.values()], [s[1] for s in sums.values()])
-    phi = 1.0
-    if p0 is not None and rule.overdispersion and 0 < p0 < 1:
+    spread = stats_funnel.NO_DISPERSION
+    if p0 is not None and 0 < p0 < 1:
         eligible = [s for s in sums.values() if s[1] >= max(1, rule.min_volume)]
-        phi = stats_funnel.overdispersion([s[0] for s in eligible], [s[1] for s in eligible], p0)
+        spread = stats_funnel.dispersion(
+            rule.overdispersion, [s[0] for s in eligible], [s[1] for s in eligible], p0
+        )
 
     def upper(n: int, z: float) -> float:
-        return stats.funnel_limit(p0, n, z, phi) if p0 is not None else 1.0
+        return spread.limit(p0, n, z) if p0 is not None else 1.0
 
     points = tuple(Point(f, y, n, upper(n, Z95), upper(n, Z998)) for f, (y, n) in sums.items())
     top = max((p.denominator for p in points), default=0)
@@ -94,4 +96,4 @@ def funnel(
             )
             for n in volumes
         ]
-    return Funnel(rule, category, window_days, p0, phi, points, tuple(curve))
+    return Funnel(rule, category, window_days, p0, spread, points, tuple(curve))

@@ -217,7 +217,7 @@ def funnel_table(f: Funnel) -> str:
 def funnel_figure(f: Funnel) -> str:
     what = disposal_words(f.rule.disposals)
     pooled = pct(f.p0)
-    adjust = f" Limits widened for over-dispersion (factor {f.phi:.2f})." if f.phi > 1 else ""
+    adjust = f" Limits: {f.dispersion.words()}."
     outliers = sum(1 for p in f.points if p.outside)
     return f"""<figure data-rule="{esc(f.rule.id)}" data-category="{esc(f.category)}">
 <figcaption>{esc(category_words(f.category).capitalize())}: share {esc(what)}, last {f.window_days} days</figcaption>

@@ -35,6 +35,21 @@ def test_funnel_has_one_point_per_force_and_the_engines_limits() -> None:
     assert low998 < low95 < f.p0 < up95 < up998
 
 
+def test_a_funnel_draws_the_rules_method_and_names_it_with_its_factor() -> None:
+    counts = {(f, "harassment", "charge"): 900 for f in FORCE_NAMES}
+    counts |= {(f, "harassment", "caution"): 60 + 7 * (i % 9) for i, f in enumerate(sorted(FORCE_NAMES))}
+    additive = funnel(
+        PEER.model_copy(update={"overdispersion": "additive"}), "harassment", counts, FORCE_NAMES, 365
+    )
+    assert additive.dispersion.method == "additive" and additive.dispersion.tau > 0
+    kent = next(p for p in additive.points if p.force == "kent")
+    assert kent.upper998 == additive.dispersion.limit(additive.p0, kent.denominator, Z998)
+    assert "additive random effects, τ = " in render.funnel_figure(additive)
+    plain = funnel(PEER, "harassment", counts, FORCE_NAMES, 365)
+    assert "no over-dispersion allowance" in render.funnel_figure(plain)
+    assert kent.upper998 > next(p for p in plain.points if p.force == "kent").upper998
+
+
 def test_monthly_shares_of_a_force_and_of_all_forces() -> None:
     counts = {
         ("kent", "stalking", "caution", "2025-01-03"): 2,
