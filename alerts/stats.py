@@ -90,6 +90,19 @@ def additive_limit(p0: float, n: int, z: float, tau: float) -> float:
 
 
 @functools.lru_cache(maxsize=CACHED)
+def count_ratio(now: int, before: int, confidence: float = 0.95) -> tuple[float, float, float]:
+    """The ratio of two counts over periods of equal length, and its exact interval: conditional
+    on their total, ``now`` is binomial with p = R / (1 + R), so the Clopper-Pearson interval of
+    p, mapped through p / (1 - p), is the interval of R (the standard exact method for a ratio
+    of Poisson counts). ``before`` must be positive."""
+    if before <= 0:
+        raise ValueError("no ratio to a count of zero")
+    ci = _stats().binomtest(now, now + before).proportion_ci(confidence_level=confidence, method="exact")
+    low, high = float(ci.low), float(ci.high)
+    return now / before, low / (1 - low), (high / (1 - high) if high < 1 else math.inf)
+
+
+@functools.lru_cache(maxsize=CACHED)
 def rise_p_value(y1: int, n1: int, y0: int, n0: int) -> float:
     """One-sided Fisher exact p-value that y1/n1 is above y0/n0 (1.0 when either n is 0)."""
     if n1 <= 0 or n0 <= 0:

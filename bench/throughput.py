@@ -267,6 +267,10 @@ def main() -> None:
         bench.close()
     bench.costs(runs)
     out = ROOT / "bench" / "results" / f"throughput-{dt.datetime.now(dt.UTC).date().isoformat()}.json"
+    n = 1
+    while out.exists():  # a run of the same day: never over an earlier one
+        n += 1
+        out = out.with_name(f"throughput-{dt.datetime.now(dt.UTC).date().isoformat()}-run{n}.json")
     out.write_text(json.dumps(bench.results, indent=2) + "\n")
     print(f"\nwrote {out}")
 

@@ -40,6 +40,7 @@ from streams.http.dashboard import DashboardPages
 from streams.http.docs import DocsPages
 from streams.http.guards import Guard
 from streams.http.health import HealthPages
+from streams.http.national import NationalPages
 from streams.http.peers import PeerPages
 from streams.http.server import Limits, WebServer
 from streams.keys import Keys
@@ -194,6 +195,11 @@ def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED)
         clock_kind=settings.clock,
         retention_days=settings.retention_days,
     )
+    national = NationalPages(
+        cluster, guard, clock_kind=settings.clock, retention_days=settings.retention_days
+    )
+    add_page("/api/summary", guard.scoped(national.api), "summary")
+    add_page("/national", national.page, "national")
     add_page("/", dashboard.index, "dashboard")
     add_page("/signin", dashboard.signin_form, "signin", post=dashboard.signin)
     add_page("/force/{force}", dashboard.force, "force_page")

@@ -1,8 +1,8 @@
 # ruff: noqa: E501 (HTML, CSS and script templates read better unbroken)
 """The dashboard's HTML: server-rendered pages with inline SVG charts and one small script.
 
-Why server-rendered SVG rather than a charting library: the charts are two kinds (a funnel plot
-and a monthly line), both drawn from numbers the worker already has; SVG elements can carry the
+Why server-rendered SVG rather than a charting library: the charts are few (a funnel plot, quarterly bars on the national page
+and a monthly line), all drawn from numbers the worker already has; SVG elements can carry the
 attributes the tests and screen readers need (``data-force``, ``<title>``, ``tabindex``); and
 nothing has to be built or fetched (no CDN, no npm step). The script only keeps the alert list
 live from the SSE feed.
@@ -68,7 +68,7 @@ def page(title: str, body: str, as_of: str, *, words: Mapping[str, Any] | None =
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{esc(title)} · disposal-watch</title><link rel="stylesheet" href="/static/dashboard.css"></head>
 <body><header><h1>{esc(title)}</h1>
-<nav aria-label="views"><a href="/">Alerts and funnel plots</a></nav>
+<nav aria-label="views"><a href="/">Alerts and funnel plots</a> · <a href="/national">National figures</a></nav>
 <p class="asof" id="as-of">{esc(as_of)}</p></header>
 <main>{body}</main>{data}<script src="/static/dashboard.js"></script></body></html>"""
 

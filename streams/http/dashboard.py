@@ -34,14 +34,25 @@ from streams.http.guards import SESSION_COOKIE, Guard, cross_site
 from streams.reference import FORCE_NAMES
 
 
-def _html(text: str, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def html_page(text: str, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(text=text, status=status, content_type="text/html", charset="utf-8", headers=headers)
 
 
-def _restoring() -> web.Response:
+def restoring_page() -> web.Response:
     """No page from partial counts: 503 with Retry-After while a worker restores."""
     text = render.page("Restoring", f"<p>{render.esc(RESTORING)}.</p>", "")
-    return _html(text, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
+    return html_page(text, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def refused_page(denied: Denied) -> web.Response:
+    """The sign-in form (no credential) or a page saying what is not covered."""
+    if denied.status == 401:
+        return html_page(render.signin_page(), status=401)
+    return html_page(render.page("Not available here", f"<p>{render.esc(denied.message)}</p>", ""), 403)
+
+
+def not_all_workers_page(exc: Exception) -> web.Response:
+    return html_page(render.page("Not all workers answered", f"<p>{render.esc(exc)}</p>", ""), 503)
 
 
 class DashboardPages:
@@ -64,18 +75,13 @@ class DashboardPages:
     def _scope(self, request: web.Request) -> Scope | Denied:
         return self.guard.scope_of(request)
 
-    def _refused(self, denied: Denied) -> web.Response:
-        if denied.status == 401:
-            return _html(render.signin_page(), status=401)
-        return _html(render.page("Not available here", f"<p>{render.esc(denied.message)}</p>", ""), 403)
-
     async def signin_form(self, request: web.Request) -> web.Response:
-        return _html(render.signin_page())
+        return html_page(render.signin_page())
 
     async def signin(self, request: web.Request) -> web.Response:
         if cross_site(request):
             metrics.API_DENIED.labels("cross_site").inc()
-            return _html(
+            return html_page(
                 render.page("Not available here", "<p>Sign in from this site's own page.</p>", ""), 403
             )
         form = await request.post()
@@ -85,7 +91,7 @@ class DashboardPages:
         if entry is None:
             if tokens is not None:
                 metrics.API_DENIED.labels("wrong_token").inc()
-            return _html(render.signin_page("That token is not valid."), status=401)
+            return html_page(render.signin_page("That token is not valid."), status=401)
         resp = web.HTTPSeeOther("/")
         # no Max-Age: kept for the browser session only, and never past the session's own expiry
         resp.set_cookie(
@@ -106,7 +112,7 @@ class DashboardPages:
     async def index(self, request: web.Request) -> web.Response:
         scope = self._scope(request)
         if isinstance(scope, Denied):
-            return self._refused(scope)
+            return refused_page(scope)
         window = request.query.get("window", "365d")
         if window not in render.WINDOWS:
             window = "365d"
@@ -119,9 +125,9 @@ class DashboardPages:
                     ("force", "category", "disposal"), first, last
                 )
                 if recovering:
-                    return _restoring()
+                    return restoring_page()
         except PeerError as exc:
-            return _html(render.page("Not all workers answered", f"<p>{render.esc(exc)}</p>", ""), 503)
+            return not_all_workers_page(exc)
         days = int(window[:-1])
         funnels = []
         for rule in self.rules:
@@ -147,7 +153,7 @@ class DashboardPages:
             scope_note=note,
             category_names=CATEGORY_WORDS,
         )
-        return _html(text)
+        return html_page(text)
 
     async def _force_rows(self, force: str) -> tuple[dt.date | None, dict[tuple[str, ...], int], bool]:
         """Today, the rows of a force page, and whether a worker is still restoring."""
@@ -163,12 +169,12 @@ class DashboardPages:
     def _force_refused(self, request: web.Request, force: str) -> web.Response | Scope:
         scope = self._scope(request)
         if isinstance(scope, Denied):
-            return self._refused(scope)
+            return refused_page(scope)
         if force not in FORCE_NAMES:
             text = f"<p>No force has the id {render.esc(force)}.</p>"
-            return _html(render.page("No such force", text, ""), 404)
+            return html_page(render.page("No such force", text, ""), 404)
         if not scope.allows(force):
-            return self._refused(Denied(403, "forbidden_force", "Your access does not cover this force."))
+            return refused_page(Denied(403, "forbidden_force", "Your access does not cover this force."))
         return scope
 
     async def force(self, request: web.Request, force: str) -> web.Response:
@@ -178,9 +184,9 @@ class DashboardPages:
         try:
             today, rows, recovering = await self._force_rows(force)
         except PeerError as exc:
-            return _html(render.page("Not all workers answered", f"<p>{render.esc(exc)}</p>", ""), 503)
+            return not_all_workers_page(exc)
         if recovering:
-            return _restoring()
+            return restoring_page()
         current = [a for a in self.log.current.values() if a["force_id"] == force and a["state"] == "firing"]
         past = [e for e in reversed(self.log.entries) if e["force_id"] == force]
         text = render.force_page(
@@ -191,7 +197,7 @@ class DashboardPages:
             rule_words=self.rule_words,
             as_of=render.as_of_text(today.isoformat() if today else None, self.clock_kind),
         )
-        return _html(text)
+        return html_page(text)
 
     async def force_csv(self, request: web.Request, force: str) -> web.Response:
         checked = self._force_refused(request, force)

@@ -21,6 +21,7 @@ import pytest
 
 from alerts.lifecycle import fingerprint
 from streams.model import OutcomeEvent
+from streams.reference import OUT_OF_COURT
 from streams.simulate import simulate
 
 from .conftest import Deployment, Worker
@@ -207,6 +208,41 @@ def test_alerts_arrive_live_and_a_kent_token_sees_kent_only(
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["expires"] == -1
     assert "kent-secret" not in cookie["value"] and digest("kent-secret") not in cookie["value"]
     assert not cookie["secure"]  # plain HTTP here; over TLS the flag is set (test_security)
+
+    # the national page: its figures are /api/summary's, which are /api/counts' over the same days
+    summary = api(worker, "/api/summary?period=12m&compare=previous", "all-secret")
+    assert summary["rows"] and summary["sentences"] and summary["quarters"]
+    for when in ("current", "previous"):
+        first, last = (dt.date.fromisoformat(summary[when][k]) for k in ("first", "last"))
+        days = (last - first).days + 1
+        counted = api(
+            worker, f"/api/counts?group_by=force,category,disposal&window={days}d&at={last}", "all-secret"
+        )
+        for row in summary["rows"]:
+            mine = [
+                r for r in counted["rows"]
+                if r["category"] == row["category"] and (row["force"] is None or r["force"] == row["force"])
+            ]  # fmt: skip
+            assert row[when]["outcomes"] == sum(r["count"] for r in mine if r["disposal"] != "pending")
+            assert row[when]["out_of_court"] == sum(r["count"] for r in mine if r["disposal"] in OUT_OF_COURT)
+    page.goto(worker.url + "/national")
+    for row in summary["rows"]:
+        cells = page.eval_on_selector_all(
+            f'section[data-category="{row["category"]}"] tr[data-force="{row["force"] or "all"}"] td',
+            "els => els.map(e => e.textContent)",
+        )
+        assert cells[:2] == [f"{row['current']['out_of_court']:,}", f"{row['current']['outcomes']:,}"], row
+        assert cells[3:5] == [f"{row['previous']['out_of_court']:,}", f"{row['previous']['outcomes']:,}"], row
+    shown = page.eval_on_selector_all("ul.sentences li", "els => els.map(e => e.textContent)")
+    assert shown == summary["sentences"]
+    # a kent token: kent's lines only, no national figure
+    mine = api(worker, "/api/summary", "kent-secret")
+    assert mine["rows"] and {r["force"] for r in mine["rows"]} == {"kent"}
+    assert mine["sentences"] == [] and mine["quarters"] == {}
+    kent.goto(worker.url + "/national")
+    assert set(kent.eval_on_selector_all("tr[data-force]", "els => els.map(e => e.dataset.force)")) == {
+        "kent"
+    }
 
 
 # --- markup stays data -------------------------------------------------------------------------
