@@ -254,11 +254,59 @@ dashed limits are further from all forces than chance explains at that volume.</
     return page("Out-of-court disposals: oversight", body, as_of, words=words)
 
 
-def trend_svg(category: str, months: Sequence[Month], force: str, width: int = 480, height: int = 220) -> str:
-    left, right, top, bottom = 44, 10, 10, 40
+MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+#: the least room a month label takes on the x axis ("Sep" at the chart's font size, and a gap)
+LABEL_PX = 34
+
+
+def all_months(months: Sequence[Month]) -> list[Month]:
+    """``months`` with the months between them that had no outcome put in, as empty months: a
+    line must break there, not join across."""
+    if not months:
+        return []
+    have = {m.month: m for m in months}
+    y, mo = int(months[0].month[:4]), int(months[0].month[5:7])
+    out = []
+    while True:
+        key = f"{y:04d}-{mo:02d}"
+        out.append(have.get(key, Month(key, 0, 0, 0, 0)))
+        if key >= months[-1].month:
+            return out
+        y, mo = (y + 1, 1) if mo == 12 else (y, mo + 1)
+
+
+def share_ticks(top: float, most: int = 7) -> list[float]:
+    """Round percentage ticks from 0 covering ``top`` (a share): 0, 5, 10, 15% ... ."""
+    top_pct = max(top * 100, 1.0)
+    for step in (1, 2, 5, 10, 20, 25, 50):
+        if top_pct / step <= most - 1:
+            break
+    n = int(-(-top_pct // step))  # ceil
+    return [min(1.0, i * step / 100) for i in range(n + 1)]
+
+
+def month_labels(months: Sequence[Month], width: float) -> list[tuple[int, str, str | None]]:
+    """(index, month name, year or None) of the months labelled: every k-th, so that no two
+    labels are closer than LABEL_PX; the year under the first label and under each January."""
+    k = max(1, -(-len(months) * LABEL_PX // max(1, int(width))))
+    out = []
+    last_year = None
+    for i in range(0, len(months), k):
+        year, mo = months[i].month[:4], int(months[i].month[5:7])
+        out.append((i, MONTH_NAMES[mo - 1], year if year != last_year else None))
+        last_year = year
+    return out
+
+
+def trend_svg(category: str, months: Sequence[Month], force: str, width: int = 480, height: int = 240) -> str:
+    months = all_months(months)
+    if not any(m.all_outcomes for m in months):
+        return '<p class="empty">No outcomes in this period.</p>'
+    left, right, top, bottom = 44, 10, 26, 44
     w, h = width - left - right, height - top - bottom
     shares = [s for m in months for s in (m.force_share, m.all_share) if s is not None]
-    y_max = min(1.0, max(shares + [0.05]) * 1.15)
+    ticks = share_ticks(max(shares + [0.01]))
+    y_max = ticks[-1]
     step = w / max(1, len(months) - 1)
 
     def y(s: float) -> float:
@@ -267,26 +315,42 @@ def trend_svg(category: str, months: Sequence[Month], force: str, width: int = 4
     parts = [
         f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="monthly share, {esc(category_words(category))}">'
     ]
-    for i in range(5):
-        s = y_max * i / 4
+    for s in ticks:
         parts.append(f'<line x1="{left}" x2="{left + w}" y1="{y(s):.1f}" y2="{y(s):.1f}" stroke="#eee"/>')
         parts.append(f'<text x="{left - 4}" y="{y(s) + 4:.1f}" text-anchor="end">{s * 100:.0f}%</text>')
-    for i, m in enumerate(months):
-        if len(months) <= 12 or i % max(1, len(months) // 6) == 0:
+    for i, name, year in month_labels(months, w):
+        x = left + i * step
+        parts.append(f'<text class="tick" x="{x:.1f}" y="{top + h + 14}" text-anchor="middle">{name}</text>')
+        if year is not None:
             parts.append(
-                f'<text x="{left + i * step:.1f}" y="{top + h + 14}" text-anchor="middle">{m.month}</text>'
+                f'<text class="tick year" x="{x:.1f}" y="{top + h + 28}" text-anchor="middle">{year}</text>'
             )
     for attr, colour, dash in (("all_share", GREY, "5 4"), ("force_share", BLUE, "")):
         pts = [(left + i * step, getattr(m, attr)) for i, m in enumerate(months)]
-        line = " ".join(f"{px:.1f},{y(s):.1f}" for px, s in pts if s is not None)
+        runs: list[list[tuple[float, float]]] = [[]]
+        for px, s in pts:  # a month without outcomes breaks the line
+            if s is None:
+                runs.append([])
+            else:
+                runs[-1].append((px, s))
+        for run in runs:
+            if len(run) > 1:
+                line = " ".join(f"{px:.1f},{y(s):.1f}" for px, s in run)
+                parts.append(
+                    f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}"/>'
+                )
+            if attr == "force_share":
+                parts += [f'<circle cx="{px:.1f}" cy="{y(s):.1f}" r="3" fill="{colour}"/>' for px, s in run]
+    if not any(m.force_outcomes for m in months):
         parts.append(
-            f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}"/>'
+            f'<text x="{left + w / 2:.1f}" y="{top + h / 2:.1f}" text-anchor="middle">No outcomes for {esc(force_name(force))} in this period</text>'
         )
-        for px, s in pts:
-            if s is not None and attr == "force_share":
-                parts.append(f'<circle cx="{px:.1f}" cy="{y(s):.1f}" r="3" fill="{colour}"/>')
+    # the legend: a sample of each line, then its name
     parts.append(
-        f'<text x="{left}" y="{height - 4}">— {esc(force_name(force))}   - - all forces</text></svg>'
+        f'<g class="legend"><line x1="{left}" x2="{left + 24}" y1="10" y2="10" stroke="{BLUE}" stroke-width="2"/>'
+        f'<text x="{left + 30}" y="14">{esc(force_name(force))}</text>'
+        f'<line x1="{left + 240}" x2="{left + 264}" y1="10" y2="10" stroke="{GREY}" stroke-width="2" stroke-dasharray="5 4"/>'
+        f'<text x="{left + 270}" y="14">all forces</text></g></svg>'
     )
     return "".join(parts)
 

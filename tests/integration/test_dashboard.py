@@ -199,6 +199,16 @@ def test_alerts_arrive_live_and_a_kent_token_sees_kent_only(
     forces = kent.eval_on_selector_all("circle[data-force]", "els => els.map(e => e.dataset.force)")
     assert forces == ["kent"]
     assert kent.goto(worker.url + "/force/kent").status == 200
+    boxes = kent.eval_on_selector_all(
+        "figure svg",
+        """svgs => svgs.map(svg => [...svg.querySelectorAll('text.tick')].map(t => {
+             const r = t.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; }))""",
+    )
+    assert boxes and all(len(b) >= 6 for b in boxes)  # a year of months, some labelled
+    for labels in boxes:  # no two tick labels of a chart overlap
+        for i, a in enumerate(labels):
+            for b in labels[i + 1 :]:
+                assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
     assert kent.goto(worker.url + "/force/durham").status == 403
     csv_status = kent.goto(worker.url + "/force/durham/counts.csv").status
     assert csv_status == 403

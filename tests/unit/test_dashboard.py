@@ -2,6 +2,7 @@
 shares, and HTML that escapes what it shows."""
 
 import datetime as dt
+import itertools
 
 from alerts import stats
 from alerts.rules import Rule
@@ -98,3 +99,31 @@ def test_axis_ticks_are_round() -> None:
     assert render.nice_ticks(5988) == [0, 1000, 2000, 3000, 4000, 5000]
     assert render.nice_ticks(130) == [0, 50, 100]
     assert render.nice_ticks(7) == [0, 2, 4, 6]
+
+
+def test_trend_charts_read_at_a_glance() -> None:
+    """Round ticks, month labels that leave room, a gap for a month without outcomes, a legend
+    with line samples, and words instead of an empty frame."""
+    from streams.dashboard.trend import Month
+
+    assert render.share_ticks(0.54) == [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    assert render.share_ticks(0.13) == [0, 0.05, 0.1, 0.15]
+    months = [Month(f"2025-{m:02d}", 1, 10, 5, 50) for m in range(1, 13) if m != 6]
+    months.append(Month("2026-01", 2, 10, 6, 50))
+    filled = render.all_months(months)
+    assert [m.month for m in filled][4:7] == ["2025-05", "2025-06", "2025-07"] and filled[
+        5
+    ].force_share is None
+    labels = render.month_labels(filled, 426)
+    xs = [i * 426 / (len(filled) - 1) for i, _, _ in labels]
+    assert all(b - a >= render.LABEL_PX for a, b in itertools.pairwise(xs))
+    assert [y for _, _, y in labels if y] == ["2025", "2026"] and labels[0][1] == "Jan"
+    svg = render.trend_svg("stalking", months, "kent")
+    assert svg.count("<polyline") == 4  # each line broken at June
+    assert 'class="legend"' in svg and "stroke-dasharray" in svg.split('class="legend"')[1]
+    assert "2025-012025" not in svg and ">Jan<" in svg
+    assert "No outcomes in this period" in render.trend_svg(
+        "stalking", [Month("2025-01", 0, 0, 0, 0)], "kent"
+    )
+    alone = render.trend_svg("stalking", [Month("2025-01", 0, 0, 3, 9), Month("2025-02", 0, 0, 3, 9)], "kent")
+    assert "No outcomes for Kent Police in this period" in alone
