@@ -42,6 +42,7 @@ from streams.http.guards import Guard
 from streams.http.health import HealthPages
 from streams.http.national import NationalPages
 from streams.http.peers import PeerPages
+from streams.http.scrutiny import ScrutinyPages
 from streams.http.server import Limits, WebServer
 from streams.keys import Keys
 from streams.reference import CATEGORIES, FORCE_NAMES
@@ -185,6 +186,7 @@ def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED)
     add_page("/api/refs/local", guard.peers_only(peers.refs_local), "refs_local")
     add_page("/api/reidentify/local", guard.peers_only(peers.reidentify_local), "reidentify_local")
     add_page("/api/clock", guard.peers_only(peers.clock), "clock")
+    add_page("/api/scrutiny/local", guard.peers_only(peers.scrutiny_local), "scrutiny_local")
     # after /api/refs/local: aiohttp matches routes in the order they were added
     add_page("/api/refs/{pseudonym}", guard.scoped(cases.reidentify), "reidentify")
     dashboard = DashboardPages(
@@ -200,6 +202,16 @@ def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED)
     )
     add_page("/api/summary", guard.scoped(national.api), "summary")
     add_page("/national", national.page, "national")
+    scrutiny = ScrutinyPages(
+        cluster,
+        guard,
+        pseudonym_key=keys.pseudonym,
+        draw_key=keys.scrutiny,
+        size=settings.scrutiny_sample,
+        clock_kind=settings.clock,
+    )
+    add_page("/force/{force}/scrutiny", scrutiny.page, "scrutiny")
+    add_page("/force/{force}/scrutiny.csv", scrutiny.csv, "scrutiny_csv")
     add_page("/", dashboard.index, "dashboard")
     add_page("/signin", dashboard.signin_form, "signin", post=dashboard.signin)
     add_page("/force/{force}", dashboard.force, "force_page")

@@ -27,9 +27,11 @@ from alerts.aggregates import RuleAggregates, RuleTotals, merge
 from alerts.engine import window
 from alerts.rules import rules_fingerprint
 from streams.access import PEER_HEADER
+from streams.codec import decode_held
 from streams.core.buckets import merge_rows
 from streams.core.counting import pseudonym
 from streams.core.query import Row
+from streams.dashboard.scrutiny import Candidate, in_scope
 from streams.runtime.loop import CountingLoop
 from streams.wire import TotalsReply, decode_totals
 
@@ -118,6 +120,47 @@ class Cluster:
             if n:
                 await asyncio.sleep(0)
         return None
+
+    async def local_candidates(self, force: str, first: dt.date, last: dt.date) -> list[Candidate]:
+        """The crimes of ``force`` on this worker's partitions whose latest outcome is an
+        out-of-court disposal of a high-risk category dated ``first``..``last``: the store's,
+        with the changes not yet checkpointed over them; the event loop let go every few
+        thousand crimes."""
+        prefix = f"{force}/".encode()
+        out: list[Candidate] = []
+        for p in sorted(self.loop.partitions):
+            part = self.loop.partitions.get(p)
+            if part is None:
+                continue
+            pending = {k: h for k, h in part.pending.items() if k.startswith(prefix)}
+            read = self.loop.store.reader(p)
+            held = []
+            for i, key in enumerate(self.loop.store.keys(p, prefix)):
+                if key not in pending:
+                    raw = read(key)
+                    if raw is not None:
+                        held.append((key, decode_held(raw)[0]))
+                if i % 5000 == 4999:
+                    await asyncio.sleep(0)
+            for key, h in [*held, *pending.items()]:
+                c = h.cell
+                if in_scope(c.category, c.disposal, c.day, first, last):
+                    out.append(Candidate(key.decode(), c.category, c.disposal, c.day, c.domestic_abuse))
+            await asyncio.sleep(0)
+        return out
+
+    async def candidates(self, force: str, first: dt.date, last: dt.date) -> tuple[list[Candidate], bool]:
+        """``local_candidates`` of every worker, and whether any is still restoring."""
+        params = {"force": force, "first": first.isoformat(), "last": last.isoformat()}
+        answers = await self._ask_peers("/api/scrutiny/local", params)
+        out = await self.local_candidates(force, first, last)
+        for _, doc in answers:
+            out += [
+                Candidate(k, cat, d, dt.date.fromisoformat(day), bool(da))
+                for k, cat, d, day, da in doc["candidates"]
+            ]
+        recovering = self.loop.recovering or any(a.get("recovering") for _, a in answers)
+        return out, recovering
 
     async def reidentify(self, force: str, wanted: str) -> str | None:
         """The crime reference behind a pseudonym, from whichever worker holds the crime."""

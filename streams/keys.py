@@ -62,6 +62,9 @@ class Keys:
     #: the worker-to-worker credential, as sent in the X-DW-Peer header
     peer: str
     session: bytes
+    #: orders the crimes of a scrutiny sample (``streams.dashboard.scrutiny``): a force that
+    #: knew it could tell in advance which of its cases a panel will review
+    scrutiny: bytes
 
 
 def _derive(master: bytes, label: str) -> bytes:
@@ -73,6 +76,7 @@ def derive(master: bytes) -> Keys:
         pseudonym=_derive(master, "pseudonym"),
         peer=_derive(master, "peer").hex(),
         session=_derive(master, "session"),
+        scrutiny=_derive(master, "scrutiny"),
     )
 
 

@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     schema_compatibility: Literal[
         "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"
     ] = "FULL"
+    #: crimes in a scrutiny panel's quarterly sample of a force (streams/dashboard/scrutiny.py)
+    scrutiny_sample: int = Field(default=20, ge=1, le=1000)
     #: bearer token the CLI sends to the worker's API
     token: SecretStr | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -74,6 +74,23 @@ class PeerPages:
         evidence = self.cluster.local_evidence(alerts, at)
         return web.json_response({"evidence": [[*key, refs] for key, refs in evidence.items()]})
 
+    async def scrutiny_local(self, request: web.Request) -> web.Response:
+        """This worker's candidates for a scrutiny sample (crime keys: peers only)."""
+        force = request.query.get("force", "")
+        try:
+            first, last = _day(request.query.get("first"), "first"), _day(request.query.get("last"), "last")
+        except ValueError as exc:
+            return error(400, f"force, first=YYYY-MM-DD and last=YYYY-MM-DD: {exc}")
+        found = await self.cluster.local_candidates(force, first, last)
+        return web.json_response(
+            {
+                "recovering": self.cluster.loop.recovering,
+                "candidates": [
+                    [c.key, c.category, c.disposal, c.day.isoformat(), c.domestic_abuse] for c in found
+                ],
+            }
+        )
+
     async def reidentify_local(self, request: web.Request) -> web.Response:
         force, wanted = request.query.get("force", ""), request.query.get("pseudonym", "")
         if not force or not wanted:

@@ -20,6 +20,9 @@ from typing import Any
 import pytest
 
 from alerts.lifecycle import fingerprint
+from streams.core.classify import category_of
+from streams.core.counting import pseudonym
+from streams.dashboard.scrutiny import in_scope
 from streams.model import OutcomeEvent
 from streams.reference import OUT_OF_COURT
 from streams.simulate import simulate
@@ -148,6 +151,8 @@ def test_alerts_arrive_live_and_a_kent_token_sees_kent_only(
     tokens.write_text(
         f"tokens:\n  - {{name: kent, sha256: {digest('kent-secret')}, forces: [kent]}}\n"
         f"  - {{name: all, sha256: {digest('all-secret')}, forces: all}}\n"
+        f"  - {{name: kent-cases, sha256: {digest('kent-cases')}, forces: [kent],\n"
+        "      permissions: [reidentify]}\n"
     )
     deployment.env.update(
         DW_RULES=str(rules), DW_CLOCK="stream", DW_ALERT_INTERVAL_S="0.5", DW_TOKENS_FILE=str(tokens)
@@ -253,6 +258,30 @@ def test_alerts_arrive_live_and_a_kent_token_sees_kent_only(
     assert set(kent.eval_on_selector_all("tr[data-force]", "els => els.map(e => e.dataset.force)")) == {
         "kent"
     }
+
+    # the scrutiny sample: reproducible, in scope, pseudonymised, references only with permission
+    def sample(p: Any) -> list[str]:
+        assert p.goto(worker.url + "/force/kent/scrutiny?quarter=2025-Q2").status == 200
+        return p.eval_on_selector_all("#sample tbody tr", "els => els.map(e => e.dataset.ref)")
+
+    pseudonyms = sample(kent)
+    assert 1 <= len(pseudonyms) <= 20 and all(len(x) == 16 for x in pseudonyms)
+    assert sample(kent) == pseudonyms  # the same quarter gives the same sample
+    assert kent.goto(worker.url + "/force/durham/scrutiny").status == 403
+    cases = browser.new_context(extra_http_headers={"Authorization": "Bearer kent-cases"}).new_page()
+    refs = sample(cases)
+    assert [pseudonym(f"kent/{r}", deployment.keys.pseudonym) for r in refs] == pseudonyms
+    latest: dict[str, OutcomeEvent] = {}
+    for e in [*events, case_breach("kent", "K/1", END)]:
+        if e.crime_key not in latest or e.outcome_date >= latest[e.crime_key].outcome_date:
+            latest[e.crime_key] = e
+    population = {
+        k for k, e in latest.items()
+        if e.force_id == "kent"
+        and in_scope(category_of(e), e.disposal, e.outcome_date, dt.date(2025, 4, 1), dt.date(2025, 6, 30))
+    }  # fmt: skip
+    assert {f"kent/{r}" for r in refs} <= population and len(refs) == min(20, len(population))
+    assert "scrutiny sample of 2025-Q2" in worker.log.read_text()
 
 
 # --- markup stays data -------------------------------------------------------------------------

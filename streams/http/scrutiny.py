@@ -1,0 +1,148 @@
+# ruff: noqa: E501 (HTML templates read better unbroken)
+"""A scrutiny panel's sample: ``/force/{force}/scrutiny?quarter=2026-Q3`` and its CSV,
+``/force/{force}/scrutiny.csv`` (``streams.dashboard.scrutiny`` draws it).
+
+Crimes are shown by pseudonym. A token whose scope covers the force and which carries the
+``reidentify`` permission sees the crime references instead; each such view is logged (who,
+which force and quarter, how many crimes; never the references) and counted in
+``disposal_reidentifications_total{force,outcome="found"}``, as a lookup by pseudonym is.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+
+from aiohttp import web
+
+from alerts.evidence import category_words
+from streams import metrics
+from streams.access import Denied, Scope
+from streams.cluster import Cluster, PeerError
+from streams.core.counting import pseudonym
+from streams.dashboard import render
+from streams.dashboard.scrutiny import Candidate, draw, quarter_bounds, quarter_of, sizes_by_category
+from streams.http.dashboard import html_page, not_all_workers_page, refused_page, restoring_page
+from streams.http.guards import Guard
+from streams.reference import FORCE_NAMES
+
+log = logging.getLogger(__name__)
+
+
+class ScrutinyPages:
+    def __init__(
+        self,
+        cluster: Cluster,
+        guard: Guard,
+        *,
+        pseudonym_key: bytes,
+        draw_key: bytes,
+        size: int,
+        clock_kind: str,
+    ) -> None:
+        self.cluster, self.guard = cluster, guard
+        self.pseudonym_key, self.draw_key, self.size, self.clock_kind = (
+            pseudonym_key,
+            draw_key,
+            size,
+            clock_kind,
+        )
+
+    def _checked(self, request: web.Request, force: str) -> Scope | web.Response:
+        scope = self.guard.scope_of(request)
+        if isinstance(scope, Denied):
+            return refused_page(scope)
+        if force not in FORCE_NAMES:
+            return html_page(
+                render.page("No such force", f"<p>No force has the id {render.esc(force)}.</p>", ""), 404
+            )
+        if not scope.allows(force):
+            return refused_page(Denied(403, "forbidden_force", "Your access does not cover this force."))
+        return scope
+
+    async def _sample(
+        self, request: web.Request, force: str
+    ) -> tuple[str, list[Candidate], dict[str, int]] | web.Response:
+        quarter = request.query.get("quarter")
+        try:
+            if quarter is None:
+                today = await self.cluster.today(self.clock_kind)
+                if today is None:
+                    return html_page(render.page("Scrutiny sample", "<p>No outcomes counted yet.</p>", ""))
+                quarter = quarter_of(today)
+            first, last = quarter_bounds(quarter)
+            pool, recovering = await self.cluster.candidates(force, first, last)
+        except ValueError as exc:
+            return html_page(render.page("Not a quarter", f"<p>{render.esc(exc)}</p>", ""), 400)
+        except PeerError as exc:
+            return not_all_workers_page(exc)
+        if recovering:
+            return restoring_page()
+        return quarter, draw(pool, self.size, self.draw_key, force, quarter), sizes_by_category(pool)
+
+    def _references(self, scope: Scope, force: str, quarter: str, sample: list[Candidate]) -> bool:
+        """Whether this view shows crime references (logged and counted when it does)."""
+        if "reidentify" not in scope.permissions:
+            return False
+        metrics.REIDENTIFICATIONS.labels(force, "found").inc(len(sample))
+        log.warning(
+            "re-identification: token %s, force %s, scrutiny sample of %s, %d crimes",
+            scope.name, force, quarter, len(sample),
+        )  # fmt: skip
+        return True
+
+    def _ref(self, c: Candidate, show: bool, force: str) -> str:
+        return c.key[len(force) + 1 :] if show else pseudonym(c.key, self.pseudonym_key)
+
+    async def page(self, request: web.Request, force: str) -> web.Response:
+        scope = self._checked(request, force)
+        if isinstance(scope, web.Response):
+            return scope
+        got = await self._sample(request, force)
+        if isinstance(got, web.Response):
+            return got
+        quarter, sample, sizes = got
+        show = self._references(scope, force, quarter, sample)
+        rows = "".join(
+            f'<tr data-ref="{render.esc(self._ref(c, show, force))}"><td>{i}</td><td>{render.esc(self._ref(c, show, force))}</td>'
+            f"<td>{render.esc(category_words(c.category))}</td><td>{render.esc(c.disposal.replace('-', ' '))}</td>"
+            f"<td>{c.day.isoformat()}</td><td>{'yes' if c.domestic_abuse else ''}</td></tr>"
+            for i, c in enumerate(sample, 1)
+        )
+        population = ", ".join(f"{category_words(k)} {n}" for k, n in sizes.items()) or "none"
+        year, q = int(quarter[:4]), int(quarter[-1])
+        before = f"{year - (q == 1)}-Q{4 if q == 1 else q - 1}"
+        after = f"{year + (q == 4)}-Q{1 if q == 4 else q + 1}"
+        base = f"/force/{render.path_segment(force)}/scrutiny"
+        body = f"""<p class="windows"><a href="{base}?quarter={before}">{before}</a> · <strong>{quarter}</strong> · <a href="{base}?quarter={after}">{after}</a></p>
+<p>{len(sample)} of the force's out-of-court disposals of high-risk crimes with an outcome dated in {quarter}
+(the crime's latest outcome), drawn at random by category in proportion to each, domestic-abuse cases first.
+The same quarter always gives the same sample. Disposals in the quarter: {render.esc(population)}.</p>
+<p class="meta">{"Crime references are shown: this view is logged." if show else "Crimes are shown by pseudonym; a token with the reidentify permission sees the references."}</p>
+<p><a href="{base}.csv?quarter={quarter}" download>Download the sample (CSV)</a></p>
+<table id="sample"><thead><tr><th>#</th><th>{"Crime reference" if show else "Pseudonym"}</th><th>Category</th><th>Disposal</th>
+<th>Outcome date</th><th>Domestic abuse</th></tr></thead><tbody>{rows}</tbody></table>"""
+        title = f"{render.force_name(force)}: scrutiny sample, {quarter}"
+        return html_page(render.page(title, body, f"Quarter {quarter}."))
+
+    async def csv(self, request: web.Request, force: str) -> web.Response:
+        scope = self._checked(request, force)
+        if isinstance(scope, web.Response):
+            return scope
+        got = await self._sample(request, force)
+        if isinstance(got, web.Response):
+            return got
+        quarter, sample, _ = got
+        show = self._references(scope, force, quarter, sample)
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(
+            ["crime_ref" if show else "pseudonym", "category", "disposal", "outcome_date", "domestic_abuse"]
+        )
+        for c in sample:
+            w.writerow(
+                [self._ref(c, show, force), c.category, c.disposal, c.day.isoformat(), c.domestic_abuse]
+            )
+        headers = {"Content-Disposition": f'attachment; filename="{force}-scrutiny-{quarter}.csv"'}
+        return web.Response(text=out.getvalue(), content_type="text/csv", headers=headers)
