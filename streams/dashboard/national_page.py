@@ -56,7 +56,7 @@ def quarterly_svg(category: str, quarters: Sequence[Quarter], width: int = 480, 
             f'<rect class="bar" data-quarter="{esc(q.quarter)}" x="{x:.1f}" y="{y(q.out_of_court):.1f}" width="{slot * 0.7:.1f}" '
             f'height="{h * q.out_of_court / y_max:.1f}" fill="{fill}"><title>{esc(label)}</title></rect>'
         )
-        year, part = q.quarter.split(" ")
+        year, _, part = q.quarter.partition(" ")
         parts.append(
             f'<text class="tick" x="{x + slot * 0.35:.1f}" y="{top + h + 14}" text-anchor="middle">{esc(part)}{"" if q.whole else "*"}</text>'
         )

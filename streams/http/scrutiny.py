@@ -1,4 +1,3 @@
-# ruff: noqa: E501 (HTML templates read better unbroken)
 """A scrutiny panel's sample: ``/force/{force}/scrutiny?quarter=2026-Q3`` and its CSV,
 ``/force/{force}/scrutiny.csv`` (``streams.dashboard.scrutiny`` draws it).
 
@@ -16,13 +15,13 @@ import logging
 
 from aiohttp import web
 
-from alerts.evidence import category_words
 from streams import metrics
 from streams.access import Denied, Scope
 from streams.cluster import Cluster, PeerError
 from streams.core.counting import pseudonym
 from streams.dashboard import render
 from streams.dashboard.scrutiny import Candidate, draw, quarter_bounds, quarter_of, sizes_by_category
+from streams.dashboard.scrutiny_page import scrutiny_page
 from streams.http.dashboard import html_page, not_all_workers_page, refused_page, restoring_page
 from streams.http.guards import Guard
 from streams.reference import FORCE_NAMES
@@ -104,27 +103,8 @@ class ScrutinyPages:
             return got
         quarter, sample, sizes = got
         show = self._references(scope, force, quarter, sample)
-        rows = "".join(
-            f'<tr data-ref="{render.esc(self._ref(c, show, force))}"><td>{i}</td><td>{render.esc(self._ref(c, show, force))}</td>'
-            f"<td>{render.esc(category_words(c.category))}</td><td>{render.esc(c.disposal.replace('-', ' '))}</td>"
-            f"<td>{c.day.isoformat()}</td><td>{'yes' if c.domestic_abuse else ''}</td></tr>"
-            for i, c in enumerate(sample, 1)
-        )
-        population = ", ".join(f"{category_words(k)} {n}" for k, n in sizes.items()) or "none"
-        year, q = int(quarter[:4]), int(quarter[-1])
-        before = f"{year - (q == 1)}-Q{4 if q == 1 else q - 1}"
-        after = f"{year + (q == 4)}-Q{1 if q == 4 else q + 1}"
-        base = f"/force/{render.path_segment(force)}/scrutiny"
-        body = f"""<p class="windows"><a href="{base}?quarter={before}">{before}</a> · <strong>{quarter}</strong> · <a href="{base}?quarter={after}">{after}</a></p>
-<p>{len(sample)} of the force's out-of-court disposals of high-risk crimes with an outcome dated in {quarter}
-(the crime's latest outcome), drawn at random by category in proportion to each, domestic-abuse cases first.
-The same quarter always gives the same sample. Disposals in the quarter: {render.esc(population)}.</p>
-<p class="meta">{"Crime references are shown: this view is logged." if show else "Crimes are shown by pseudonym; a token with the reidentify permission sees the references."}</p>
-<p><a href="{base}.csv?quarter={quarter}" download>Download the sample (CSV)</a></p>
-<table id="sample"><thead><tr><th>#</th><th>{"Crime reference" if show else "Pseudonym"}</th><th>Category</th><th>Disposal</th>
-<th>Outcome date</th><th>Domestic abuse</th></tr></thead><tbody>{rows}</tbody></table>"""
-        title = f"{render.force_name(force)}: scrutiny sample, {quarter}"
-        return html_page(render.page(title, body, f"Quarter {quarter}."))
+        refs = [self._ref(c, show, force) for c in sample]
+        return html_page(scrutiny_page(force, quarter, sample, refs, sizes, references=show))
 
     async def csv(self, request: web.Request, force: str) -> web.Response:
         scope = self._checked(request, force)

@@ -22,7 +22,10 @@ import pytest
 from alerts.lifecycle import fingerprint
 from streams.core.classify import category_of
 from streams.core.counting import pseudonym
-from streams.dashboard.scrutiny import in_scope
+from streams.dashboard.national import Change, Figures, Line, Period, Quarter
+from streams.dashboard.national_page import national_page
+from streams.dashboard.scrutiny import Candidate, in_scope
+from streams.dashboard.scrutiny_page import scrutiny_page
 from streams.model import OutcomeEvent
 from streams.reference import OUT_OF_COURT
 from streams.simulate import simulate
@@ -341,7 +344,25 @@ def hostile_pages(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     force = render.force_page(
         HOSTILE, {HOSTILE: [month, month]}, [alert], [alert], rule_words=words, as_of=HOSTILE
     )
-    return {"/": index, "/force/kent": force, "/signin": render.signin_page(HOSTILE)}
+    figures = Figures({"caution": 3}, 9)
+    lines = [
+        Line(HOSTILE, None, figures, figures, {"caution": Change.of(3, 1)}),
+        Line(HOSTILE, "kent", figures, figures, {}),
+    ]
+    period = Period(dt.date(2025, 1, 1), dt.date(2025, 12, 31), False)
+    national = national_page(
+        lines, {HOSTILE: [Quarter(HOSTILE, {"caution": 3}, 9, False)]}, months=12, now=period, before=period,
+        as_of=HOSTILE, scope_note=HOSTILE, csv_link=HOSTILE,
+    )  # fmt: skip
+    crime = Candidate(HOSTILE, HOSTILE, HOSTILE, dt.date(2025, 1, 2), True)
+    scrutiny = scrutiny_page("kent", "2025-Q1", [crime], [HOSTILE], {HOSTILE: 1}, references=True)
+    return {
+        "/": index,
+        "/force/kent": force,
+        "/signin": render.signin_page(HOSTILE),
+        "/national": national,
+        "/force/kent/scrutiny": scrutiny,
+    }
 
 
 def test_hostile_words_in_every_page_never_run_as_script(
