@@ -33,6 +33,7 @@ from streams.clients import KafkaClients
 from streams.cluster import Cluster
 from streams.core.classify import Cell
 from streams.core.clock import clock_for
+from streams.dashboard.render import peer_methods
 from streams.http.alerts import AlertPages
 from streams.http.cases import CasePages
 from streams.http.counts import CountsPages
@@ -198,7 +199,11 @@ def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED)
         retention_days=settings.retention_days,
     )
     national = NationalPages(
-        cluster, guard, clock_kind=settings.clock, retention_days=settings.retention_days
+        cluster,
+        guard,
+        clock_kind=settings.clock,
+        retention_days=settings.retention_days,
+        methods=peer_methods(rules),
     )
     add_page("/api/summary", guard.scoped(national.api), "summary")
     add_page("/national", national.page, "national")

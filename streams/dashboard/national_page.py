@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from alerts.evidence import category_words
 from streams.dashboard.national import CLASS_WORDS, CLASSES, Change, Line, Period, Quarter, sentence
-from streams.dashboard.render import BLUE, esc, force_name, nice_ticks, page, path_segment, pct
+from streams.dashboard.render import BLUE, esc, force_name, methods_note, nice_ticks, page, path_segment, pct
 
 #: how the interval of a change is computed, as the page and the API state it
 METHOD = (
@@ -117,6 +117,7 @@ def national_page(
     as_of: str,
     scope_note: str,
     csv_link: str,
+    methods: Sequence[str] = (),
 ) -> str:
     sections = []
     for category in dict.fromkeys(line.category for line in lines):
@@ -142,7 +143,7 @@ def national_page(
             if before.complete
             else " The earlier period reaches before the retention horizon: its counts are partial and no change is given."
         )
-        + f'</p><p class="meta">{esc(METHOD)} Outcomes: crimes with an outcome other than pending; each crime counted once, in its latest outcome.</p>'
+        + f'</p>{methods_note(methods)}<p class="meta">{esc(METHOD)} Outcomes: crimes with an outcome other than pending; each crime counted once, in its latest outcome.</p>'
         f'<p><a href="{esc(csv_link)}" download>Download these figures (CSV)</a></p>'
         + ("".join(sections) or "<p>No outcomes in the high-risk categories in these periods.</p>")
     )

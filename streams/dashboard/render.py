@@ -369,6 +369,22 @@ def trend_table(months: Sequence[Month], force: str) -> str:
     )
 
 
+def peer_methods(rules: Iterable[Any]) -> list[str]:
+    """Each peer rule's funnel method, in words, for a page to state (``alerts.funnel``)."""
+    words = {
+        "none": "exact binomial limits, no over-dispersion allowance",
+        "multiplicative": "limits widened by Spiegelhalter's multiplicative over-dispersion factor",
+        "additive": "limits with an additive random-effects over-dispersion allowance (arcsine scale)",
+    }
+    return [f"{r.id}: {words[r.overdispersion]}" for r in rules if r.measure == "peer"]
+
+
+def methods_note(methods: Sequence[str]) -> str:
+    if not methods:
+        return ""
+    return f'<p class="meta methods">Funnel limits of the peer rules: {esc("; ".join(methods))}.</p>'
+
+
 def force_page(
     force: str,
     trends: Mapping[str, Sequence[Month]],
@@ -377,6 +393,7 @@ def force_page(
     *,
     rule_words: Mapping[str, str],
     as_of: str,
+    methods: Sequence[str] = (),
 ) -> str:
     charts = (
         "".join(
@@ -394,7 +411,7 @@ monthly share settled out of court</figcaption>{trend_svg(c, months, force)}
         f"<td>{esc(a.get('summary') or '')}</td></tr>"
         for a in past
     )
-    body = f"""<p><a href="/force/{path_segment(force)}/counts.csv" download>Download the counts behind these charts (CSV)</a></p>
+    body = f"""{methods_note(methods)}<p><a href="/force/{path_segment(force)}/counts.csv" download>Download the counts behind these charts (CSV)</a></p>
 <section><h2>Monthly out-of-court share, high-risk categories, against all forces</h2>
 <div class="charts">{charts}</div></section>
 <section><h2>Alerts</h2><ul class="alerts" id="force-alerts">{firing}</ul>

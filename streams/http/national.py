@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,8 +77,16 @@ def _period_json(p: Period) -> dict[str, Any]:
 
 
 class NationalPages:
-    def __init__(self, cluster: Cluster, guard: Guard, *, clock_kind: str, retention_days: int) -> None:
-        self.cluster, self.guard = cluster, guard
+    def __init__(
+        self,
+        cluster: Cluster,
+        guard: Guard,
+        *,
+        clock_kind: str,
+        retention_days: int,
+        methods: Sequence[str] = (),
+    ) -> None:
+        self.cluster, self.guard, self.methods = cluster, guard, methods
         self.clock_kind, self.retention_days = clock_kind, retention_days
 
     async def _summary(self, period: str, scope: Scope) -> Summary | None:
@@ -220,5 +229,6 @@ class NationalPages:
             as_of=as_of,
             scope_note=note,
             csv_link=f"/api/summary?period={period}&compare=previous&format=csv",
+            methods=self.methods,
         )
         return html_page(text)

@@ -6,11 +6,14 @@ tests fail, they never skip.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
+import io
 import json
 import shutil
 import time
+import unicodedata
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -64,6 +67,23 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         yield b
         b.close()
+
+
+def squeeze(text: str) -> str:
+    """Text without its spaces and line breaks: a PDF's text breaks lines where the page did."""
+    return "".join(text.split())
+
+
+def pdf_text(pdf: bytes) -> str:
+    """The text of an A4 PDF (checked: every page is A4), squeezed."""
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(pdf))
+    assert reader.pages
+    for p in reader.pages:  # A4: 595 x 842 points
+        assert abs(float(p.mediabox.width) - 595.3) < 2 and abs(float(p.mediabox.height) - 841.9) < 2
+    # NFKC: the PDF writes "ff" and "fi" as ligatures
+    return squeeze(unicodedata.normalize("NFKC", "".join(p.extract_text() for p in reader.pages)))
 
 
 def api(worker: Worker, path: str, token: str | None = None) -> Any:
@@ -207,12 +227,37 @@ def test_alerts_arrive_live_and_a_kent_token_sees_kent_only(
     forces = kent.eval_on_selector_all("circle[data-force]", "els => els.map(e => e.dataset.force)")
     assert forces == ["kent"]
     assert kent.goto(worker.url + "/force/kent").status == 200
+    # the page's "all forces" is every force (a kent token may see it only as this comparison)
+    req = urllib.request.Request(
+        worker.url + "/force/kent/counts.csv", headers={"Authorization": "Bearer kent-secret"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        table = list(csv.DictReader(io.StringIO(resp.read().decode())))
+    every = api(worker, "/api/counts?group_by=category,disposal,day&window=365d", "all-secret")["rows"]
+    for row in table:
+        month = [r for r in every if r["category"] == row["category"] and r["day"][:7] == row["month"]]
+        assert int(row["all_forces_outcomes"]) == sum(r["count"] for r in month if r["disposal"] != "pending")
+        assert int(row["all_forces_out_of_court"]) == sum(
+            r["count"] for r in month if r["disposal"] in OUT_OF_COURT
+        )
+    assert any(int(r["all_forces_outcomes"]) > int(r["force_outcomes"]) for r in table)
     boxes = kent.eval_on_selector_all(
         "figure svg",
         """svgs => svgs.map(svg => [...svg.querySelectorAll('text.tick')].map(t => {
              const r = t.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; }))""",
     )
     assert boxes and all(len(b) >= 6 for b in boxes)  # a year of months, some labelled
+    # printed to A4: every chart, every table (those folded away on screen too), the alerts,
+    # the date the data runs to and the funnel method
+    printed = pdf_text(kent.pdf(format="A4"))
+    on_screen = kent.eval_on_selector_all(
+        "main figcaption, main h2, main table tbody tr:first-child td:first-child, p.methods, #as-of",
+        "els => els.map(e => e.textContent)",
+    )
+    assert len(on_screen) > 6
+    for text in on_screen:
+        assert squeeze(text) in printed, text
+    assert printed.count("Month") >= len(boxes)  # each chart's table header
     for labels in boxes:  # no two tick labels of a chart overlap
         for i, a in enumerate(labels):
             for b in labels[i + 1 :]:
@@ -253,6 +298,13 @@ def test_alerts_arrive_live_and_a_kent_token_sees_kent_only(
         assert cells[3:5] == [f"{row['previous']['out_of_court']:,}", f"{row['previous']['outcomes']:,}"], row
     shown = page.eval_on_selector_all("ul.sentences li", "els => els.map(e => e.textContent)")
     assert shown == summary["sentences"]
+    printed = pdf_text(page.pdf(format="A4"))
+    for text in [
+        *shown,
+        *page.eval_on_selector_all("main h2, main figcaption, #as-of", "els => els.map(e => e.textContent)"),
+    ]:
+        assert squeeze(text) in printed, text
+    assert squeeze("Funnel limits of the peer rules") in printed and squeeze("All forces") in printed
     # a kent token: kent's lines only, no national figure
     mine = api(worker, "/api/summary", "kent-secret")
     assert mine["rows"] and {r["force"] for r in mine["rows"]} == {"kent"}
