@@ -97,6 +97,31 @@ def alert_item(a: Mapping[str, Any], rule_words: Mapping[str, str]) -> str:
     )
 
 
+def grouped_items(alerts: Sequence[Mapping[str, Any]], rule_words: Mapping[str, str]) -> str:
+    """The alerts as list items, newest first, with the case alerts of one rule and force (one
+    per category that has such a crime) folded into one item that gives their count."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for a in alerts:
+        if a.get("measure") == "case":
+            groups.setdefault((a["rule_id"], a["force_id"]), []).append(a)
+    out, done = [], set()
+    for a in alerts:
+        key = (a["rule_id"], a["force_id"])
+        members = groups.get(key, [])
+        if len(members) < 2:
+            out.append(alert_item(a, rule_words))
+        elif key not in done:
+            done.add(key)
+            inner = "".join(alert_item(m, rule_words) for m in members)
+            title = f"{rule_words.get(key[0], key[0])} · {force_name(key[1])}"
+            out.append(
+                f'<li class="group {"sev-" + str(a["severity"]) if a["state"] == "firing" else "resolved"}" '
+                f'data-group="{esc(key[0])}|{esc(key[1])}"><details><summary><strong>{esc(title)}</strong>: '
+                f'<span class="count">{len(members)}</span> alerts</summary><ul class="alerts">{inner}</ul></details></li>'
+            )
+    return "".join(out)
+
+
 def alert_lists(alerts: Sequence[Mapping[str, Any]], rule_words: Mapping[str, str], after: int) -> str:
     newest = sorted(alerts, key=lambda a: (str(a["transition_at"]), a["fingerprint"]), reverse=True)
     firing = [a for a in newest if a["state"] == "firing"]
@@ -105,9 +130,9 @@ def alert_lists(alerts: Sequence[Mapping[str, Any]], rule_words: Mapping[str, st
 <span class="meta" id="live" aria-live="polite">connecting…</span></h2>
 <p id="none-firing" {"hidden" if firing else ""}>No alert is firing.</p>
 <ul class="alerts" id="firing" data-after="{after}" aria-live="polite">
-{"".join(alert_item(a, rule_words) for a in firing)}</ul>
+{grouped_items(firing, rule_words)}</ul>
 <label><input type="checkbox" id="show-resolved"> Show resolved alerts ({len(resolved)})</label>
-<ul class="alerts" id="resolved" hidden>{"".join(alert_item(a, rule_words) for a in resolved)}</ul>
+<ul class="alerts" id="resolved" hidden>{grouped_items(resolved, rule_words)}</ul>
 </section>"""
 
 

@@ -127,3 +127,25 @@ def test_trend_charts_read_at_a_glance() -> None:
     )
     alone = render.trend_svg("stalking", [Month("2025-01", 0, 0, 3, 9), Month("2025-02", 0, 0, 3, 9)], "kent")
     assert "No outcomes for Kent Police in this period" in alone
+
+
+def test_case_alerts_of_one_rule_and_force_are_one_item_with_a_count() -> None:
+    def alert(fp: str, rule: str, force: str, measure: str, category: str = "stalking") -> dict:  # type: ignore[type-arg]
+        return {"fingerprint": fp, "state": "firing", "severity": "high",
+                "transition_at": "2025-01-0" + fp[-1], "rule_id": rule, "force_id": force,
+                "category": category, "summary": "s", "measure": measure}  # fmt: skip
+
+    alerts = [
+        alert("a1", "da-cr", "kent", "case", "stalking"),
+        alert("a2", "da-cr", "kent", "case", "harassment"),
+        alert("a3", "da-cr", "kent", "case", "sexual"),
+        alert("a4", "da-cr", "essex", "case"),
+        alert("a5", "peer", "kent", "peer"),
+        alert("a6", "peer", "essex", "peer"),
+    ]
+    html = render.alert_lists(alerts, {"da-cr": "Community resolution on domestic abuse"}, 0)
+    assert html.count('data-group="da-cr|kent"') == 1 and '<span class="count">3</span>' in html
+    assert html.count("data-fingerprint=") == 6  # every alert is still on the page, once
+    assert (
+        "data-group" not in html.split('data-group="da-cr|kent"')[1].split("</details>")[1]
+    )  # one group only
