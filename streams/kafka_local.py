@@ -152,9 +152,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def running(dir: Path) -> Broker | None:
-    """The broker started from ``dir``, if it is still running."""
-    pidfile = dir / "broker.pid"
+def live_pidfile(pidfile: Path) -> tuple[int, int] | None:
+    """(pid, port) written in ``pidfile`` by a start, if that process is still running."""
     if not pidfile.exists():
         return None
     try:
@@ -162,7 +161,25 @@ def running(dir: Path) -> Broker | None:
         pid, port = int(pid_s), int(port_s)
     except ValueError:
         return None
-    return Broker(dir, port, pid) if _alive(pid) else None
+    return (pid, port) if _alive(pid) else None
+
+
+def terminate(pid: int, timeout_s: float) -> None:
+    """SIGTERM (a controlled shutdown), then SIGKILL after ``timeout_s``; SIGCONT first, as a
+    paused process (a test's SIGSTOP) could not stop."""
+    os.kill(pid, signal.SIGCONT)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.2)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def running(dir: Path) -> Broker | None:
+    """The broker started from ``dir``, if it is still running."""
+    found = live_pidfile(dir / "broker.pid")
+    return Broker(dir, found[1], found[0]) if found else None
 
 
 def new_cluster_id() -> str:
@@ -390,12 +407,7 @@ def stop(dir: Path, *, timeout_s: float = 30.0) -> Broker:
     if broker is None:
         (dir / "broker.pid").unlink(missing_ok=True)
         raise KafkaSetupError(f"no broker is running from {dir}")
-    os.kill(broker.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and _alive(broker.pid):
-        time.sleep(0.2)
-    if _alive(broker.pid):
-        os.kill(broker.pid, signal.SIGKILL)
+    terminate(broker.pid, timeout_s)
     (dir / "broker.pid").unlink(missing_ok=True)
     return broker
 

@@ -15,7 +15,6 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tarfile
 import time
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.errors import KafkaSetupError
-from streams.kafka_local import CACHE, _alive, _tail, free_port
+from streams.kafka_local import CACHE, _alive, _tail, free_port, live_pidfile, terminate
 
 APICURIO_VERSION = "3.3.3"
 ARTIFACT = f"io.apicurio:apicurio-registry-app:{APICURIO_VERSION}:tar.gz:all"
@@ -122,15 +121,9 @@ def distribution(*, quiet: bool = True) -> Path:
 
 
 def running(dir: Path) -> Registry | None:
-    pidfile = dir / "registry.pid"
-    if not pidfile.exists():
-        return None
-    try:
-        pid_s, port_s = pidfile.read_text().split()
-    except ValueError:
-        return None
-    registry = Registry(dir, int(port_s), int(pid_s))
-    return registry if _alive(registry.pid) else None
+    """The registry started from ``dir``, if it is still running."""
+    found = live_pidfile(dir / "registry.pid")
+    return Registry(dir, found[1], found[0]) if found else None
 
 
 def start(dir: Path, port: int = 8081, *, timeout_s: float = 120.0, heap: str = "384m") -> Registry:
@@ -190,12 +183,6 @@ def stop(dir: Path, *, timeout_s: float = 20.0) -> Registry:
     if registry is None:
         (dir / "registry.pid").unlink(missing_ok=True)
         raise RegistrySetupError(f"no registry is running from {dir}")
-    os.kill(registry.pid, signal.SIGCONT)  # a paused one (tests) could not stop
-    os.kill(registry.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and _alive(registry.pid):
-        time.sleep(0.2)
-    if _alive(registry.pid):
-        os.kill(registry.pid, signal.SIGKILL)
+    terminate(registry.pid, timeout_s)
     (dir / "registry.pid").unlink(missing_ok=True)
     return registry

@@ -94,7 +94,11 @@ class ScrutinyPages:
     def _ref(self, c: Candidate, show: bool, force: str) -> str:
         return c.key[len(force) + 1 :] if show else pseudonym(c.key, self.pseudonym_key)
 
-    async def page(self, request: web.Request, force: str) -> web.Response:
+    async def _view(
+        self, request: web.Request, force: str
+    ) -> tuple[str, list[Candidate], dict[str, int], bool] | web.Response:
+        """What a request sees of the sample: its quarter, crimes, the quarter's disposals by
+        category and whether references are shown; or the page refusing it."""
         scope = self._checked(request, force)
         if isinstance(scope, web.Response):
             return scope
@@ -102,19 +106,21 @@ class ScrutinyPages:
         if isinstance(got, web.Response):
             return got
         quarter, sample, sizes = got
-        show = self._references(scope, force, quarter, sample)
+        return quarter, sample, sizes, self._references(scope, force, quarter, sample)
+
+    async def page(self, request: web.Request, force: str) -> web.Response:
+        got = await self._view(request, force)
+        if isinstance(got, web.Response):
+            return got
+        quarter, sample, sizes, show = got
         refs = [self._ref(c, show, force) for c in sample]
         return html_page(scrutiny_page(force, quarter, sample, refs, sizes, references=show))
 
     async def csv(self, request: web.Request, force: str) -> web.Response:
-        scope = self._checked(request, force)
-        if isinstance(scope, web.Response):
-            return scope
-        got = await self._sample(request, force)
+        got = await self._view(request, force)
         if isinstance(got, web.Response):
             return got
-        quarter, sample, _ = got
-        show = self._references(scope, force, quarter, sample)
+        quarter, sample, _, show = got
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")
         w.writerow(

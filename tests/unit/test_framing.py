@@ -26,20 +26,8 @@ from streams.framing import (
     schema_id_of,
 )
 from streams.model import OutcomeEvent
+from tests.unit.test_codec import EVENT
 
-EVENT = OutcomeEvent(
-    event_id="e-1",
-    force_id="durham",
-    crime_ref="DUR/24/1",
-    disposal="community-resolution",
-    outcome_date=dt.date(2024, 5, 3),
-    recorded_at=dt.datetime(2024, 5, 3, 14, 5, 6, 789000, tzinfo=dt.UTC),
-    source_system="test",
-    offence_code="8Q",
-    outcome_number=8,
-    outcome_text=None,
-    domestic_abuse=True,
-)
 OWN = json.dumps(EVENT_CODEC.schema)
 
 
