@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 scripts/tools.sh
 promtool check rules deploy/prometheus/rules.yml
 (cd deploy/prometheus && promtool test rules rules.test.yml)
-exec scripts/with-broker.sh .venv/bin/python -m pytest -p no:cacheprovider -ra "$@"
+exec scripts/with-broker.sh .venv/bin/python -m pytest -p no:cacheprovider -ra --durations=25 "$@"
