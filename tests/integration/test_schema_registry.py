@@ -18,7 +18,7 @@ from typing import Any
 
 import fastavro
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -61,26 +61,31 @@ def send(producer: Producer, topic: str, records: list[tuple[bytes, bytes]]) -> 
     assert producer.flush(60) == 0
 
 
+def read_topic(
+    d: Deployment, topic: str, done: Any, timeout_s: float = 120, grace_s: float = 0, **config: Any
+) -> list[Any]:
+    """Every record of ``topic`` from the beginning, by assignment (no group to join), until
+    ``grace_s`` after ``done(records)``, or ``timeout_s``."""
+    c = Consumer({"bootstrap.servers": d.settings.kafka, "group.id": "peek", **config})
+    try:
+        parts = c.list_topics(topic, timeout=30).topics[topic].partitions
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        got: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if done(got):
+                deadline, done = min(deadline, time.monotonic() + grace_s), lambda _: False
+            m = c.poll(0.2)
+            if m is not None and m.error() is None:
+                got.append(m)
+        return got
+    finally:
+        c.close()
+
+
 def dead_letters(d: Deployment, expect: int, timeout_s: float = 60) -> list[Any]:
-    c = Consumer(
-        {"bootstrap.servers": d.settings.kafka, "group.id": f"dlq-{time.monotonic_ns()}",
-         "auto.offset.reset": "earliest", "enable.auto.commit": False}
-    )  # fmt: skip
-    c.subscribe([d.settings.dlq_topic])
-    got: list[Any] = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and len(got) < expect:
-        m = c.poll(0.5)
-        if m is not None and m.error() is None:
-            got.append(m)
-    # a little longer: more than expected is a failure too
-    end = time.monotonic() + 2
-    while time.monotonic() < end:
-        m = c.poll(0.2)
-        if m is not None and m.error() is None:
-            got.append(m)
-    c.close()
-    return got
+    # a little longer than the expected count: more is a failure too
+    return read_topic(d, d.settings.dlq_topic, lambda got: len(got) >= expect, timeout_s, grace_s=2)
 
 
 def test_a_stock_serializer_ingest_and_single_object_are_counted_exactly(
@@ -128,16 +133,8 @@ def test_a_stock_serializer_ingest_and_single_object_are_counted_exactly(
     assert reasons == ["schema_unresolvable", "unknown_schema_id"], reasons
 
     # what ingest wrote carries the Confluent framing, under ids the registry knows
-    c = Consumer({"bootstrap.servers": s.kafka, "group.id": "peek", "auto.offset.reset": "earliest"})
-    c.subscribe([s.disposals_topic])
-    ids: set[int | None] = set()
-    seen, deadline = 0, time.monotonic() + 30
-    while seen < len(events) + 2 and time.monotonic() < deadline:
-        m = c.poll(0.5)
-        if m is not None and m.error() is None:
-            seen += 1
-            ids.add(schema_id_of(m.value()))
-    c.close()
+    framed = read_topic(deployment, s.disposals_topic, lambda got: len(got) >= len(events) + 2)
+    ids = {schema_id_of(m.value()) for m in framed}
     assert None in ids  # the single-object records
     known = {i for i in ids if i is not None} - {987654, other}
     assert known and all(client.get_schema(i).schema_type in (None, "AVRO") for i in known)
@@ -156,17 +153,12 @@ def test_a_stock_serializer_ingest_and_single_object_are_counted_exactly(
     assert feed, "the case rule should fire on the simulated data"
     deserialize = AvroDeserializer(client)
     actx = SerializationContext(s.alerts_topic, MessageField.VALUE)
-    c = Consumer({"bootstrap.servers": s.kafka, "group.id": "alerts-peek", "auto.offset.reset": "earliest",
-                  "isolation.level": "read_committed"})  # fmt: skip
-    c.subscribe([s.alerts_topic])
-    read: dict[int, dict[str, Any]] = {}
-    deadline = time.monotonic() + 30
-    while len(read) < len(feed) and time.monotonic() < deadline:
-        m = c.poll(0.5)
-        if m is not None and m.error() is None:
-            assert schema_id_of(m.value()) is not None
-            read[m.offset()] = deserialize(m.value(), actx)
-    c.close()
+    wanted = {entry["id"] for entry in feed}
+    records = read_topic(deployment, s.alerts_topic, lambda got: wanted <= {m.offset() for m in got},
+                         **{"isolation.level": "read_committed"})  # fmt: skip
+    assert all(schema_id_of(m.value()) is not None for m in records)
+    read = {m.offset(): deserialize(m.value(), actx) for m in records}
+    assert wanted <= read.keys(), f"feed ids not on the topic: {sorted(wanted - read.keys())}"
     for entry in feed:
         got = read[entry["id"]]
         assert (got["fingerprint"], got["rule_id"], got["state"], got["numerator"]) == (
