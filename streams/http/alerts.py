@@ -19,6 +19,7 @@ from aiohttp import web
 from streams.access import Scope
 from streams.alerting.log import AlertLog
 from streams.http.guards import error, forbidden_force
+from streams.http.server import CLOSING
 
 KEEPALIVE_S = 15.0
 
@@ -71,15 +72,26 @@ class AlertPages:
             }
         )
         await resp.prepare(request)
+        closing = request.app[CLOSING]
         try:
-            while True:
+            while not closing.is_set():
                 for entry in self.log.since(after):
                     after = entry["id"]
                     if matches(entry, q, scope):
                         await resp.write(f"id: {after}\nevent: alert\ndata: {json.dumps(entry)}\n\n".encode())
-                await self.log.wait_after(after, KEEPALIVE_S)
-                if not self.log.since(after):
+                await first_of(self.log.wait_after(after, KEEPALIVE_S), closing.wait())
+                if not closing.is_set() and not self.log.since(after):
                     await resp.write(b": keep-alive\n\n")
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:  # the client went away
             pass
         return resp
+
+
+async def first_of(*waits: Any) -> None:
+    """Wait until the first of ``waits`` completes; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()

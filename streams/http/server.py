@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 #: a page handler: the request and the path's parameters -> a response
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 
+# Set when the server begins to stop: long-lived responses (the alert event stream) end at once,
+# instead of holding the shutdown until they time out; their clients reconnect with Last-Event-ID.
+CLOSING = web.AppKey("closing", asyncio.Event)
+
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'none'",
@@ -163,6 +167,10 @@ class _Gated(asyncio.Protocol):
             self._inner.connection_lost(exc)
 
 
+async def _closing(app: web.Application) -> None:
+    app[CLOSING].set()
+
+
 class WebServer:
     """The aiohttp application and its listener."""
 
@@ -170,6 +178,8 @@ class WebServer:
         self.host, self.port, self.limits, self.tls = host, port, limits, tls
         self.app = web.Application(client_max_size=MAX_BODY_BYTES)
         self.app.on_response_prepare.append(_secure_headers)
+        self.app[CLOSING] = asyncio.Event()
+        self.app.on_shutdown.append(_closing)
         self.gate = ConnectionGate(limits.max_connections, limits.max_per_client)
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.AbstractServer | None = None

@@ -320,8 +320,17 @@ def test_alerts_of_every_measure_match_direct_values_and_survive_sigkill(
     k = len(offsets) // 2
     assert sse_ids(worker, offsets[k], len(offsets) - k - 1) == offsets[k + 1 :]
 
-    # a rules change takes effect on restart: the alerts of a removed rule resolve, others stay
+    # a stop with a stream open: the stream ends at once, before any keep-alive, and the worker exits 0
+    with urllib.request.urlopen(worker.url + "/api/alerts/stream", timeout=30) as resp:
+        while not resp.readline().startswith(b"data: "):
+            pass
+        worker.proc.terminate()
+        rest = resp.read().decode()  # to the end of the stream
+    assert "keep-alive" not in rest
     worker.stop()
+    assert worker.proc.returncode == 0, worker.log_tail()
+
+    # a rules change takes effect on restart: the alerts of a removed rule resolve, others stay
     rules.write_text(RULES.split("  - {id: da-cr")[0])
     worker = deployment.start_worker()
     after = settled_alerts(worker)

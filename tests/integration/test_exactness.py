@@ -11,12 +11,16 @@ from .conftest import Deployment, Worker, expected_counts, reference_category
 
 
 def kill_after(worker: Worker, records: int, timeout_s: float = 120) -> None:
-    """SIGKILL the worker as soon as it has taken `records` records since it started."""
+    """SIGKILL the worker as soon as it has taken `records` records since it started. A worker
+    that never takes that many is a broken test (the replay ended before the kill), not a kill."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    taken = 0
+    while taken < records:
+        if time.monotonic() > deadline:
+            worker.kill()
+            raise AssertionError(f"the worker took {taken} records in {timeout_s}s, never {records}")
         with contextlib.suppress(OSError):
-            if worker.get("/healthz")["records_processed"] >= records:
-                break
+            taken = worker.get("/healthz")["records_processed"]
         time.sleep(0.01)
     worker.kill()
 

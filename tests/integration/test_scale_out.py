@@ -3,6 +3,7 @@
 import time
 from typing import Any
 
+from streams.producer import lag
 from streams.simulate import simulate
 
 from .conftest import Deployment, Worker, expected_counts, reference_category
@@ -44,12 +45,16 @@ def test_two_workers_each_answer_for_all_partitions(deployment: Deployment) -> N
 
 
 def test_two_workers_one_killed_mid_replay_end_exact(deployment: Deployment) -> None:
+    """Both workers own partitions before the replay arrives, so the kill lands in b's share
+    (one worker alone drains 40,000 events in about a second, before a second one joins)."""
     events = list(simulate(40000, seed=42))
-    deployment.produce(events)
     deployment.env.update(DW_BATCH_RECORDS="500")
     a = deployment.start_worker("a")
-    b = deployment.start_worker("b", ready=False)
+    b = deployment.start_worker("b")
+    settled(a, b, deployment.settings.partitions)
+    deployment.produce(events)
     kill_after(b, 4000)
+    assert sum(lag(deployment.settings).values()) > 0, "the kill came after the replay"
     b = deployment.start_worker("b")  # the same data directory
     deployment.wait()
     expected = expected_counts(events, reference_category)

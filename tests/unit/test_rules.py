@@ -80,6 +80,11 @@ rules:
         (GOOD + "    resolve_z: 1\n", ":2: rule ok: Value error, resolve_z is for peer rules"),
         ("rules:\n  - id: x\n    description: [unclosed\n", ":4: not valid YAML"),
         ("just: text\n", ":1: the top level must be a mapping with a 'rules:' list"),
+        (GOOD + "rules: again\n", ":10: not valid YAML: 'rules' is given twice in one mapping"),
+        (
+            GOOD.replace("    severity: high\n", "    severity: high\n    severity: low\n"),
+            ":5: not valid YAML: 'severity' is given twice",
+        ),
         ("rules:\n  - just a string\n", ":2: rule #1 must be a mapping"),
     ],
 )
