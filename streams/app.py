@@ -6,8 +6,13 @@ Nothing imports this module. ``build(settings, keys)`` returns a typed ``Worker`
       RuntimeService: CountingLoop (source topic, store, changelog, checkpoints) + Watchdog
       tasks: AlertLog.follow, Evaluator.run, one webhook delivery per receiver
       WebService: the HTTP server (streams.http.server), serving
-      pages: /metrics /healthz /api/counts /api/alerts /api/alerts/stream (users, scoped)
-             /api/counts/local /api/aggregates/local /api/refs/local /api/clock (other workers)
+      pages: /metrics /healthz /livez /api/openapi.json (open)
+             /api/counts /api/alerts /api/alerts/stream /api/refs/{pseudonym} /api/summary
+             (API, scoped by token)
+             / /signin /national /force/{force} (+ counts.csv) /force/{force}/scrutiny (+ .csv)
+             (pages, scoped by session)
+             /api/counts/local /api/aggregates/local /api/refs/local /api/reidentify/local
+             /api/clock /api/scrutiny/local (other workers only)
 """
 
 from __future__ import annotations

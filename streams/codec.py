@@ -587,7 +587,7 @@ def decode_alert(data: bytes) -> dict[str, Any]:
     return _ALERTS.decode(data)
 
 
-# --- per-crime state, as the worker's `crimes` table stores it --------------------------------
+# --- per-crime state, as the store and its changelog hold it --------------------------------
 # One table value per crime, kept in memory (or RocksDB) and in the changelog, so it is packed:
 #   format (1) | flags (1: bit 0 domestic abuse) | partition (u32) | offset (i64) |
 #   day ordinal (u32) | number of digests n (1) | n event digests (u64) | force US category US

@@ -1,8 +1,9 @@
-"""kafka-python side: topic set-up, reachability, the CLI's event producer and its lag check.
+"""The blocking clients' side: topic set-up and reachability (kafka-python's admin client), and
+the CLI's event producer (confluent-kafka) with its lag check.
 
-The CLI's producer; the worker also uses ``ensure_topics`` before it starts. The worker itself
-produces through aiokafka (``streams.runtime.outbox``), never through kafka-python, whose
-``send`` can block the event loop for ``max_block_ms``.
+The worker also uses ``ensure_topics`` before it starts. The worker itself produces only through
+aiokafka (``streams.runtime.outbox``), never through a blocking client, whose send can block the
+event loop.
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     alert_interval_s: float = Field(default=2.0, gt=0, le=3600)
     #: YAML file of hashed bearer tokens and their forces (streams/access.py); none: localhost only
     tokens_file: Path | None = None
-    #: YAML file of outgoing webhooks (streams/webhooks.py); none: no webhooks
+    #: YAML file of outgoing webhooks (streams/alerting/webhooks.py); none: no webhooks
     webhooks_file: Path | None = None
     #: longest wait between two delivery attempts to a webhook receiver that is down
     webhook_max_backoff_s: float = Field(default=60.0, gt=0)

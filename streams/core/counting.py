@@ -1,8 +1,9 @@
 """One partition's counting step: an event, the crime's held state, the partition's counts.
 
 ``count_event`` validates the event against the contract, applies latest-outcome-wins and
-moves the partition's counts; it returns what the caller must store for the crime. The worker's
-agent is a thin shell around it (decode, table get/set, dead-letter, metrics).
+moves the partition's counts; it returns what the caller must store for the crime. The counting
+loop (``streams.runtime.loop``) is the shell around it: decode, read and write the crime's state
+in the store, dead-letter, metrics.
 """
 
 from __future__ import annotations

@@ -1,13 +1,15 @@
 """How the worker leaves on purpose, and with which code, for its supervisor.
 
-- ``EXIT_BUG`` (70, ``EX_SOFTWARE``): an unexpected error while processing a record or restoring
+- ``ExitCode.BUG`` (70, ``EX_SOFTWARE``): an unexpected error while processing a record or restoring
   a partition. Nothing past the last checkpoint was committed, so a restart replays from there.
-- ``EXIT_STORAGE`` (74, ``EX_IOERR``): the local store cannot be written (the disk is full or
+- ``ExitCode.STORAGE`` (74, ``EX_IOERR``): the local store cannot be written (the disk is full or
   read-only). A restart cannot help until an operator frees space, so supervisors must not
   restart on it in a loop (``scripts/supervise.sh`` stops; systemd: ``RestartPreventExitStatus=74``).
-- ``EXIT_STALLED`` (75, ``EX_TEMPFAIL``): the watchdog saw records waiting and no progress for
-  ``DW_STALL_EXIT_S``, or the broker did not acknowledge changelog records; a restart resumes
-  from the last commit.
+- ``ExitCode.STALLED`` (75, ``EX_TEMPFAIL``): the watchdog saw records waiting and no progress for
+  ``DW_STALL_EXIT_S``, the broker did not acknowledge what the worker produced, or a Kafka error
+  reached the loop or a rebalance callback; a restart resumes from the last commit.
+
+Which error gives which code is decided in one place, ``streams.runtime.loop.leave_on``.
 
 ``scripts/supervise.sh`` (``make run``) restarts on 70 and 75 only.
 The process ends at once (``os._exit``): no shutdown hook may commit past what was processed.

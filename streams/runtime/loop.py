@@ -44,7 +44,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -247,18 +247,8 @@ class CountingLoop:
                 await self.lose(await self.checkpoint.commit(self.partitions), rejoin=False)
                 self.recovery.save(self.partitions.values())
             self._done.set()
-        except ProduceFailed as exc:
-            leave(ExitCode.STALLED, f"the broker did not take what the worker produced: {exc}")
-        except StorageError as exc:
-            leave(ExitCode.STORAGE, f"{exc}; free space and start the worker again")
-        except KafkaError as exc:
-            leave(ExitCode.STALLED, f"Kafka error in the counting loop: {exc!r}", exc_info=True)
-        except Exception:
-            leave(
-                ExitCode.BUG,
-                "bug in the counting loop; nothing past the last checkpoint is committed",
-                exc_info=True,
-            )
+        except Exception as exc:
+            leave_on(exc, "in the counting loop")
 
     async def stop(self, timeout_s: float = 30.0) -> None:
         """Let ``run`` finish the batch in hand and checkpoint; then leave the group and close."""
@@ -501,6 +491,19 @@ class CountingLoop:
         return sum(part.committed or 0 for part in self.partitions.values()) + self.recovery.records_read
 
 
+def leave_on(exc: Exception, doing: str) -> NoReturn:
+    """End the worker for ``exc``, raised ``doing`` something: the one mapping of the counting
+    loop's and both rebalance callbacks' errors to exit codes (``streams.runtime.exits``).
+    Call it from the ``except`` block, so that the traceback is logged."""
+    if isinstance(exc, StorageError):
+        leave(ExitCode.STORAGE, f"{exc}; free space and start the worker again")
+    if isinstance(exc, ProduceFailed):
+        leave(ExitCode.STALLED, f"{doing}: the broker did not take what the worker produced: {exc}")
+    if isinstance(exc, KafkaError):
+        leave(ExitCode.STALLED, f"Kafka error {doing}: {exc!r}", exc_info=True)
+    leave(ExitCode.BUG, f"bug {doing}; nothing past the last checkpoint is committed", exc_info=True)
+
+
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     """aiokafka's rebalance callbacks; an error here would be swallowed, so it ends the worker."""
 
@@ -510,23 +513,13 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         try:
             await self._loop.on_revoked(revoked)
-        except ProduceFailed as exc:
-            leave(ExitCode.STALLED, f"checkpoint before revocation failed: {exc}")
-        except StorageError as exc:
-            leave(ExitCode.STORAGE, f"{exc}; free space and start the worker again")
-        except Exception:
-            leave(ExitCode.BUG, "bug while partitions were revoked", exc_info=True)
+        except Exception as exc:
+            leave_on(exc, "while partitions were revoked")
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         started = time.monotonic()
         try:
             await self._loop.on_assigned(assigned)
-        except StorageError as exc:
-            leave(ExitCode.STORAGE, f"{exc}; free space and start the worker again")
-        except ProduceFailed as exc:
-            leave(ExitCode.STALLED, str(exc))
-        except KafkaError as exc:
-            leave(ExitCode.STALLED, f"cannot restore assigned partitions: {exc!r}", exc_info=True)
-        except Exception:
-            leave(ExitCode.BUG, "bug while restoring assigned partitions", exc_info=True)
+        except Exception as exc:
+            leave_on(exc, "while restoring assigned partitions")
         log.info("assignment ready in %.2f s", time.monotonic() - started)
