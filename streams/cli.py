@@ -180,11 +180,12 @@ def worker() -> None:
 
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     from streams.app import build
+    from streams.codec import EVENT_READER
 
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     worker = build(settings, secrets, registered)
     log.info(
-        "worker %s: kafka %s, web %s, clock %s, store %s, %d alert rules from %s",
+        "worker %s: kafka %s, web %s, clock %s, store %s, %d alert rules from %s, %s event reader",
         settings.app_id,
         settings.kafka,
         settings.web_url,
@@ -192,7 +193,13 @@ def worker() -> None:
         settings.store,
         len(worker.evaluator.rules),
         settings.rules,
+        EVENT_READER,
     )
+    if EVENT_READER != "compiled":
+        log.warning(
+            "the compiled event reader was not built (no C compiler at install?): events are "
+            "read in Python, at about half the counting rate"
+        )
     worker.run()
 
 

@@ -25,7 +25,7 @@ import functools
 import io
 import json
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -353,7 +353,7 @@ def outcome_record(event: OutcomeEvent) -> tuple[bytes, bytes]:
 def decode_outcome(data: bytes) -> OutcomeEvent:
     """Bytes -> event. Raises ``DecodeError`` (reason ``undecodable`` or ``unknown_schema``)."""
     if _FAST and data[2:HEADER_LEN] == _FAST_FOR and data[:2] == MAGIC:
-        event = _fast_decode_outcome(data)
+        event = _read_event(data, HEADER_LEN)
         if event is not None:
             return event
     r = _EVENTS.decode(data)
@@ -365,7 +365,7 @@ def decode_outcome_body(data: bytes, start: int) -> OutcomeEvent:
     """An event whose Avro body, written with the current schema, starts at ``start`` (after
     another framing's header: ``streams.framing``). Raises ``DecodeError``."""
     if _FAST:
-        event = _fast_decode_outcome(data, start)
+        event = _read_event(data, start)
         if event is not None:
             return event
     return decode_outcome(_EVENTS_HEADER + data[start:])
@@ -374,7 +374,9 @@ def decode_outcome_body(data: bytes, start: int) -> OutcomeEvent:
 # --- the event reader on the counting path ------------------------------------------------------
 # Reading an event is the largest cost per record of the counting loop after Kafka's own. Written
 # out for the one schema, as the writer above: the same Avro binary, read field by field straight
-# into the event. It reads only bytes of the current schema (fingerprint checked by the caller)
+# into the event. The same reader, compiled (``streams/_event_reader.c``), is used where it was
+# built (``EVENT_READER``); this one is the fallback, and the reference the compiled one follows
+# line for line. It reads only bytes of the current schema (fingerprint checked by the caller)
 # and gives up (None) at anything it does not expect: a length past the end, a union branch or
 # enum index out of range, a boolean byte other than 0 or 1, bytes that are not UTF-8, or
 # trailing bytes. fastavro then reads the record and gives the error. tests/unit/test_codec.py
@@ -570,6 +572,28 @@ _new_event = object.__new__
         "domestic_abuse",
         "schema_version",
     ),
+)
+
+
+def _compiled_reader() -> Callable[[bytes, int], OutcomeEvent | None] | None:
+    """The compiled reader (``streams/_event_reader.c``) set up for the event class, or None
+    where it was not built (it is optional: a machine without a C compiler installs without
+    it, and reads events at half the speed)."""
+    try:
+        from streams import _event_reader
+    except ImportError:
+        return None
+    fields = tuple(f.name for f in dataclasses.fields(OutcomeEvent))
+    _event_reader.configure(OutcomeEvent, tuple(OutcomeEvent.__dict__[n] for n in fields), _DISPOSALS_READ)
+    return _event_reader.read
+
+
+_compiled = _compiled_reader()
+#: which reader decodes events of the current schema: "compiled" or "python" (logged at start)
+EVENT_READER = "compiled" if _compiled is not None else "python"
+#: (data, start) -> the event, or None: fastavro reads it instead
+_read_event: Callable[[bytes, int], OutcomeEvent | None] = (
+    _compiled if _compiled is not None else _fast_decode_outcome
 )
 
 

@@ -41,6 +41,11 @@ def test_a_wheel_installs_and_runs_outside_the_checkout(tmp_path: Path) -> None:
     # nothing of the checkout is on the path: the package finds its files in site-packages
     where = run(venv / "bin" / "python", "-c", "import streams; print(streams.__file__)", cwd=away, env=env)
     assert str(venv) in where and str(ROOT) not in where
+    # the wheel carries the compiled event reader, and the installed package reads with it
+    reader = run(
+        venv / "bin" / "python", "-c", "import streams.codec as c; print(c.EVENT_READER)", cwd=away, env=env
+    )
+    assert reader.strip() == "compiled"
     assert run(cli, "--version", cwd=away, env=env).strip().endswith("0.1.0")
 
     broker_dir, port = tmp_path / "kafka", free_port()

@@ -4,6 +4,7 @@ import functools
 import json
 import shutil
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import avro.name
@@ -302,14 +303,78 @@ def _fastavro_event(data: bytes) -> OutcomeEvent:
     return OutcomeEvent(**record)
 
 
-def test_event_reader_reads_what_fastavro_reads() -> None:
-    """``decode_outcome``'s own reader against fastavro's, on the writer's corpus: the same event,
-    field for field (an instant comes back in UTC, as fastavro gives it)."""
+def _reader(name: str) -> Callable[[bytes], OutcomeEvent | None]:
+    """One of the event readers ``decode_outcome`` tries before fastavro: the Python one, or
+    the compiled one (``streams/_event_reader.c``)."""
     from streams import codec
 
+    if name == "python":
+        return codec._fast_decode_outcome
+    read = codec._compiled
+    assert read is not None, "the compiled event reader was not built (setup.py)"
+    return lambda data: read(data, HEADER)
+
+
+READERS = ["python", "compiled"]
+
+
+def test_the_compiled_reader_is_built_and_used() -> None:
+    """The development install (and so CI) builds the extension: the compiled reader is the one
+    ``decode_outcome`` uses, and every test below holds it to fastavro."""
+    from streams import codec
+
+    assert codec.EVENT_READER == "compiled"
+    assert codec._read_event is codec._compiled
+
+
+def test_the_compiled_reader_refuses_what_is_not_the_events_slots() -> None:
+    from streams import _event_reader, codec
+
+    @dataclasses.dataclass
+    class NoSlots:
+        a: int
+
+    with pytest.raises(TypeError, match="not a slot"):
+        _event_reader.configure(OutcomeEvent, (NoSlots.__dict__["__init__"],) * 13, ())
+    with pytest.raises(ValueError, match="13 slot descriptors"):
+        _event_reader.configure(OutcomeEvent, (), ())
+    assert codec._compiled is not None and codec._compiled(_fastavro_bytes(EVENT), HEADER) == EVENT
+
+
+def test_the_compiled_reader_keeps_no_reference_it_should_not() -> None:
+    """Events read, and records given up on at every byte, leave no memory behind."""
+    from streams import codec
+
+    read = codec._compiled
+    assert read is not None
+    good = [_fastavro_bytes(ev) for ev in _short_events()]
+    damaged = [d[:at] + b"\xff" + d[at + 1 :] for d in good[:50] for at in range(HEADER, len(d))]
+    cut = [d[:at] for d in good[:50] for at in range(HEADER, len(d))]
+
+    def read_all() -> None:
+        for data in good + damaged + cut:
+            read(data, HEADER)
+
+    read_all()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(5):
+            read_all()
+        grew = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grew < 10_000, f"{grew} bytes kept after {5 * len(good + damaged + cut)} reads"
+
+
+@pytest.mark.parametrize("name", READERS)
+def test_event_reader_reads_what_fastavro_reads(name: str) -> None:
+    """``decode_outcome``'s own readers against fastavro's, on the writer's corpus: the same
+    event, field for field (an instant comes back in UTC, as fastavro gives it)."""
+    read = _reader(name)
     for ev in _corpus():
         data = _fastavro_bytes(ev)
-        fast = codec._fast_decode_outcome(data)
+        fast = read(data)
         if ev.schema_version >= 2**31:  # not an Avro int: fastavro reads it, unchecked
             assert fast is None and decode_outcome(data) == _fastavro_event(data)
             continue
@@ -350,10 +415,9 @@ _opt = st.none() | _texts
     )
 )
 def test_event_reader_reads_generated_events_as_fastavro_does(event: OutcomeEvent) -> None:
-    from streams import codec
-
     data = _fastavro_bytes(event)
-    assert codec._fast_decode_outcome(data) == _fastavro_event(data) == event
+    for name in READERS:
+        assert _reader(name)(data) == _fastavro_event(data) == event, name
 
 
 @functools.cache
@@ -363,17 +427,15 @@ def _short_events() -> list[OutcomeEvent]:
 
 
 def _same_as_fastavro(damaged: bytes) -> None:
-    from streams import codec
-
-    fast = codec._fast_decode_outcome(damaged)
+    fast = [_reader(name)(damaged) for name in READERS]
     try:
         slow = _fastavro_event(damaged)
     except (DecodeError, TypeError, ValueError, AttributeError):
-        assert fast is None
+        assert fast == [None] * len(READERS), damaged
         with pytest.raises(DecodeError):
             decode_outcome(damaged)
         return
-    assert fast is None or fast == slow, damaged
+    assert all(f is None or f == slow for f in fast), damaged
 
 
 def test_every_byte_of_an_event_changed_or_cut_reads_as_fastavro_reads_it() -> None:
