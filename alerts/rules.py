@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from alerts import strict_yaml
 from alerts.errors import RuleError
 from alerts.funnel import Method
 
@@ -179,26 +180,6 @@ class Rule(BaseModel):
         return 1.96 if z > 1.96 else max(0.0, z - 0.5)
 
 
-class StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that refuses a key given twice in one mapping (PyYAML itself keeps
-    the last one silently, so a stray ``rules:`` line would replace every rule above it)."""
-
-
-def _mapping_once(loader: StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"{key!r} is given twice in one mapping", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=True)
-
-
-StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_once)
-
-
 def _lines(text: str) -> tuple[list[int], list[dict[str, int]]]:
     """Line (1-based) of each rule, and of each field within it, from the YAML node tree."""
     root = yaml.compose(text)
@@ -229,7 +210,7 @@ def load_rules(
     except OSError as exc:
         raise RuleError(f"{path}: cannot read: {exc.strerror}") from exc
     try:
-        doc = yaml.load(text, Loader=StrictLoader)  # noqa: S506 (a safe loader)
+        doc = strict_yaml.load(text)
         rule_lines, field_lines = _lines(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -41,6 +41,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from alerts import strict_yaml
 from streams.errors import ConfigError
 
 LOCALHOST = {"127.0.0.1", "::1"}
@@ -96,10 +97,16 @@ def digest(token: str) -> str:
 
 def load_tokens(path: Path, known_forces: set[str]) -> list[TokenEntry]:
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = strict_yaml.load(path.read_text(encoding="utf-8"), quote=False)
         entries = [TokenEntry.model_validate(t) for t in (doc or {}).get("tokens", [])]
     except (OSError, yaml.YAMLError, ValidationError, AttributeError) as exc:
         raise ConfigError(f"DW_TOKENS_FILE={path}: {exc}") from None
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):  # a session names its token: two of one name are ambiguous
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ConfigError(
+            f"DW_TOKENS_FILE={path}: token names must be unique: {', '.join(twice)} given twice"
+        )
     for e in entries:
         bad = [] if e.forces == "all" else [f for f in e.forces if f not in known_forces]
         if bad:

@@ -46,6 +46,7 @@ import yaml
 from aiokafka import TopicPartition
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from alerts import strict_yaml
 from alerts.grouping import Group, Groups
 from streams.clients import KafkaClients
 from streams.errors import ConfigError
@@ -81,7 +82,7 @@ class Webhook(BaseModel):
 
 def load_webhooks(path: Path) -> list[Webhook]:
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = strict_yaml.load(path.read_text(encoding="utf-8"), quote=False)
         hooks = [Webhook.model_validate(h) for h in (doc or {}).get("webhooks", [])]
     except ValidationError as exc:  # named by field, never with the value given: it may be a secret
         problems = "; ".join(

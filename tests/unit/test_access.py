@@ -109,3 +109,20 @@ def test_a_session_ends_when_its_token_is_replaced_or_removed(tmp_path: Path) ->
     assert isinstance(sessions.scope(cookie, t[1:], now_s=1001.0), Denied)
     # and a session signed under another deployment's key is worthless here
     assert isinstance(Sessions(b"t" * 32, HOUR).scope(cookie, t, now_s=1001.0), Denied)
+
+
+def test_a_key_or_a_name_given_twice_is_refused_with_its_line(tmp_path: Path) -> None:
+    """PyYAML would keep the last of a repeated key: the first token, or its scope, would go
+    without a word. The error names the line and quotes none of the file."""
+    f = tmp_path / "t.yaml"
+    one = f"  - {{name: kent, sha256: {digest('k')}, forces: [kent]}}\n"
+    f.write_text("tokens:\n" + one + "tokens:\n" + one)
+    with pytest.raises(ConfigError, match=r"(?s)'tokens' is given twice.*line 3") as caught:
+        load_tokens(f, FORCES)
+    assert digest("k") not in str(caught.value)
+    f.write_text(f"tokens:\n  - name: kent\n    sha256: {digest('k')}\n    forces: [kent]\n    forces: all\n")
+    with pytest.raises(ConfigError, match=r"(?s)'forces' is given twice.*line 5"):
+        load_tokens(f, FORCES)
+    f.write_text("tokens:\n" + one + one.replace(digest("k"), digest("other")))
+    with pytest.raises(ConfigError, match="token names must be unique: kent given twice"):
+        load_tokens(f, FORCES)

@@ -105,3 +105,16 @@ def test_a_bad_webhook_secret_is_named_and_never_echoed(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="secret") as caught:
         load_webhooks(f)
     assert "not*base64*secret" not in str(caught.value)
+
+
+def test_a_webhook_key_given_twice_is_refused_without_echoing_the_file(tmp_path: Path) -> None:
+    from streams.alerting.webhooks import load_webhooks
+
+    f = tmp_path / "hooks.yaml"
+    secret = "c2VjcmV0LXRoYXQtbXVzdC1ub3QtbGVhaw=="
+    f.write_text(
+        f"webhooks:\n  - name: a\n    url: 'https://x.example'\n    secret: {secret}\n    secret: {secret}\n"
+    )
+    with pytest.raises(ConfigError, match=r"(?s)'secret' is given twice.*line 5") as caught:
+        load_webhooks(f)
+    assert secret not in str(caught.value)
