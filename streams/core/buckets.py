@@ -169,7 +169,16 @@ class DayCounts:
         refs = self._refs.get(combo)
         if n == 1:
             self._drop_cell(combo, days, o)
-            if refs is not None:
+            if refs is None:
+                pass
+            elif ref is not None:
+                # evidence is only ever of crimes counted in its cell, so the cell's last
+                # crime is the only one of its day that can be kept
+                if refs.get(ref) == o:
+                    del refs[ref]
+                    if not refs:
+                        self._forget_refs(combo, refs, lambda d: False)
+            else:
                 self._forget_refs(combo, refs, lambda d: d == o)
         else:
             days[o] = n - 1

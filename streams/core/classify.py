@@ -7,6 +7,7 @@ Pure functions over values. Every rejection is a ``RejectedEvent`` whose ``reaso
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import NamedTuple
 
 from streams.errors import RejectedEvent
@@ -106,9 +107,16 @@ def check_retention(day: dt.date, *, today: dt.date | None, keep_days: int) -> N
     """
     if today is None:
         return
-    horizon = today - dt.timedelta(days=keep_days)
+    horizon = _horizon(today, keep_days)
     if day < horizon:
         raise RejectedEvent(
             f"outcome date {day} is before the retention horizon {horizon} ({keep_days} days before {today})",
             reason="beyond_retention",
         )
+
+
+@functools.lru_cache(maxsize=16)
+def _horizon(today: dt.date, keep_days: int) -> dt.date:
+    """``keep_days`` before ``today``: asked once per event, changing once a day (a date made
+    per event was a tenth of classifying it)."""
+    return today - dt.timedelta(days=keep_days)

@@ -65,17 +65,27 @@ def event_digest(event_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
 
 
+# ``apply`` runs once per event: its results are built with ``tuple.__new__`` and every field
+# given, not through the named tuples' generated ``__new__`` (a Python call each: 1.4 us against
+# 0.4 us for the two here). The field order is the classes' own.
+_new = tuple.__new__
+_NEW, _MOVED, _REPLACED = Change.NEW, Change.MOVED, Change.REPLACED
+_DUPLICATE, _SUPERSEDED = Change.DUPLICATE, Change.SUPERSEDED
+
+
 def apply(
     held: Held | None, digest: int, cell: Cell, *, offset: int = -1, keep_seen: int = KEEP_SEEN
 ) -> Applied:
     """Apply an event (its ``digest``, ``cell`` and partition ``offset``) to a crime's state."""
-    if held is None:
-        return Applied(cell, Held(cell, (digest,), offset), Change.NEW, added=cell)
-    if digest in held.seen or (offset >= 0 and offset <= held.offset):
-        return Applied(cell, None, Change.DUPLICATE)
-    seen = (*held.seen, digest)[-keep_seen:]
-    if cell.day < held.cell.day:
-        return Applied(cell, Held(held.cell, seen, offset), Change.SUPERSEDED)
-    if cell == held.cell:
-        return Applied(cell, Held(cell, seen, offset), Change.REPLACED)
-    return Applied(cell, Held(cell, seen, offset), Change.MOVED, removed=held.cell, added=cell)
+    if held is None:  # Applied(cell, Held(cell, (digest,), offset), NEW, added=cell)
+        return _new(Applied, (cell, _new(Held, (cell, (digest,), offset)), _NEW, None, cell))
+    seen = held.seen
+    if digest in seen or (offset >= 0 and offset <= held.offset):
+        return _new(Applied, (cell, None, _DUPLICATE, None, None))
+    seen = (*seen, digest)[-keep_seen:] if len(seen) >= keep_seen else (*seen, digest)
+    was = held.cell
+    if cell.day < was.day:
+        return _new(Applied, (cell, _new(Held, (was, seen, offset)), _SUPERSEDED, None, None))
+    if cell == was:
+        return _new(Applied, (cell, _new(Held, (cell, seen, offset)), _REPLACED, None, None))
+    return _new(Applied, (cell, _new(Held, (cell, seen, offset)), _MOVED, was, cell))

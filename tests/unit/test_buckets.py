@@ -154,3 +154,42 @@ def test_evidence_for_one_alert_is_found_without_scanning_every_cell() -> None:
     assert c.refs_matching("kent", "stalking", ("caution",), first, D, None) == ["kent/2"]
     c.prune(D)
     assert c.refs_matching("kent", "stalking", ("caution", "charge"), first, D, None) == ["kent/3"]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 11),  # crime
+            st.sampled_from(["kent", "essex"]),
+            st.sampled_from(["caution", "charge"]),
+            st.integers(1, 4),  # day
+            st.booleans(),  # prune after
+        ),
+        max_size=80,
+    )
+)
+def test_evidence_is_only_ever_of_crimes_counted_in_its_cell(
+    moves: list[tuple[int, str, str, int, bool]],
+) -> None:
+    """Crimes move between cells as their outcomes change, and days are pruned: every crime kept
+    as evidence is counted in the cell it is kept for, and every combo with evidence is indexed
+    (a cell's last crime leaving takes its evidence along without a scan)."""
+    counts = DayCounts()
+    where: dict[str, Cell] = {}
+    for crime, force, disposal, day, prune in moves:
+        key, cell = f"k{crime}", c(force=force, disposal=disposal, day=day)
+        counts.move(where.get(key), cell, key)  # a move out of a pruned day is not counted down
+        where[key] = cell
+        if prune:
+            counts.prune(D - dt.timedelta(days=day))
+        where = {k: v for k, v in where.items() if counts.floor is None or v.day >= counts.floor}
+        held = {(cell, k) for k, cell in where.items()}
+        for cell in set(where.values()):
+            for ref in counts.refs(cell):
+                assert (cell, ref) in held
+        for force_ in ("kent", "essex"):
+            found = counts.refs_matching(
+                force_, "stalking", ("caution", "charge"), dt.date.min, dt.date.max, None
+            )
+            assert all(where[k].force == force_ for k in found)
+            assert len(found) == len(set(found))
