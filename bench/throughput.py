@@ -3,7 +3,7 @@
 Usage (a broker in DW_KAFKA; `make bench` starts one):
     python bench/throughput.py [--events 200000] [--partitions 8] [--workers 1,2]
         [--feeds policeuk,simulate] [--rules default,none]
-        [--guarantees exactly_once] [--framings single,confluent] [--profile]
+        [--guarantees exactly_once] [--framings single,confluent] [--profile] [--rounds 1]
 
 1. Builds the events of each feed: `policeuk`, the real City of London 2016-17 street and
    outcomes rows, replicated with fresh Crime IDs and spread over the 45 forces (police.uk types:
@@ -46,6 +46,7 @@ import datetime as dt
 import json
 import os
 import pstats
+import statistics
 import time
 import uuid
 from dataclasses import dataclass
@@ -247,6 +248,17 @@ class Bench:
             registry_local.stop(self.registry.dir)
 
 
+def median_row(rows: list[dict[str, object]]) -> dict[str, object]:
+    """The row of the round with the median ``ratio_fastavro`` (rounds interleave the runs, so a
+    slow spell of a shared machine falls on every run alike), with every round's row beside it;
+    ``ratio`` and ``ratio_fastavro`` are each their own median."""
+    ordered = sorted(rows, key=lambda row: float(row["ratio_fastavro"]))  # type: ignore[arg-type]
+    mid = dict(ordered[len(ordered) // 2])
+    mid["ratio"] = statistics.median(float(row["ratio"]) for row in rows)  # type: ignore[arg-type]
+    mid["rounds"] = rows
+    return mid
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=200_000)
@@ -257,14 +269,29 @@ def main() -> None:
     ap.add_argument("--guarantees", default="exactly_once")
     ap.add_argument("--framings", default="single,confluent")
     ap.add_argument("--profile", action="store_true", help="profile the single worker with cProfile")
+    ap.add_argument(
+        "--rounds", type=int, default=1, help="measure every run this many times, interleaved: medians"
+    )
     args = ap.parse_args()
     bench = Bench(args)
     runs = runs_of(args)
+    rounds: dict[str, list[dict[str, object]]] = {}
     try:
-        for run in runs:
-            bench.measure(run)
+        for r in range(args.rounds):
+            if args.rounds > 1:
+                print(f"round {r + 1} of {args.rounds}", flush=True)
+            for run in runs:
+                bench.measure(run)
+                row = bench.results[run.key]
+                assert isinstance(row, dict)
+                rounds.setdefault(run.key, []).append(row)
     finally:
         bench.close()
+    if args.rounds > 1:
+        for key, rows in rounds.items():
+            bench.results[key] = mid = median_row(rows)
+            print(f"{key}: median of {len(rows)} rounds: ratio {mid['ratio']:.2f}, "
+                  f"ratio_fastavro {mid['ratio_fastavro']:.2f}")  # fmt: skip
     bench.costs(runs)
     out = ROOT / "bench" / "results" / f"throughput-{dt.datetime.now(dt.UTC).date().isoformat()}.json"
     n = 1
