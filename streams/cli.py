@@ -451,7 +451,7 @@ def token_new(name: str, forces: str, reidentify: bool, append_to: Path | None) 
 # --- queries ----------------------------------------------------------------------------------
 
 
-class _NotReady(Exception):
+class _NotReady(StreamError):
     """The worker answered 503 with Retry-After (restoring) for longer than the CLI waits."""
 
 

@@ -32,6 +32,7 @@ from streams.core.buckets import merge_rows
 from streams.core.counting import pseudonym
 from streams.core.query import Row
 from streams.dashboard.scrutiny import Candidate, in_scope
+from streams.errors import StreamError
 from streams.runtime.loop import CountingLoop
 from streams.wire import TotalsReply, decode_totals
 
@@ -43,7 +44,7 @@ EVIDENCE = 10
 PEER_TIMEOUT_S = 10.0
 
 
-class PeerError(Exception):
+class PeerError(StreamError):
     """Another worker did not answer."""
 
 

@@ -37,7 +37,7 @@ import orjson
 
 from streams.core.classify import Cell
 from streams.core.crimes import KEEP_SEEN, Held
-from streams.errors import DecodeError, EncodeError, StateError
+from streams.errors import DecodeError, EncodeError, InvariantError, StateError
 from streams.model import OutcomeEvent
 from streams.resources import SCHEMAS
 
@@ -536,7 +536,7 @@ def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
     added to the event and not set by the reader fails here, at import."""
     fields = tuple(f.name for f in dataclasses.fields(cls))
     if fields != names:
-        raise RuntimeError(f"{cls.__name__} has the fields {fields}; the reader sets {names}")
+        raise InvariantError(f"{cls.__name__} has the fields {fields}; the reader sets {names}")
     return tuple(cls.__dict__[n].__set__ for n in names)
 
 

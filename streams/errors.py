@@ -1,16 +1,30 @@
 """Errors raised by disposal-watch's stream code.
 
-Hierarchy::
+Hierarchy (every error the package raises on purpose; those defined beside the code that raises
+them are named with their module)::
 
     StreamError
     ├── ConfigError          a setting or input file is unusable (message names it)
     ├── StorageError         the local store cannot be written (disk full, read-only)
     ├── KafkaSetupError      the local broker cannot be resolved, started or reached
+    │   └── registry_local.RegistrySetupError   the same, for the local schema registry
     ├── DecodeError          bytes are not a readable event (reason: undecodable, unknown_schema)
     ├── EncodeError          a value cannot be written with the schema
     ├── StateError           the worker's own stored state is unreadable (a bug, not bad input)
+    ├── InvariantError       the worker's own state broke a rule it keeps (a bug, never input)
     ├── RejectedEvent        a decoded event breaks the contract (reason: unknown_force, ...)
-    └── InputError           a row of an input file cannot become an event (reason: as RejectedEvent)
+    ├── InputError           a row of an input file cannot become an event (reason: as RejectedEvent)
+    ├── runtime.outbox.ProduceFailed          the broker did not acknowledge a send (exit 75)
+    ├── runtime.checkpoint.OffsetWentBack     a partition's position went behind what it holds
+    ├── schema_registry.RegistryUnavailable   the schema registry cannot be reached (retried)
+    ├── schema_registry.RegistryRefused       the registry refused a schema (exit 2 at start)
+    ├── cluster.PeerError                     another worker did not answer (HTTP 503)
+    ├── http.national.Restoring               a worker is restoring: a figure would be partial
+    ├── alerting.writer.Fenced                another worker writes the alerts now
+    └── cli._NotReady                         the worker stayed restoring past the CLI's wait
+
+The alerts package has its own root, ``alerts.errors.AlertError`` (it imports nothing of this
+package). How the worker leaves on each of these is ``streams.runtime.loop.leave_on``.
 
 Every error that stands for bad input carries a machine-readable ``reason`` that the
 dead-letter topic and the ``disposal_events_rejected_total`` metric use.
@@ -65,6 +79,11 @@ class DecodeError(_WithReason):
 
 class StateError(StreamError):
     """The worker's own stored state is unreadable: a bug or a foreign writer, never bad input."""
+
+
+class InvariantError(StreamError):
+    """The worker's own state broke a rule it keeps (a count below zero, an event class the
+    reader does not know): a bug, never bad input."""
 
 
 class EncodeError(StreamError):

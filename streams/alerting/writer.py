@@ -16,9 +16,10 @@ from typing import Any
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from streams.clients import KafkaClients
+from streams.errors import StreamError
 
 
-class Fenced(Exception):
+class Fenced(StreamError):
     """Another worker has started writing alerts: this one is no longer the leader."""
 
 

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from streams.core.classify import Cell
 from streams.core.query import Row
+from streams.errors import InvariantError
 
 #: a cell without its day: force, category, disposal class, domestic-abuse flag
 Combo = tuple[str, str, str, bool]
@@ -162,7 +163,7 @@ class DayCounts:
         o = day.toordinal()
         n = days.get(o, 0) if days is not None else 0
         if days is None or n <= 0:  # a bug, not bad input: the counts no longer match the crimes held
-            raise RuntimeError(f"count of {cell} would go below zero")
+            raise InvariantError(f"count of {cell} would go below zero")
         self.total -= 1
         if self._sink is not None:
             self._sink.move(cell, -1)

@@ -38,13 +38,14 @@ from streams.dashboard.national import (
     summarise,
 )
 from streams.dashboard.national_page import METHOD, national_page
+from streams.errors import StreamError
 from streams.http.counts import RESTORING, RETRY_AFTER_S
 from streams.http.dashboard import html_page, not_all_workers_page, refused_page, restoring_page
 from streams.http.guards import Guard, error
 from streams.reference import FORCE_NAMES
 
 
-class Restoring(Exception):
+class Restoring(StreamError):
     """A worker is restoring: the figures would be partial."""
 
 

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from streams.core.buckets import DayCounts, merge_rows
 from streams.core.classify import Cell
 from streams.core.query import parse_group_by, window_days
+from streams.errors import InvariantError
 
 D = dt.date(2025, 3, 31)
 
@@ -59,7 +60,7 @@ def test_rows_group_and_filter_by_day() -> None:
 
 
 def test_remove_below_zero_is_a_bug() -> None:
-    with pytest.raises(RuntimeError):
+    with pytest.raises(InvariantError):
         DayCounts().remove(c())
 
 

@@ -30,7 +30,7 @@ from streams.codec import (
 )
 from streams.core.classify import Cell
 from streams.core.crimes import KEEP_SEEN, Held, event_digest
-from streams.errors import DecodeError, EncodeError, StateError
+from streams.errors import DecodeError, EncodeError, InvariantError, StateError
 from streams.model import OutcomeEvent
 from streams.reference import DISPOSAL_CLASSES
 
@@ -484,5 +484,5 @@ def test_values_of_other_types_go_through_fastavro() -> None:
 def test_the_event_reader_refuses_at_import_an_event_with_fields_it_does_not_set() -> None:
     from streams import codec
 
-    with pytest.raises(RuntimeError, match="the reader sets"):
+    with pytest.raises(InvariantError, match="the reader sets"):
         codec._slot_setters(OutcomeEvent, ("event_id", "force_id"))

@@ -72,3 +72,29 @@ def test_no_import_circles() -> None:
 
     for n in sorted(graph):
         visit(n)
+
+
+def test_every_error_roots_at_its_packages_base_and_is_drawn() -> None:
+    """An error class defined anywhere in the package derives from ``StreamError`` (or, in the
+    alerts package, ``AlertError``) and is named in its package's drawing of errors."""
+    import importlib
+
+    import alerts.errors
+    import streams.errors
+
+    roots = {"streams": streams.errors.StreamError, "alerts": alerts.errors.AlertError}
+    drawings = {"streams": streams.errors.__doc__ or "", "alerts": alerts.errors.__doc__ or ""}
+    found = []
+    for name in modules():
+        module = importlib.import_module(name)
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, BaseException) and obj.__module__ == name:
+                package = name.split(".")[0]
+                found.append(obj.__name__)
+                assert issubclass(
+                    obj, roots[package]
+                ), f"{name}.{obj.__name__} is not a {roots[package].__name__}"
+                assert obj.__name__ in drawings[package] or obj.__name__.startswith(
+                    "_With"
+                ), f"{name}.{obj.__name__} is not in {package}.errors' drawing"
+    assert {"PeerError", "Fenced", "ProduceFailed", "OffsetWentBack", "InvariantError"} <= set(found)
