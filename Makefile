@@ -2,13 +2,14 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# the install is redone when the metadata or the compiled event reader's source changes
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml setup.py streams/_event_reader.c | cksum | cut -d' ' -f1)
 
 .PHONY: install test run stop bench bench-restart bench-soak bench-ingest bench-fuzz bench-pause bench-national bench-restore lint clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py streams/_event_reader.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@rm -f $(VENV)/.installed-*
@@ -16,6 +17,12 @@ $(STAMP): pyproject.toml
 
 test: install
 	scripts/test.sh
+
+# what test runs before the tests: ruff, formatting, mypy
+lint: install
+	$(BIN)/ruff check streams alerts tests bench setup.py
+	$(BIN)/ruff format --check --quiet streams alerts tests bench setup.py
+	$(BIN)/mypy
 
 run: install
 	scripts/run.sh

@@ -2,9 +2,7 @@
 # The whole suite: lint and types, then unit and integration tests against a real broker started here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-.venv/bin/ruff check streams alerts tests bench
-.venv/bin/ruff format --check --quiet streams alerts tests bench
-.venv/bin/mypy
+make --no-print-directory lint
 scripts/tools.sh
 promtool check rules deploy/prometheus/rules.yml
 (cd deploy/prometheus && promtool test rules rules.test.yml)

@@ -32,6 +32,15 @@ BIN = Path(sys.executable).parent
 CLI = str(BIN / "disposal-watch")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here is marked ``integration``: ``pytest -m "not integration"`` runs the
+    rest without a broker (conftest hooks see every item, so only this directory's are marked)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
     bootstrap = os.environ.get("DW_KAFKA")
