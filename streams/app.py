@@ -119,10 +119,11 @@ def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED)
     schemas = Schemas(settings) if settings.schema_registry_url is not None else None
     wake: list[Callable[[], None]] = []  # the evaluator's, once built
     aggregates = RuleAggregates(rules)
+    clock = clock_for(settings.clock)
     loop = CountingLoop(
         settings,
         store,
-        clock_for(settings.clock),
+        clock,
         is_breach=breach_test([r for r in rules if r.measure == "case"]),
         on_breach=lambda: wake[0](),
         sink=aggregates,
@@ -136,6 +137,7 @@ def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED)
         settings.web_url,
         keys.peer,
         keys.pseudonym,
+        clock,
         tls=client_context(settings.web_tls_cert),
     )
     alert_log = AlertLog(clients, settings.alerts_topic, alert_decoder(schemas))
@@ -146,7 +148,6 @@ def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED)
         cluster,
         alert_log,
         writer,
-        clock_kind=settings.clock,
         interval_s=settings.alert_interval_s,
         framing=registered.alerts,
     )
@@ -175,8 +176,8 @@ def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED)
     add_page = server.add_page
     app.service(host.WebService(server))
     app.service(host.RuntimeService(loop, watchdog))
-    health = HealthPages(loop, watchdog.brokers, settings.clock)
-    counts = CountsPages(cluster, clock_kind=settings.clock, retention_days=settings.retention_days)
+    health = HealthPages(loop, watchdog.brokers, clock)
+    counts = CountsPages(cluster, retention_days=settings.retention_days)
     feed = AlertPages(alert_log)
     peers = PeerPages(cluster)
     cases = CasePages(cluster)
@@ -200,13 +201,11 @@ def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED)
         alert_log,
         rules,
         guard,
-        clock_kind=settings.clock,
         retention_days=settings.retention_days,
     )
     national = NationalPages(
         cluster,
         guard,
-        clock_kind=settings.clock,
         retention_days=settings.retention_days,
         methods=peer_methods(rules),
     )
@@ -218,7 +217,6 @@ def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED)
         pseudonym_key=keys.pseudonym,
         draw_key=keys.scrutiny,
         size=settings.scrutiny_sample,
-        clock_kind=settings.clock,
     )
     add_page("/force/{force}/scrutiny", scrutiny.page, "scrutiny")
     add_page("/force/{force}/scrutiny.csv", scrutiny.csv, "scrutiny_csv")

@@ -29,6 +29,7 @@ from alerts.rules import rules_fingerprint
 from streams.access import PEER_HEADER
 from streams.codec import decode_held
 from streams.core.buckets import merge_rows
+from streams.core.clock import Clock
 from streams.core.counting import pseudonym
 from streams.core.query import Row
 from streams.dashboard.scrutiny import Candidate, in_scope
@@ -56,9 +57,12 @@ class Cluster:
         url: str,
         credential: str,
         pseudonym_key: bytes,
+        clock: Clock,
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.loop = loop
+        #: which day is today (DW_CLOCK): the one clock every page and the evaluator ask
+        self.clock = clock
         self.aggregates = aggregates
         self.rules = {r.id: r for r in aggregates.rules}
         self.rules_id = rules_fingerprint(aggregates.rules)
@@ -198,17 +202,18 @@ class Cluster:
             answers = await asyncio.gather(*(self._fetch(session, f"{u}{path}", params) for u in others))
         return list(zip(others, answers, strict=True))
 
-    async def today(self, clock_kind: str) -> dt.date | None:
-        """Today by DW_CLOCK: the UTC date, or the newest outcome date any worker holds."""
-        if clock_kind == "wall":
-            return dt.datetime.now(dt.UTC).date()
+    async def today(self) -> dt.date | None:
+        """Today by the clock (DW_CLOCK): the UTC date, or the newest outcome date any worker
+        holds (asked of every worker only for a clock that follows the data)."""
+        if not self.clock.follows_data:
+            return self.clock.today(None)
         clocks = [self.local_clock()]
         answers = await self._ask_peers("/api/clock", {})
         clocks += [
             dt.date.fromisoformat(a["newest_outcome_date"]) for _, a in answers if a["newest_outcome_date"]
         ]
         known = [c for c in clocks if c is not None]
-        return max(known) if known else None
+        return self.clock.today(max(known) if known else None)
 
     async def totals(self, at: dt.date) -> tuple[RuleTotals, bool]:
         """Every rule's totals per (force, category) for windows ending on ``at``, over every

@@ -113,7 +113,6 @@ class Evaluator:
         alert_log: AlertLog,
         writer: AlertWriter,
         *,
-        clock_kind: str,
         interval_s: float,
         framing: Framing = SINGLE_OBJECT,
     ) -> None:
@@ -125,7 +124,6 @@ class Evaluator:
         self._cluster = cluster
         self._log = alert_log
         self._writer = writer
-        self._clock_kind = clock_kind
         self._interval_s = interval_s
         self._soon = asyncio.Event()
         #: since when each alert's condition has held (the lifecycle's hold times)
@@ -213,7 +211,7 @@ class Evaluator:
         await self._writer.claim()  # first: from here no earlier leader can write
         if not await self._log.caught_up():
             return 0
-        at = await self._cluster.today(self._clock_kind)
+        at = await self._cluster.today()
         if at is None:
             return 0
         totals, recovering = await self._cluster.totals(at)

@@ -27,6 +27,8 @@ def utc_today(now_s: Callable[[], float] = time.time) -> dt.date:
 
 class Clock(Protocol):
     kind: ClockKind
+    #: whether today follows the data (the newest outcome date held, every worker's counted)
+    follows_data: bool
 
     def today(self, newest: dt.date | None) -> dt.date | None:
         """Today, given the newest outcome date held (None: none held yet)."""
@@ -35,6 +37,7 @@ class Clock(Protocol):
 
 class WallClock:
     kind: ClockKind = "wall"
+    follows_data = False
 
     def __init__(self, now_s: Callable[[], float] = time.time) -> None:
         self._now_s = now_s
@@ -45,6 +48,7 @@ class WallClock:
 
 class StreamClock:
     kind: ClockKind = "stream"
+    follows_data = True
 
     def today(self, newest: dt.date | None) -> dt.date | None:
         return newest

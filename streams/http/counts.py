@@ -24,9 +24,8 @@ RETRY_AFTER_S = 2
 
 
 class CountsPages:
-    def __init__(self, cluster: Cluster, *, clock_kind: str, retention_days: int) -> None:
+    def __init__(self, cluster: Cluster, *, retention_days: int) -> None:
         self.cluster = cluster
-        self.clock_kind = clock_kind
         self.retention_days = retention_days
 
     async def counts(self, request: web.Request, scope: Scope) -> web.Response:
@@ -44,7 +43,7 @@ class CountsPages:
             )
         try:
             if at is None:
-                at = await self.cluster.today(self.clock_kind)
+                at = await self.cluster.today()
             if at is None:  # stream clock, nothing counted yet
                 return web.json_response(
                     {"group_by": list(group_by), "window": window, "at": None, "rows": []}

@@ -66,11 +66,10 @@ class DashboardPages:
         rules: Sequence[Rule],
         guard: Guard,
         *,
-        clock_kind: str,
         retention_days: int,
     ) -> None:
         self.cluster, self.log, self.rules, self.guard = cluster, alert_log, rules, guard
-        self.clock_kind, self.retention_days = clock_kind, retention_days
+        self.retention_days = retention_days
         self.rule_words = {r.id: r.description[:1].upper() + r.description[1:] for r in rules}
 
     # --- access -------------------------------------------------------------------------------
@@ -110,7 +109,7 @@ class DashboardPages:
     # --- pages --------------------------------------------------------------------------------
 
     async def _today(self) -> dt.date | None:
-        return await self.cluster.today(self.clock_kind)
+        return await self.cluster.today()
 
     async def index(self, request: web.Request) -> web.Response:
         scope = self._scope(request)
@@ -152,7 +151,7 @@ class DashboardPages:
             rule_words=self.rule_words,
             after=self.log.position - 1,
             window=window,
-            as_of=render.as_of_text(today.isoformat() if today else None, self.clock_kind),
+            as_of=render.as_of_text(today.isoformat() if today else None, self.cluster.clock.kind),
             scope_note=note,
             category_names=CATEGORY_WORDS,
         )
@@ -206,7 +205,7 @@ class DashboardPages:
             current,
             past,
             rule_words=self.rule_words,
-            as_of=render.as_of_text(today.isoformat() if today else None, self.clock_kind),
+            as_of=render.as_of_text(today.isoformat() if today else None, self.cluster.clock.kind),
             methods=render.peer_methods(self.rules),
         )
         return html_page(text)

@@ -12,15 +12,16 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streams.core.clock import Clock
 from streams.runtime.loop import CountingLoop
 from streams.runtime.watchdog import BrokerState
 
 
 class HealthPages:
-    def __init__(self, loop: CountingLoop, brokers: BrokerState, clock_kind: str) -> None:
+    def __init__(self, loop: CountingLoop, brokers: BrokerState, clock: Clock) -> None:
         self.loop = loop
         self.brokers = brokers
-        self.clock_kind = clock_kind
+        self.clock = clock
 
     async def livez(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})
@@ -36,7 +37,7 @@ class HealthPages:
             "status": "degraded" if problem else "recovering" if self.loop.recovering else "ok",
             "partitions": sorted(self.loop.partitions),
             "records_processed": self.loop.records_processed,
-            "clock": self.clock_kind,
+            "clock": self.clock.kind,
             "newest_outcome_date": newest.isoformat() if newest else None,
         }
         if problem:

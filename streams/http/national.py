@@ -83,16 +83,15 @@ class NationalPages:
         cluster: Cluster,
         guard: Guard,
         *,
-        clock_kind: str,
         retention_days: int,
         methods: Sequence[str] = (),
     ) -> None:
         self.cluster, self.guard, self.methods = cluster, guard, methods
-        self.clock_kind, self.retention_days = clock_kind, retention_days
+        self.retention_days = retention_days
 
     async def _summary(self, period: str, scope: Scope) -> Summary | None:
         """The figures ``scope`` may see; None before anything is counted (stream clock)."""
-        at = await self.cluster.today(self.clock_kind)
+        at = await self.cluster.today()
         if at is None:
             return None
         months = PERIODS[period]
@@ -211,7 +210,7 @@ class NationalPages:
             return not_all_workers_page(exc)
         except Restoring:
             return restoring_page()
-        as_of = render.as_of_text(summary.at.isoformat() if summary else None, self.clock_kind)
+        as_of = render.as_of_text(summary.at.isoformat() if summary else None, self.cluster.clock.kind)
         if summary is None:
             return html_page(render.page("National figures", "<p>No outcomes counted yet.</p>", as_of))
         note = (

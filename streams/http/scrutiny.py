@@ -38,15 +38,9 @@ class ScrutinyPages:
         pseudonym_key: bytes,
         draw_key: bytes,
         size: int,
-        clock_kind: str,
     ) -> None:
         self.cluster, self.guard = cluster, guard
-        self.pseudonym_key, self.draw_key, self.size, self.clock_kind = (
-            pseudonym_key,
-            draw_key,
-            size,
-            clock_kind,
-        )
+        self.pseudonym_key, self.draw_key, self.size = pseudonym_key, draw_key, size
 
     def _checked(self, request: web.Request, force: str) -> Scope | web.Response:
         scope = self.guard.scope_of(request)
@@ -66,7 +60,7 @@ class ScrutinyPages:
         quarter = request.query.get("quarter")
         try:
             if quarter is None:
-                today = await self.cluster.today(self.clock_kind)
+                today = await self.cluster.today()
                 if today is None:
                     return html_page(render.page("Scrutiny sample", "<p>No outcomes counted yet.</p>", ""))
                 quarter = quarter_of(today)

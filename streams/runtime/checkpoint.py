@@ -112,29 +112,51 @@ class Checkpoint:
         after = await self._outbox.acknowledged()
         self._after_step("changelog")
         if isinstance(self._outbox, TransactionalOutbox):
-            offsets = await self._source_offsets(parts)
-            lost = await self._outbox.commit({tp.partition: o for tp, o in offsets.items()})
-            self._committed(parts, {tp: o for tp, o in offsets.items() if tp.partition not in lost})
-            # the commit marker follows a transaction's last record at once (the partition's
-            # producer is its only writer): the store's position goes past it, so a restart
-            # finds nothing left to read
-            after = {p: o + 1 for p, o in after.items()}
-            await self._write_store(parts, encoded, after, skip=lost)
-            self._after_step("store")
-            return lost
+            return await self._commit_then_store(self._outbox, parts, encoded, after)
+        await self._store_then_commit(parts, encoded, after)
+        return set()
+
+    async def _commit_then_store(
+        self,
+        outbox: TransactionalOutbox,
+        parts: Mapping[int, PartitionState],
+        encoded: Mapping[int, Mapping[bytes, bytes | None]],
+        after: Mapping[int, int],
+    ) -> set[int]:
+        """Exactly-once, steps 2 and 3: the source offsets committed in each partition's
+        transaction (with its changelog records), then the store written for the partitions
+        whose transaction committed; returns those lost to a fence."""
+        offsets = await self._source_offsets(parts)
+        lost = await outbox.commit({tp.partition: o for tp, o in offsets.items()})
+        self._committed(parts, {tp: o for tp, o in offsets.items() if tp.partition not in lost})
+        # the commit marker follows a transaction's last record at once (the partition's
+        # producer is its only writer): the store's position goes past it, so a restart
+        # finds nothing left to read
+        await self._write_store(parts, encoded, {p: o + 1 for p, o in after.items()}, skip=lost)
+        self._after_step("store")
+        return lost
+
+    async def _store_then_commit(
+        self,
+        parts: Mapping[int, PartitionState],
+        encoded: Mapping[int, Mapping[bytes, bytes | None]],
+        after: Mapping[int, int],
+    ) -> None:
+        """At-least-once, steps 2 and 3: the store written, then the source offsets committed
+        with the consumer (a failed commit only means the next owner replays, harmlessly)."""
         await self._write_store(parts, encoded, after)
         self._after_step("store")
         offsets = await self._source_offsets(parts)
-        if offsets:
-            try:
-                await self._commit(offsets)
-            except (CommitFailedError, KafkaError) as exc:
-                # the group has moved on (a rebalance) or the coordinator is away: the changelog and
-                # the store hold the work, so whoever consumes these records next ignores them
-                log.warning("offsets not committed (%r); the next owner replays them harmlessly", exc)
-                return set()
-            self._committed(parts, offsets)
-        return set()
+        if not offsets:
+            return
+        try:
+            await self._commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            # the group has moved on (a rebalance) or the coordinator is away: the changelog and
+            # the store hold the work, so whoever consumes these records next ignores them
+            log.warning("offsets not committed (%r); the next owner replays them harmlessly", exc)
+            return
+        self._committed(parts, offsets)
 
     async def _send_changelog(
         self, parts: Mapping[int, PartitionState]

@@ -163,7 +163,7 @@ class RestoringCluster:
     def __init__(self, restoring: int) -> None:
         self.restoring = restoring
 
-    async def today(self, clock_kind: str) -> object:
+    async def today(self) -> object:
         import datetime as dt
 
         return dt.date(2025, 6, 30)
@@ -179,7 +179,7 @@ async def test_counts_while_a_worker_restores_are_503_with_retry_after_never_a_p
     from streams.access import Scope
     from streams.http.counts import CountsPages
 
-    pages = CountsPages(RestoringCluster(restoring=1), clock_kind="wall", retention_days=400)  # type: ignore[arg-type]
+    pages = CountsPages(RestoringCluster(restoring=1), retention_days=400)  # type: ignore[arg-type]
     request = make_mocked_request("GET", "/api/counts?group_by=force")
     busy = await pages.counts(request, Scope("t", None))
     assert busy.status == 503 and busy.headers["Retry-After"] == "2"
