@@ -34,7 +34,7 @@ from streams.core.counting import pseudonym
 from streams.core.query import Row
 from streams.dashboard.scrutiny import Candidate, in_scope
 from streams.errors import StreamError
-from streams.runtime.loop import CountingLoop
+from streams.runtime.view import WorkerState
 from streams.wire import TotalsReply, decode_totals
 
 #: an alert: rule id, force, category
@@ -52,7 +52,7 @@ class PeerError(StreamError):
 class Cluster:
     def __init__(
         self,
-        loop: CountingLoop,
+        loop: WorkerState,
         aggregates: RuleAggregates,
         url: str,
         credential: str,

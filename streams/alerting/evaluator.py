@@ -1,6 +1,6 @@
 """The alert leader's evaluation: rules over every worker's counts, transitions written once.
 
-Only the worker that owns partition 0 of ``disposals`` evaluates (``CountingLoop.is_leader``):
+Only the worker that owns partition 0 of ``disposals`` evaluates (``WorkerState.is_leader``):
 every ``DW_ALERT_INTERVAL_S``, and soon when the loop counted a case-rule breach (``wake``):
 at once, or at least ``MIN_GAP_S`` after the previous evaluation and so that evaluations take at
 most ``BUSY_SHARE`` of the time (``gap``), however many breaches arrive meanwhile; while the loop
@@ -45,7 +45,7 @@ from streams.cluster import AlertKey, Cluster, PeerError
 from streams.codec import encode_alert
 from streams.framing import SINGLE_OBJECT, Framing
 from streams.reference import FORCE_NAMES
-from streams.runtime.loop import CountingLoop
+from streams.runtime.view import WorkerState
 from streams.wire import alert_json
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class Evaluator:
     def __init__(
         self,
         rules: Sequence[Rule],
-        loop: CountingLoop,
+        loop: WorkerState,
         cluster: Cluster,
         alert_log: AlertLog,
         writer: AlertWriter,

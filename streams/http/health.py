@@ -13,12 +13,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.core.clock import Clock
-from streams.runtime.loop import CountingLoop
+from streams.runtime.view import WorkerState
 from streams.runtime.watchdog import BrokerState
 
 
 class HealthPages:
-    def __init__(self, loop: CountingLoop, brokers: BrokerState, clock: Clock) -> None:
+    def __init__(self, loop: WorkerState, brokers: BrokerState, clock: Clock) -> None:
         self.loop = loop
         self.brokers = brokers
         self.clock = clock

@@ -98,3 +98,24 @@ def test_every_error_roots_at_its_packages_base_and_is_drawn() -> None:
                     "_With"
                 ), f"{name}.{obj.__name__} is not in {package}.errors' drawing"
     assert {"PeerError", "Fenced", "ProduceFailed", "OffsetWentBack", "InvariantError"} <= set(found)
+
+
+def test_the_counting_loop_and_kafka_clients_stay_in_the_runtime() -> None:
+    """Only the runtime and the composition root know ``CountingLoop``: the cluster, evaluator
+    and pages read a ``WorkerState``. aiokafka is imported by the runtime, the client factory
+    and the alerting modules that read or write the alerts topic, and nowhere else."""
+    kafka_users = {
+        "streams.clients",  # makes the clients
+        "streams.alerting.writer",
+        "streams.alerting.log",
+        "streams.alerting.webhooks",  # a consumer of the alerts topic: commits its position
+        "streams.alerting.evaluator",  # KafkaError, from the writer
+    }
+    for name, path in modules().items():
+        if name.startswith("streams.runtime"):
+            continue
+        found = imports(path)
+        if name != "streams.app":
+            assert "streams.runtime.loop.CountingLoop" not in found, f"{name} imports CountingLoop"
+        if name not in kafka_users:
+            assert not {i for i in found if i.split(".")[0] == "aiokafka"}, f"{name} imports aiokafka"
