@@ -36,6 +36,9 @@ REASONS: tuple[str, ...] = (
 )
 
 
+_new = tuple.__new__
+
+
 class Cell(NamedTuple):
     """One counter cell: force x category x disposal class x outcome day x domestic-abuse flag.
 
@@ -91,12 +94,17 @@ def classify(event: OutcomeEvent, *, latest_day: dt.date) -> Cell:
         raise RejectedEvent(
             f"outcome date {event.outcome_date} is after {latest_day}", reason="future_outcome"
         )
-    return Cell(
-        force=event.force_id,
-        category=category_of(event),
-        disposal=event.disposal,
-        day=event.outcome_date,
-        domestic_abuse=bool(event.domestic_abuse),
+    # Cell(force, category, disposal, day, domestic_abuse), without the named tuple's Python
+    # __new__ (one is made per event; see ``streams.core.crimes.apply``)
+    return _new(
+        Cell,
+        (
+            event.force_id,
+            category_of(event),
+            event.disposal,
+            event.outcome_date,
+            bool(event.domestic_abuse),
+        ),
     )
 
 
