@@ -34,6 +34,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 
 from alerts import stats
+from alerts.aggregates import RuleTotals
 from alerts.engine import Evaluation, Memo, evaluate_totals
 from alerts.evidence import summary
 from alerts.lifecycle import Holds, Transition, transitions
@@ -201,32 +202,53 @@ class Evaluator:
             self._exported.clear()
 
     async def evaluate_once(self) -> int:
-        """One evaluation on the leader; returns the number of transitions emitted."""
-        if not self._loop.is_leader():
-            await self._writer.release()
-            self._stop_exporting()
-            return 0
-        if self._loop.recovering:
-            return 0
-        await self._writer.claim()  # first: from here no earlier leader can write
-        if not await self._log.caught_up():
-            return 0
-        at = await self._cluster.today()
+        """One evaluation on the leader; returns the number of transitions emitted. Four steps:
+        gate (lead, claim the writer, wait for restores and the alert log), gather (every
+        worker's rule totals), decide (statistics and transitions, with evidence), write (one
+        transaction, then the log and gauges)."""
+        at = await self._gate()
         if at is None:
             return 0
         totals, recovering = await self._cluster.totals(at)
         if recovering:
             return 0
+        now = to_millis(dt.datetime.now(dt.UTC))
+        found = await self._decide(totals, at, now)
+        out = self._retired(now) + [(t.fingerprint, t.rule.id, t.state, t.record()) for t in found]
+        if not out:
+            return 0
+        await self._write(out, found)
+        return len(out)
+
+    async def _gate(self) -> dt.date | None:
+        """The day to evaluate for, or None when this worker is not to evaluate now: not the
+        leader (it lets the writer go and stops exporting), restoring, the alert log not caught
+        up, or nothing counted yet (stream clock). The writer is claimed first: from then no
+        earlier leader can write."""
+        if not self._loop.is_leader():
+            await self._writer.release()
+            self._stop_exporting()
+            return None
+        if self._loop.recovering:
+            return None
+        await self._writer.claim()
+        if not await self._log.caught_up():
+            return None
+        return await self._cluster.today()
+
+    async def _decide(self, totals: RuleTotals, at: dt.date, now: dt.datetime) -> list[Transition]:
+        """Every alert's statistics from ``totals``, the transitions they make against the
+        alert log, and for firing count and case alerts the crimes they counted (pseudonyms),
+        with each transition's summary."""
         started = time.perf_counter()
         evals = evaluate_totals(self.rules, totals, at=at, forces=FORCE_NAMES, memo=self._memo)
         self._export_totals(evals)
-        now = to_millis(dt.datetime.now(dt.UTC))
         found = transitions(evals, self._log.state_of(), self._by_id, day=at, at=now, holds=self._holds)
         self.computed_s = time.perf_counter() - started + self._cluster.local_totals_s
         metrics.EVALUATION_SECONDS.observe(self.computed_s)
         cited = [key(t) for t in found if t.state == "firing" and t.rule.measure in ("count", "case")]
         evidence = await self._cluster.evidence(cited, at) if cited else {}
-        found = [
+        return [
             dataclasses.replace(
                 t,
                 crime_refs=tuple(evidence.get(key(t), ())),  # pseudonyms of crimes the rule counted
@@ -236,20 +258,22 @@ class Evaluator:
             )
             for t in found
         ]
-        # alerts of rules no longer in the file resolve (a rules change takes effect on restart)
-        out: list[tuple[str, str, str, dict[str, Any]]] = [
+
+    def _retired(self, now: dt.datetime) -> list[tuple[str, str, str, dict[str, Any]]]:
+        """Alerts of rules no longer in the file resolve (a rules change takes effect on restart)."""
+        return [
             (fp, entry["rule_id"], "resolved", retired(entry, now))
             for fp, entry in self._log.current.items()
             if entry["state"] == "firing" and entry["rule_id"] not in self._by_id
         ]
-        out += [(t.fingerprint, t.rule.id, t.state, t.record()) for t in found]
-        if not out:
-            return 0
+
+    async def _write(self, out: list[tuple[str, str, str, dict[str, Any]]], found: list[Transition]) -> None:
+        """``out`` (fingerprint, rule, state, record) in one transaction; once committed, into
+        the alert log (the follower will read the same) and the firing gauges."""
         frame = self._framing.frame
         offsets = await self._writer.write(
             [(fp.encode(), frame(encode_alert(record))) for fp, _, _, record in out]
         )
-        # committed: from here the transitions are on the topic (the follower will read the same)
         for (_, rule_id, state, record), offset in zip(out, offsets, strict=True):
             self._log.remember(alert_json(record, offset))
             metrics.ALERT_TRANSITIONS.labels(rule_id, state).inc()
@@ -260,4 +284,3 @@ class Evaluator:
                 self._firing_labels[t.fingerprint] = labels
             elif t.fingerprint in self._firing_labels:
                 metrics.ALERTS_FIRING.remove(*self._firing_labels.pop(t.fingerprint))
-        return len(out)
