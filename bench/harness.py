@@ -37,6 +37,8 @@ CLI = str(Path(sys.executable).parent / "disposal-watch")
 
 def policeuk_shaped(n: int) -> list[OutcomeEvent]:
     base = list(events_from_files(sorted(SAMPLES.glob("*.csv")), Tally()))
+    if not base:
+        raise SystemExit(f"no police.uk samples in {SAMPLES} (../shared beside the checkout)")
     forces = sorted(FORCE_NAMES)
     out: list[OutcomeEvent] = []
     copy = 0
@@ -254,6 +256,8 @@ class HeldBack:
 def distinct_crimes(n: int) -> list[OutcomeEvent]:
     """``n`` events, each of a crime of its own (so ``n`` crimes held): police.uk-shaped."""
     base = list(events_from_files(sorted(SAMPLES.glob("*.csv")), Tally()))
+    if not base:
+        raise SystemExit(f"no police.uk samples in {SAMPLES} (../shared beside the checkout)")
     forces = sorted(FORCE_NAMES)
     return [
         dataclasses.replace(
