@@ -142,10 +142,12 @@ static PyObject *read_event(PyObject *module, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_RuntimeError, "configure() was not called");
         return NULL;
     }
-    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyLong_Check(args[1])) {
+    if (nargs != 2 || !PyLong_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "read(data: bytes, start: int)");
         return NULL;
     }
+    if (!PyBytes_Check(args[0]))
+        Py_RETURN_NONE; /* another bytes-like value: fastavro reads it */
     Reader r = {(const unsigned char *)PyBytes_AS_STRING(args[0]), 0, PyBytes_GET_SIZE(args[0])};
     r.pos = PyLong_AsSsize_t(args[1]);
     if (r.pos == -1 && PyErr_Occurred())

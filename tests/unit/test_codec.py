@@ -341,6 +341,15 @@ def test_the_compiled_reader_refuses_what_is_not_the_events_slots() -> None:
     assert codec._compiled is not None and codec._compiled(_fastavro_bytes(EVENT), HEADER) == EVENT
 
 
+def test_the_compiled_reader_leaves_values_that_are_not_bytes_to_fastavro() -> None:
+    """As the Python reader gives up (None) on what it does not expect, never raising."""
+    from streams import codec
+
+    data = _fastavro_bytes(EVENT)
+    assert codec._compiled is not None and codec._compiled(bytearray(data), HEADER) is None  # type: ignore[arg-type]
+    assert codec._compiled(data, -1) is None and codec._compiled(data, len(data) + 5) is None
+
+
 def test_the_compiled_reader_keeps_no_reference_it_should_not() -> None:
     """Events read, and records given up on at every byte, leave no memory behind."""
     from streams import codec
