@@ -114,6 +114,8 @@ class Bench:
         self.args = args
         self.bootstrap = os.environ["DW_KAFKA"]
         self.tag = uuid.uuid4().hex[:8]
+        #: the round being measured (``--rounds``): each round is a fresh deployment
+        self.round = 1
         self.results: dict[str, object] = {
             "events": args.events,
             "partitions": args.partitions,
@@ -144,6 +146,8 @@ class Bench:
 
     def env(self, run: Run) -> dict[str, str]:
         name = f"{run.feed}-{run.rules}-{run.workers}-{run.guarantee.replace('_', '')}-{run.framing}"
+        if self.round > 1:
+            name += f"-r{self.round}"
         env = {
             **self.base_env,
             "DW_TOPIC_PREFIX": f"b{self.tag}-{name}.",
@@ -270,7 +274,10 @@ def main() -> None:
     ap.add_argument("--framings", default="single,confluent")
     ap.add_argument("--profile", action="store_true", help="profile the single worker with cProfile")
     ap.add_argument(
-        "--rounds", type=int, default=1, help="measure every run this many times, interleaved: medians"
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure each run this many times: fresh deployments, order reversed",
     )
     args = ap.parse_args()
     bench = Bench(args)
@@ -278,9 +285,11 @@ def main() -> None:
     rounds: dict[str, list[dict[str, object]]] = {}
     try:
         for r in range(args.rounds):
+            bench.round = r + 1
             if args.rounds > 1:
                 print(f"round {r + 1} of {args.rounds}", flush=True)
-            for run in runs:
+            # every other round in reverse order: a run is not always first (or after the same one)
+            for run in runs if r % 2 == 0 else runs[::-1]:
                 bench.measure(run)
                 row = bench.results[run.key]
                 assert isinstance(row, dict)
