@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -129,3 +130,24 @@ def test_saved_counts_last_until_the_partitions_next_write(tmp_path: Path) -> No
         store.drop(1)
         assert store.saved_counts(1) is None
         store.close()
+
+
+def _filters(path: Path) -> dict[str, str]:
+    """Column family -> its table files' filter policy, from the store's newest OPTIONS file."""
+    text = sorted(path.glob("OPTIONS-*"))[-1].read_text()
+    return dict(
+        re.findall(r'\[TableOptions/BlockBasedTable "([^"]+)"\]\n(?:[^\[]*\n)*?\s*filter_policy=(\S+)', text)
+    )
+
+
+def test_crime_states_keep_a_bloom_filter_and_keep_it_on_reopen(tmp_path: Path) -> None:
+    """A lookup of a crime not stored (most of a replay's) is answered by the filter instead of
+    a search of every table file (bench/store_lookups.py)."""
+    s = RocksStore(tmp_path / "store", DEPLOYMENT)
+    s.write(0, {b"kent/1": S1}, Positions(1, 1))
+    s.close()
+    s = RocksStore(tmp_path / "store", DEPLOYMENT)
+    s.close()
+    filters = _filters(tmp_path / "store")
+    assert filters["p0"].startswith("bloomfilter"), filters
+    assert filters["x0"] == "nullptr" and filters["meta"] == "nullptr", filters  # range reads only
