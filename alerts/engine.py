@@ -33,8 +33,8 @@ both to crimes flagged domestic abuse. ``case`` rules are decided per event (``b
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from alerts import funnel, stats
@@ -162,6 +162,88 @@ def evaluate_totals(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Alert:
+    """What one alert (rule, force, category) is evaluated from."""
+
+    rule: Rule
+    #: the force's numerator and denominator over the window, and over the window before
+    y: int
+    n: int
+    y0: int
+    n0: int
+    #: peer: the pooled rate of every force in scope, and the over-dispersion
+    p0: float | None
+    spread: funnel.Dispersion
+    #: the alert's evaluation with nothing decided yet: each measure replaces what it decides
+    base: Evaluation
+
+
+def _case(a: _Alert) -> Evaluation:
+    return replace(
+        a.base, breached=a.y >= 1, cleared=a.y == 0, value=float(a.y), threshold=1.0, resolve_at=1.0
+    )
+
+
+def _count(a: _Alert) -> Evaluation:
+    threshold, resolve = a.rule.threshold or 0.0, a.rule.resolve_threshold
+    return replace(
+        a.base, breached=a.y >= threshold, cleared=a.y < resolve, value=float(a.y), threshold=threshold,
+        resolve_at=resolve,
+    )  # fmt: skip
+
+
+def _rate_of(a: _Alert) -> Evaluation:
+    rule, y, n = a.rule, a.y, a.n
+    threshold, resolve = rule.threshold or 0.0, rule.resolve_threshold
+    value = _rate(y, n)
+    interval = stats.wilson(y, n, rule.confidence)
+    enough = n >= max(1, rule.min_volume)
+    return replace(
+        a.base, breached=enough and interval[0] >= threshold, cleared=not enough or value < resolve,
+        value=value, threshold=threshold, denominator=n, resolve_at=resolve, interval=interval,
+    )  # fmt: skip
+
+
+def _spike(a: _Alert) -> Evaluation:
+    rule, y, n, y0, n0 = a.rule, a.y, a.n, a.y0, a.n0
+    threshold, resolve = rule.threshold or 0.0, rule.resolve_threshold
+    r_now, r_before = _rate(y, n), _rate(y0, n0)
+    measurable = n >= max(1, rule.min_volume) and n0 >= max(1, rule.min_volume) and r_before > 0
+    rise = (r_now - r_before) / r_before if r_before > 0 else 0.0
+    p = stats.rise_p_value(y, n, y0, n0)
+    return replace(
+        a.base, breached=measurable and rise >= threshold and p <= 1 - rule.confidence,
+        cleared=not measurable or rise < resolve, value=rise, threshold=threshold, denominator=n,
+        resolve_at=resolve, baseline_numerator=y0, baseline_denominator=n0, p_value=p,
+    )  # fmt: skip
+
+
+def _peer(a: _Alert) -> Evaluation:
+    rule, n, p0 = a.rule, a.n, a.p0
+    assert rule.z is not None
+    value = _rate(a.y, n)
+    if p0 is None or n == 0 or not 0 < p0 < 1:
+        return replace(a.base, cleared=True, value=value, threshold=1.0, denominator=n, p0=p0)
+    limit = a.spread.limit(p0, n, rule.z)
+    resolve_limit = a.spread.limit(p0, n, rule.resolve_sd)
+    enough = n >= rule.min_volume
+    return replace(
+        a.base, breached=enough and value > limit, cleared=not enough or value <= resolve_limit,
+        value=value, threshold=limit, denominator=n, p0=p0, limit=limit, resolve_at=resolve_limit,
+    )  # fmt: skip
+
+
+#: each measure's evaluation (the measures are described in the module docstring)
+MEASURES: dict[str, Callable[[_Alert], Evaluation]] = {
+    "case": _case,
+    "count": _count,
+    "rate": _rate_of,
+    "spike": _spike,
+    "peer": _peer,
+}
+
+
 def _one(
     rule: Rule,
     force: str,
@@ -174,83 +256,11 @@ def _one(
     first: dt.date,
     last: dt.date,
 ) -> Evaluation:
-    base: dict[str, Any] = {"rule_id": rule.id, "force": force, "category": category, "numerator": y}
-    base |= {"window_start": first, "window_end": last}
-    threshold = rule.threshold or 0.0
-    resolve = rule.resolve_threshold
-    if rule.measure == "case":
-        return Evaluation(
-            **base,
-            breached=y >= 1,
-            cleared=y == 0,
-            value=float(y),
-            threshold=1.0,
-            denominator=None,
-            resolve_at=1.0,
-        )
-    if rule.measure == "count":
-        return Evaluation(
-            **base,
-            breached=y >= threshold,
-            cleared=y < resolve,
-            value=float(y),
-            threshold=threshold,
-            denominator=None,
-            resolve_at=resolve,
-        )
-    if rule.measure == "rate":
-        value = _rate(y, n)
-        interval = stats.wilson(y, n, rule.confidence)
-        enough = n >= max(1, rule.min_volume)
-        return Evaluation(
-            **base,
-            breached=enough and interval[0] >= threshold,
-            cleared=not enough or value < resolve,
-            value=value,
-            threshold=threshold,
-            denominator=n,
-            resolve_at=resolve,
-            interval=interval,
-        )
-    if rule.measure == "spike":
-        y0, n0 = before
-        r_now, r_before = _rate(y, n), _rate(y0, n0)
-        measurable = n >= max(1, rule.min_volume) and n0 >= max(1, rule.min_volume) and r_before > 0
-        rise = (r_now - r_before) / r_before if r_before > 0 else 0.0
-        p = stats.rise_p_value(y, n, y0, n0)
-        return Evaluation(
-            **base,
-            breached=measurable and rise >= threshold and p <= 1 - rule.confidence,
-            cleared=not measurable or rise < resolve,
-            value=rise,
-            threshold=threshold,
-            denominator=n,
-            resolve_at=resolve,
-            baseline_numerator=y0,
-            baseline_denominator=n0,
-            p_value=p,
-        )
-    # peer
-    assert rule.z is not None
-    value = _rate(y, n)
-    if p0 is None or n == 0 or not 0 < p0 < 1:
-        return Evaluation(
-            **base, breached=False, cleared=True, value=value, threshold=1.0, denominator=n, p0=p0
-        )
-    limit = spread.limit(p0, n, rule.z)
-    resolve_limit = spread.limit(p0, n, rule.resolve_sd)
-    enough = n >= rule.min_volume
-    return Evaluation(
-        **base,
-        breached=enough and value > limit,
-        cleared=not enough or value <= resolve_limit,
-        value=value,
-        threshold=limit,
-        denominator=n,
-        p0=p0,
-        limit=limit,
-        resolve_at=resolve_limit,
-    )
+    base = Evaluation(
+        rule_id=rule.id, force=force, category=category, breached=False, cleared=False, value=0.0,
+        threshold=0.0, numerator=y, denominator=None, window_start=first, window_end=last,
+    )  # fmt: skip
+    return MEASURES[rule.measure](_Alert(rule, y, n, before[0], before[1], p0, spread, base))
 
 
 def breaches(rule: Rule, *, category: str, disposal: str, domestic_abuse: bool) -> bool:
