@@ -33,7 +33,7 @@ both to crimes flagged domestic abuse. ``case`` rules are decided per event (``b
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -122,20 +122,9 @@ def evaluate_totals(
         mine = totals.get(rule.id, {})
         for category in rule.category:
             sums = {f: mine.get((f, category), ZERO) for f in scope}
-            p0 = None
-            spread = funnel.NO_DISPERSION
-            if rule.measure == "peer":
-                p0 = funnel.pooled_rate(
-                    [t.numerator for t in sums.values()], [t.denominator for t in sums.values()]
-                )
-                if p0 is not None and 0 < p0 < 1:
-                    eligible = [t for t in sums.values() if t.denominator >= max(1, rule.min_volume)]
-                    spread = funnel.dispersion(
-                        rule.overdispersion,
-                        [t.numerator for t in eligible],
-                        [t.denominator for t in eligible],
-                        p0,
-                    )
+            p0, spread = (
+                _pooled(rule, sums.values()) if rule.measure == "peer" else (None, funnel.NO_DISPERSION)
+            )
             for force in scope:
                 t = sums[force]
                 inputs = (t, p0, spread, last)
@@ -160,6 +149,19 @@ def evaluate_totals(
                     memo[(rule.id, force, category)] = (inputs, e)
                 out.append(e)
     return out
+
+
+def _pooled(rule: Rule, sums: Collection[Totals]) -> tuple[float | None, funnel.Dispersion]:
+    """A peer rule's pooled rate p0 over every force in scope, and the over-dispersion of the
+    forces with volume enough around it (none when p0 is unknown, 0 or 1)."""
+    p0 = funnel.pooled_rate([t.numerator for t in sums], [t.denominator for t in sums])
+    if p0 is None or not 0 < p0 < 1:
+        return p0, funnel.NO_DISPERSION
+    eligible = [t for t in sums if t.denominator >= max(1, rule.min_volume)]
+    spread = funnel.dispersion(
+        rule.overdispersion, [t.numerator for t in eligible], [t.denominator for t in eligible], p0
+    )
+    return p0, spread
 
 
 @dataclass(frozen=True, slots=True)
