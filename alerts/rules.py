@@ -222,38 +222,44 @@ def load_rules(
     seen: dict[str, int] = {}
     for i, raw in enumerate(doc["rules"]):
         line = rule_lines[i] if i < len(rule_lines) else 1
-        if not isinstance(raw, dict):
-            raise RuleError(f"{path}:{line}: rule #{i + 1} must be a mapping of fields")
-        try:
-            rule = Rule.model_validate(_tuples(raw))
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            field = str(err["loc"][0]) if err["loc"] else ""
-            at = field_lines[i].get(field, line) if i < len(field_lines) else line
-            name = raw.get("id", f"#{i + 1}")
-            where = f" field {field!r}" if field else ""
-            raise RuleError(f"{path}:{at}: rule {name}{where}: {err['msg']}") from None
+        fields = field_lines[i] if i < len(field_lines) else {}
+        rule = _rule(path, i, raw, line, fields)
         if rule.id in seen:
             raise RuleError(
                 f"{path}:{line}: rule id {rule.id!r} is used twice (first on line {seen[rule.id]})"
             )
         seen[rule.id] = line
         if known_forces is not None and rule.forces != "all":
-            for f in rule.forces:
-                if f not in known_forces:
-                    at = field_lines[i].get("forces", line)
-                    raise RuleError(
-                        f"{path}:{at}: rule {rule.id}: unknown force id {f!r}{nearest(f, known_forces)}"
-                    )
+            _known(path, rule, "force id", rule.forces, known_forces, fields.get("forces", line))
         if known_categories is not None:
-            for c in rule.category:
-                if c not in known_categories:
-                    at = field_lines[i].get("category", line)
-                    raise RuleError(
-                        f"{path}:{at}: rule {rule.id}: unknown category {c!r}{nearest(c, known_categories)}"
-                    )
+            _known(path, rule, "category", rule.category, known_categories, fields.get("category", line))
         rules.append(rule)
     return rules
+
+
+def _rule(path: Path, i: int, raw: object, line: int, fields: dict[str, int]) -> Rule:
+    """Rule #``i`` (on ``line``, its fields on ``fields``' lines) validated, or ``RuleError``
+    naming the line of the field at fault."""
+    if not isinstance(raw, dict):
+        raise RuleError(f"{path}:{line}: rule #{i + 1} must be a mapping of fields")
+    try:
+        return Rule.model_validate(_tuples(raw))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else ""
+        where = f" field {field!r}" if field else ""
+        raise RuleError(
+            f"{path}:{fields.get(field, line)}: rule {raw.get('id', f'#{i + 1}')}{where}: {err['msg']}"
+        ) from None
+
+
+def _known(
+    path: Path, rule: Rule, what: str, given: Collection[str], known: Collection[str], line: int
+) -> None:
+    """``RuleError`` at ``line`` for the first of ``given`` not in ``known``, with the nearest."""
+    for name in given:
+        if name not in known:
+            raise RuleError(f"{path}:{line}: rule {rule.id}: unknown {what} {name!r}{nearest(name, known)}")
 
 
 def rules_fingerprint(rules: Sequence[Rule]) -> str:
