@@ -154,14 +154,12 @@ def evaluate_totals(
 def _pooled(rule: Rule, sums: Collection[Totals]) -> tuple[float | None, funnel.Dispersion]:
     """A peer rule's pooled rate p0 over every force in scope, and the over-dispersion of the
     forces with volume enough around it (none when p0 is unknown, 0 or 1)."""
-    p0 = funnel.pooled_rate([t.numerator for t in sums], [t.denominator for t in sums])
-    if p0 is None or not 0 < p0 < 1:
-        return p0, funnel.NO_DISPERSION
-    eligible = [t for t in sums if t.denominator >= max(1, rule.min_volume)]
-    spread = funnel.dispersion(
-        rule.overdispersion, [t.numerator for t in eligible], [t.denominator for t in eligible], p0
+    return funnel.pooled(
+        [t.numerator for t in sums],
+        [t.denominator for t in sums],
+        min_volume=rule.min_volume,
+        method=rule.overdispersion,
     )
-    return p0, spread
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,3 +125,16 @@ def dispersion(
     if method == "additive":
         return Dispersion(method, tau=math.sqrt(additive_tau2(numerators, denominators, p0)))
     return NO_DISPERSION
+
+
+def pooled(
+    numerators: Sequence[int], denominators: Sequence[int], *, min_volume: int, method: Method
+) -> tuple[float | None, Dispersion]:
+    """Every force's pooled rate p0, and the ``method``'s over-dispersion estimated from the
+    forces of ``min_volume`` or more around it (none when p0 is unknown, 0 or 1). The funnel's
+    inputs, for its alerts (``alerts.engine``) and its chart alike."""
+    p0 = pooled_rate(numerators, denominators)
+    if p0 is None or not 0 < p0 < 1:
+        return p0, NO_DISPERSION
+    eligible = [(y, n) for y, n in zip(numerators, denominators, strict=True) if n >= max(1, min_volume)]
+    return p0, dispersion(method, [y for y, _ in eligible], [n for _, n in eligible], p0)

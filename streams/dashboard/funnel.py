@@ -9,7 +9,7 @@ the rule says so; so a point above the rule's limit is exactly a force the rule 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from alerts import funnel as stats_funnel
@@ -70,30 +70,29 @@ def funnel(
         sums[force][1] += n
         if disposal in rule.disposals:
             sums[force][0] += n
-    p0 = stats_funnel.pooled_rate([s[0] for s in sums.values()], [s[1] for s in sums.values()])
-    spread = stats_funnel.NO_DISPERSION
-    if p0 is not None and 0 < p0 < 1:
-        eligible = [s for s in sums.values() if s[1] >= max(1, rule.min_volume)]
-        spread = stats_funnel.dispersion(
-            rule.overdispersion, [s[0] for s in eligible], [s[1] for s in eligible], p0
-        )
+    p0, spread = stats_funnel.pooled(
+        [s[0] for s in sums.values()],
+        [s[1] for s in sums.values()],
+        min_volume=rule.min_volume,
+        method=rule.overdispersion,
+    )
 
     def upper(n: int, z: float) -> float:
         return spread.limit(p0, n, z) if p0 is not None else 1.0
 
     points = tuple(Point(f, y, n, upper(n, Z95), upper(n, Z998)) for f, (y, n) in sums.items())
     top = max((p.denominator for p in points), default=0)
-    curve: list[tuple[int, float, float, float, float]] = []
-    if p0 is not None and 0 < p0 < 1 and top > 0:
-        volumes = sorted({max(1, round(top * 1.1 * i / 60)) for i in range(1, 61)})
-        curve = [
-            (
-                n,
-                max(0.0, upper(n, -Z998)),  # the same exact limit, below: z negative
-                max(0.0, upper(n, -Z95)),
-                upper(n, Z95),
-                upper(n, Z998),
-            )
-            for n in volumes
-        ]
-    return Funnel(rule, category, window_days, p0, spread, points, tuple(curve))
+    curve = _curve(top, upper) if p0 is not None and 0 < p0 < 1 and top > 0 else ()
+    return Funnel(rule, category, window_days, p0, spread, points, curve)
+
+
+def _curve(
+    top: int, upper: Callable[[int, float], float]
+) -> tuple[tuple[int, float, float, float, float], ...]:
+    """The four limits at 60 volumes up to 110% of the largest force's (``upper(n, z)``: the
+    exact limit at z; below the rate, z negative)."""
+    volumes = sorted({max(1, round(top * 1.1 * i / 60)) for i in range(1, 61)})
+    return tuple(
+        (n, max(0.0, upper(n, -Z998)), max(0.0, upper(n, -Z95)), upper(n, Z95), upper(n, Z998))
+        for n in volumes
+    )
