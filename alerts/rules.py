@@ -52,6 +52,16 @@ def nearest(name: str, known: Collection[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+#: the parameters each measure needs
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "count": ("window", "threshold"),
+    "rate": ("window", "threshold"),
+    "spike": ("window", "threshold"),
+    "peer": ("window", "z"),
+    "case": (),
+}
+
+
 class Rule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -123,14 +133,8 @@ class Rule(BaseModel):
 
     @model_validator(mode="after")
     def _parameters_of_the_measure(self) -> Rule:
-        need: dict[str, tuple[str, ...]] = {
-            "count": ("window", "threshold"),
-            "rate": ("window", "threshold"),
-            "spike": ("window", "threshold"),
-            "peer": ("window", "z"),
-            "case": (),
-        }
-        missing = [p for p in need[self.measure] if getattr(self, p) is None]
+        """The measure's own parameters given, and no other measure's; then the resolve bands."""
+        missing = [p for p in _NEEDS[self.measure] if getattr(self, p) is None]
         if missing:
             raise ValueError(f"a {self.measure} rule needs {' and '.join(missing)}")
         if self.measure == "rate" and self.threshold is not None and not 0 < self.threshold <= 1:
@@ -139,6 +143,11 @@ class Rule(BaseModel):
             raise ValueError(f"resolve_below is for count, rate and spike rules, not {self.measure}")
         if self.resolve_z is not None and self.measure != "peer":
             raise ValueError("resolve_z is for peer rules")
+        return self._resolve_bands()
+
+    def _resolve_bands(self) -> Rule:
+        """A band to resolve in must lie within the band to fire (or the alert would resolve
+        while firing)."""
         if (
             self.resolve_below is not None
             and self.threshold is not None

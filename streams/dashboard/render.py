@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -193,34 +193,43 @@ def funnel_svg(f: Funnel, width: int = 480, height: int = 300) -> str:
     parts.append(
         f'<text x="{left + w / 2}" y="{height - 4}" text-anchor="middle">crimes with an outcome</text>'
     )
-    if f.curve:
+    parts += _funnel_limits(f, x, y)
+    if f.p0 is not None:
+        parts.append(
+            f'<line x1="{left}" x2="{left + w}" y1="{y(f.p0):.1f}" y2="{y(f.p0):.1f}" stroke="{BLUE}" stroke-width="1.5"/>'
+        )
+    parts += [_funnel_point(p, x, y) for p in f.points]
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _funnel_limits(f: Funnel, x: Callable[[float], float], y: Callable[[float], float]) -> list[str]:
+    """The four limit curves: 99.8% (red, long dashes) and 95% (orange, short), above and below."""
+    return [
+        f'<polyline points="{" ".join(f"{x(c[0]):.1f},{y(c[idx]):.1f}" for c in f.curve)}" fill="none" '
+        f'stroke="{colour}" stroke-dasharray="{dash}"/>'
         for idx, dash, colour in (
             (1, "6 4", VERMILLION),
             (2, "2 3", ORANGE),
             (3, "2 3", ORANGE),
             (4, "6 4", VERMILLION),
-        ):
-            pts = " ".join(f"{x(c[0]):.1f},{y(c[idx]):.1f}" for c in f.curve)
-            parts.append(
-                f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-dasharray="{dash}"/>'
-            )
-    if f.p0 is not None:
-        parts.append(
-            f'<line x1="{left}" x2="{left + w}" y1="{y(f.p0):.1f}" y2="{y(f.p0):.1f}" stroke="{BLUE}" stroke-width="1.5"/>'
         )
-    for p in f.points:
-        s = p.share if p.share is not None else 0.0
-        outside = p.outside
-        colour = VERMILLION if outside == "99.8" else ORANGE if outside == "95" else BLUE
-        radius = 6 if outside else 4
-        parts.append(
-            f'<circle data-force="{esc(p.force)}" data-outside="{outside or ""}" cx="{x(p.denominator):.1f}" '
-            f'cy="{y(s):.1f}" r="{radius}" fill="{colour if outside else "#fff"}" stroke="{colour}" '
-            f'stroke-width="2" tabindex="0" aria-label="{esc(_point_label(p))}">'
-            f"<title>{esc(_point_label(p))}</title></circle>"
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+        if f.curve
+    ]
+
+
+def _funnel_point(p: Point, x: Callable[[float], float], y: Callable[[float], float]) -> str:
+    """One force: filled and larger outside a limit (orange 95%, red 99.8%), labelled for
+    screen readers and on hover."""
+    outside = p.outside
+    colour = VERMILLION if outside == "99.8" else ORANGE if outside == "95" else BLUE
+    radius = 6 if outside else 4
+    return (
+        f'<circle data-force="{esc(p.force)}" data-outside="{outside or ""}" cx="{x(p.denominator):.1f}" '
+        f'cy="{y(p.share if p.share is not None else 0.0):.1f}" r="{radius}" fill="{colour if outside else "#fff"}" '
+        f'stroke="{colour}" stroke-width="2" tabindex="0" aria-label="{esc(_point_label(p))}">'
+        f"<title>{esc(_point_label(p))}</title></circle>"
+    )
 
 
 def funnel_table(f: Funnel) -> str:
@@ -343,29 +352,8 @@ def trend_svg(category: str, months: Sequence[Month], force: str, width: int = 4
     for s in ticks:
         parts.append(f'<line x1="{left}" x2="{left + w}" y1="{y(s):.1f}" y2="{y(s):.1f}" stroke="#eee"/>')
         parts.append(f'<text x="{left - 4}" y="{y(s) + 4:.1f}" text-anchor="end">{s * 100:.0f}%</text>')
-    for i, name, year in month_labels(months, w):
-        x = left + i * step
-        parts.append(f'<text class="tick" x="{x:.1f}" y="{top + h + 14}" text-anchor="middle">{name}</text>')
-        if year is not None:
-            parts.append(
-                f'<text class="tick year" x="{x:.1f}" y="{top + h + 28}" text-anchor="middle">{year}</text>'
-            )
-    for attr, colour, dash in (("all_share", GREY, "5 4"), ("force_share", BLUE, "")):
-        pts = [(left + i * step, getattr(m, attr)) for i, m in enumerate(months)]
-        runs: list[list[tuple[float, float]]] = [[]]
-        for px, s in pts:  # a month without outcomes breaks the line
-            if s is None:
-                runs.append([])
-            else:
-                runs[-1].append((px, s))
-        for run in runs:
-            if len(run) > 1:
-                line = " ".join(f"{px:.1f},{y(s):.1f}" for px, s in run)
-                parts.append(
-                    f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}"/>'
-                )
-            if attr == "force_share":
-                parts += [f'<circle cx="{px:.1f}" cy="{y(s):.1f}" r="3" fill="{colour}"/>' for px, s in run]
+    parts += _month_axis(months, left, step, top + h, w)
+    parts += _share_lines(months, left, step, y)
     if not any(m.force_outcomes for m in months):
         parts.append(
             f'<text x="{left + w / 2:.1f}" y="{top + h / 2:.1f}" text-anchor="middle">No outcomes for {esc(force_name(force))} in this period</text>'
@@ -378,6 +366,43 @@ def trend_svg(category: str, months: Sequence[Month], force: str, width: int = 4
         f'<text x="{left + 270}" y="14">all forces</text></g></svg>'
     )
     return "".join(parts)
+
+
+def _month_axis(months: Sequence[Month], left: float, step: float, base: float, width: float) -> list[str]:
+    """The month labels under the chart (thinned to fit ``width``), with the year under January
+    and the first month."""
+    parts = []
+    for i, name, year in month_labels(months, width):
+        x = left + i * step
+        parts.append(f'<text class="tick" x="{x:.1f}" y="{base + 14}" text-anchor="middle">{name}</text>')
+        if year is not None:
+            parts.append(
+                f'<text class="tick year" x="{x:.1f}" y="{base + 28}" text-anchor="middle">{year}</text>'
+            )
+    return parts
+
+
+def _share_lines(months: Sequence[Month], left: float, step: float, y: Callable[[float], float]) -> list[str]:
+    """The two lines of monthly shares: all forces (grey, dashed) and the force (blue, with its
+    points); a month without outcomes breaks a line."""
+    parts = []
+    for attr, colour, dash in (("all_share", GREY, "5 4"), ("force_share", BLUE, "")):
+        runs: list[list[tuple[float, float]]] = [[]]
+        for i, m in enumerate(months):
+            share = getattr(m, attr)
+            if share is None:
+                runs.append([])
+            else:
+                runs[-1].append((left + i * step, share))
+        for run in runs:
+            if len(run) > 1:
+                line = " ".join(f"{px:.1f},{y(s):.1f}" for px, s in run)
+                parts.append(
+                    f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}"/>'
+                )
+            if attr == "force_share":
+                parts += [f'<circle cx="{px:.1f}" cy="{y(s):.1f}" r="3" fill="{colour}"/>' for px, s in run]
+    return parts
 
 
 def trend_table(months: Sequence[Month], force: str) -> str:

@@ -120,34 +120,55 @@ class Watchdog:
         return begins, ends
 
     async def check(self) -> None:
+        """One check: the lag of each owned partition from the brokers (no verdict while they do
+        not answer), exported; then whether the loop has stalled with records waiting."""
         loop = self._loop
         committed = loop.lag_inputs()
-        tps = [TopicPartition(loop.topic, p) for p in sorted(committed)]
-        lags: dict[int, int] = {}
-        try:  # partition 0 too, so that a worker owning nothing still checks the brokers
-            asked = tps or [TopicPartition(loop.topic, 0)]
+        lags = await self._lags(committed)
+        if lags is None:
+            return  # the broker is away: no verdict on the worker
+        self._export(lags)
+        if loop.schemas is not None and loop.schemas.problem():
+            return  # the registry is away: records wait for it, no verdict on the worker
+        waiting = any(lags.values()) or loop.recovery.restoring is not None
+        stalled_s = self._detector.observe(time.monotonic(), waiting=waiting, progress=loop.progress())
+        if stalled_s:
+            self._stalled(stalled_s, lags, committed)
+
+    async def _lags(self, committed: dict[int, int | None]) -> dict[int, int] | None:
+        """Records waiting per owned partition (end offset less the group's committed offset, or
+        the beginning when none), or None when the brokers did not answer in time (recorded in
+        ``brokers``). Partition 0 is asked too when nothing is owned, so that the brokers are
+        still checked."""
+        tps = [TopicPartition(self._loop.topic, p) for p in sorted(committed)]
+        try:
+            asked = tps or [TopicPartition(self._loop.topic, 0)]
             begins, ends = await asyncio.wait_for(self._offsets(asked), min(self.check_s, ANSWER_S))
         except (TimeoutError, KafkaError, OSError) as exc:
             self.brokers.failed(type(exc).__name__ if isinstance(exc, TimeoutError) else repr(exc))
-            return  # the broker is away: no verdict on the worker
+            return None
         self.brokers.answered()
+        lags: dict[int, int] = {}
         for tp in tps:
             base = committed[tp.partition]
             lags[tp.partition] = max(0, ends[tp] - (base if base is not None else begins[tp]))
+        return lags
+
+    def _export(self, lags: dict[int, int]) -> None:
+        """The lag gauges (those of partitions no longer owned removed) and the last commit."""
         for p in self._lagging - set(lags):
             with contextlib.suppress(KeyError):
                 metrics.CONSUMER_LAG.remove(str(p))
         for p, lag in lags.items():
             metrics.CONSUMER_LAG.labels(str(p)).set(lag)
         self._lagging = set(lags)
-        if loop.checkpoint.committed_at:
-            metrics.LAST_COMMIT.set(loop.checkpoint.committed_at)
-        if loop.schemas is not None and loop.schemas.problem():
-            return  # the registry is away: records wait for it, no verdict on the worker
-        waiting = any(lags.values()) or loop.recovery.restoring is not None
-        stalled_s = self._detector.observe(time.monotonic(), waiting=waiting, progress=loop.progress())
-        if not stalled_s:
-            return
+        if self._loop.checkpoint.committed_at:
+            metrics.LAST_COMMIT.set(self._loop.checkpoint.committed_at)
+
+    def _stalled(self, stalled_s: float, lags: dict[int, int], committed: dict[int, int | None]) -> None:
+        """No progress for ``stalled_s`` while records wait: a warning every 30 s, and past
+        ``stall_exit_s`` the worker leaves (exit 75) to be restarted."""
+        loop = self._loop
         detail = (
             f"no progress for {stalled_s:.0f} s while records wait: lag per partition {lags}, "
             f"committed {committed}, recovering={loop.recovering} restoring={loop.recovery.restoring}, "
