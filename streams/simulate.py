@@ -79,16 +79,23 @@ def simulate(
     end = end or dt.datetime.now(dt.UTC).date()
     first = end - dt.timedelta(days=days - 1)
     crimes = _Crimes(rng, seed, first, end)
-    if not ordered:
-        produced = 0
-        while True:
-            for ev in crimes.one(lambda: end - dt.timedelta(days=rng.randrange(days))):
-                if produced >= events:
-                    return
-                yield ev
-                produced += 1
-    # ordered: crimes by outcome day; an event is let out once no crime still to come can have
-    # an earlier one (the earliest lies BEFORE_DAYS before its outcome)
+    if ordered:
+        yield from _in_date_order(crimes, events, first, end, days)
+        return
+    produced = 0
+    while True:
+        for ev in crimes.one(lambda: end - dt.timedelta(days=rng.randrange(days))):
+            if produced >= events:
+                return
+            yield ev
+            produced += 1
+
+
+def _in_date_order(
+    crimes: _Crimes, events: int, first: dt.date, end: dt.date, days: int
+) -> Iterator[OutcomeEvent]:
+    """Crimes by outcome day, at an even rate per day; an event is let out once no crime still
+    to come can have an earlier one (the earliest lies BEFORE_DAYS before its outcome)."""
     waiting: list[tuple[dt.date, int, OutcomeEvent]] = []
     per_day = events / EVENTS_PER_CRIME / days
     made = produced = 0  # events made (waiting or out), and let out

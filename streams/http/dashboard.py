@@ -15,7 +15,7 @@ import dataclasses
 import datetime as dt
 import io
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aiohttp import web
 
@@ -27,7 +27,7 @@ from streams.alerting.log import AlertLog
 from streams.cluster import Cluster, PeerError
 from streams.core.query import window_days
 from streams.dashboard import render
-from streams.dashboard.funnel import funnel
+from streams.dashboard.funnel import Funnel, funnel
 from streams.dashboard.trend import monthly
 from streams.http.counts import RESTORING, RETRY_AFTER_S
 from streams.http.guards import SESSION_COOKIE, Guard, cross_site
@@ -130,15 +130,6 @@ class DashboardPages:
                     return restoring_page()
         except PeerError as exc:
             return not_all_workers_page(exc)
-        days = int(window[:-1])
-        funnels = []
-        for rule in self.rules:
-            if rule.measure != "peer" or rule.domestic_abuse is not None:
-                continue
-            for category in rule.category:
-                f = funnel(rule, category, counts, FORCE_NAMES, days)
-                points = tuple(p for p in f.points if scope.allows(p.force))
-                funnels.append(dataclasses.replace(f, points=points))
         alerts = [a for a in self.log.current.values() if scope.allows(a["force_id"])]
         note = (
             "Showing every force."
@@ -147,7 +138,7 @@ class DashboardPages:
         )
         text = render.index_page(
             alerts,
-            funnels,
+            self._funnels(counts, int(window[:-1]), scope),
             rule_words=self.rule_words,
             after=self.log.position - 1,
             window=window,
@@ -156,6 +147,20 @@ class DashboardPages:
             category_names=CATEGORY_WORDS,
         )
         return html_page(text)
+
+    def _funnels(self, counts: Mapping[tuple[str, ...], int], days: int, scope: Scope) -> list[Funnel]:
+        """The funnel of every peer rule's categories over all forces (domestic-abuse-only rules
+        have none), showing the points of the forces ``scope`` may see."""
+        funnels = []
+        for rule in self.rules:
+            if rule.measure != "peer" or rule.domestic_abuse is not None:
+                continue
+            for category in rule.category:
+                f = funnel(rule, category, counts, FORCE_NAMES, days)
+                funnels.append(
+                    dataclasses.replace(f, points=tuple(p for p in f.points if scope.allows(p.force)))
+                )
+        return funnels
 
     async def _force_rows(self, force: str) -> tuple[dt.date | None, dict[tuple[str, ...], int], bool]:
         """Today, the rows of a force page, and whether a worker is still restoring."""

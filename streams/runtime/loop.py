@@ -321,6 +321,11 @@ class CountingLoop:
                     self._consumer.seek(tp, records[0].offset)
 
     def _process(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        """Decode, look up and count each record of ``batch``, keeping changed crimes pending.
+
+        complex: the per-record path, written out in one loop on purpose (a call per step per
+        record was a measurable share of the worker's time); each step it takes is a function
+        of the core (``count_event``) or the codec."""
         # the forces and changes of accepted events, tallied once per slice (Counter over a
         # list counts in C, where ``+= 1`` on a Counter is a dict lookup and a call per event)
         forces: list[str] = []
