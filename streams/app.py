@@ -51,6 +51,7 @@ from streams.http.peers import PeerPages
 from streams.http.scrutiny import ScrutinyPages
 from streams.http.server import Limits, WebServer
 from streams.keys import Keys
+from streams.peers import HttpPeers
 from streams.reference import CATEGORIES, FORCE_NAMES
 from streams.resources import DASHBOARD_STATIC
 from streams.runtime import exits, host
@@ -135,10 +136,9 @@ def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED)
         loop,
         aggregates,
         settings.web_url,
-        keys.peer,
         keys.pseudonym,
         clock,
-        tls=client_context(settings.web_tls_cert),
+        HttpPeers(keys.peer, client_context(settings.web_tls_cert)),
     )
     alert_log = AlertLog(clients, settings.alerts_topic, alert_decoder(schemas))
     writer = AlertWriter(clients, settings.alerts_topic, f"{settings.app_id}-alerts")
@@ -259,6 +259,7 @@ def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED)
 
     async def close_clients() -> None:
         await evaluator.close()
+        await cluster.close()
         await alert_log.close()
         if schemas is not None:
             await schemas.close()

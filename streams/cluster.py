@@ -16,37 +16,29 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import ssl
 import time
 from collections.abc import Sequence
 from typing import Any
 
-import aiohttp
-
 from alerts.aggregates import RuleAggregates, RuleTotals, merge
 from alerts.engine import window
 from alerts.rules import rules_fingerprint
-from streams.access import PEER_HEADER
 from streams.codec import decode_held
 from streams.core.buckets import merge_rows
 from streams.core.clock import Clock
 from streams.core.counting import pseudonym
 from streams.core.query import Row
 from streams.dashboard.scrutiny import Candidate, in_scope
-from streams.errors import StreamError
+from streams.peers import Params, PeerError, PeerTransport
 from streams.runtime.view import WorkerState
 from streams.wire import TotalsReply, decode_totals
+
+__all__ = ["AlertKey", "Cluster", "PeerError"]
 
 #: an alert: rule id, force, category
 AlertKey = tuple[str, str, str]
 #: evidence kept per alert
 EVIDENCE = 10
-
-PEER_TIMEOUT_S = 10.0
-
-
-class PeerError(StreamError):
-    """Another worker did not answer."""
 
 
 class Cluster:
@@ -55,10 +47,9 @@ class Cluster:
         loop: WorkerState,
         aggregates: RuleAggregates,
         url: str,
-        credential: str,
         pseudonym_key: bytes,
         clock: Clock,
-        tls: ssl.SSLContext | None = None,
+        peers: PeerTransport,
     ) -> None:
         self.loop = loop
         #: which day is today (DW_CLOCK): the one clock every page and the evaluator ask
@@ -67,12 +58,11 @@ class Cluster:
         self.rules = {r.id: r for r in aggregates.rules}
         self.rules_id = rules_fingerprint(aggregates.rules)
         self.url = url.rstrip("/")
-        self.credential = credential
+        #: how the other workers are asked (``streams.peers``: one long-lived HTTP client)
+        self._peers = peers
         #: how long the last ``local_totals`` took (the evaluator reports it with its own time)
         self.local_totals_s = 0.0
         self._key = pseudonym_key
-        #: how to verify the other workers' certificates (None: plain HTTP)
-        self._tls = tls
 
     def local_clock(self) -> dt.date | None:
         return self.loop.newest()
@@ -180,27 +170,18 @@ class Cluster:
         """URLs of the other workers that own partitions."""
         return sorted(u.rstrip("/") for u in self.loop.membership.urls() if u.rstrip("/") != self.url)
 
-    async def _fetch(self, session: aiohttp.ClientSession, url: str, params: dict[str, str]) -> Any:
-        try:
-            async with session.get(url, params=params) as resp:
-                if resp.status != 200:
-                    raise PeerError(f"{url} answered {resp.status}")
-                return await resp.json()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise PeerError(f"{url} did not answer: {type(exc).__name__} {exc}") from exc
-
-    async def _ask_peers(self, path: str, params: Any) -> list[tuple[str, Any]]:
-        """(peer URL, JSON answer) of every other worker."""
+    async def _ask_peers(self, path: str, params: Params) -> list[tuple[str, Any]]:
+        """(peer URL, JSON answer) of every other worker, asked at once; ``PeerError`` if any
+        does not answer with its figures."""
         others = self.peers()
         if not others:
             return []
-        async with aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S),
-            headers={PEER_HEADER: self.credential},
-            connector=aiohttp.TCPConnector(ssl=self._tls if self._tls is not None else True),
-        ) as session:
-            answers = await asyncio.gather(*(self._fetch(session, f"{u}{path}", params) for u in others))
+        answers = await asyncio.gather(*(self._peers.get_json(f"{u}{path}", params) for u in others))
         return list(zip(others, answers, strict=True))
+
+    async def close(self) -> None:
+        """Close the connections to the other workers (the worker is stopping)."""
+        await self._peers.close()
 
     async def today(self) -> dt.date | None:
         """Today by the clock (DW_CLOCK): the UTC date, or the newest outcome date any worker

@@ -18,7 +18,7 @@ them are named with their module)::
     ├── runtime.checkpoint.OffsetWentBack     a partition's position went behind what it holds
     ├── schema_registry.RegistryUnavailable   the schema registry cannot be reached (retried)
     ├── schema_registry.RegistryRefused       the registry refused a schema (exit 2 at start)
-    ├── cluster.PeerError                     another worker did not answer (HTTP 503)
+    ├── peers.PeerError                       another worker did not answer (HTTP 503)
     ├── http.national.Restoring               a worker is restoring: a figure would be partial
     ├── alerting.writer.Fenced                another worker writes the alerts now
     └── cli._NotReady                         the worker stayed restoring past the CLI's wait
