@@ -30,7 +30,7 @@ from streams.dashboard import render
 from streams.dashboard.funnel import Funnel, funnel
 from streams.dashboard.trend import monthly
 from streams.http.counts import RESTORING, RETRY_AFTER_S
-from streams.http.guards import SESSION_COOKIE, Guard, cross_site
+from streams.http.guards import SESSION_COOKIE, Guard, cross_site, deny, error
 from streams.reference import FORCE_NAMES
 
 #: the other forces together, in the rows of a force page (never a force id: those have no ~)
@@ -181,15 +181,19 @@ class DashboardPages:
                 rows[(OTHERS, category, disposal, day)] = rest
         return today, rows, r1 or r2
 
-    def _force_refused(self, request: web.Request, force: str) -> web.Response | Scope:
+    def _force_refused(self, request: web.Request, force: str, *, page: bool = True) -> web.Response | Scope:
+        """The scope of a force's page (or, not ``page``, its CSV), or the refusal: a page for
+        the page, JSON (``{"error": ...}``, as every API answer's) for the CSV."""
         scope = self._scope(request)
-        if isinstance(scope, Denied):
-            return refused_page(scope)
-        if force not in FORCE_NAMES:
+        if force not in FORCE_NAMES and not isinstance(scope, Denied):
+            if not page:
+                return error(404, f"no force has the id {force[:80]!r}")
             text = f"<p>No force has the id {render.esc(force)}.</p>"
             return html_page(render.page("No such force", text, ""), 404)
-        if not scope.allows(force):
-            return refused_page(Denied(403, "forbidden_force", "Your access does not cover this force."))
+        if not isinstance(scope, Denied) and not scope.allows(force):
+            scope = Denied(403, "forbidden_force", "Your access does not cover this force.")
+        if isinstance(scope, Denied):
+            return refused_page(scope) if page else deny(scope, "Bearer")
         return scope
 
     async def force(self, request: web.Request, force: str) -> web.Response:
@@ -216,17 +220,15 @@ class DashboardPages:
         return html_page(text)
 
     async def force_csv(self, request: web.Request, force: str) -> web.Response:
-        checked = self._force_refused(request, force)
+        checked = self._force_refused(request, force, page=False)
         if isinstance(checked, web.Response):
             return checked
         try:
             _, rows, recovering = await self._force_rows(force)
-        except PeerError as exc:
-            return web.Response(text=f"not all workers answered: {exc}\n", status=503)
+        except PeerError as exc:  # as every CSV and API answer's errors: JSON (``guards.error``)
+            return error(503, f"cannot gather counts from every worker: {exc}")
         if recovering:
-            return web.Response(
-                text=RESTORING + "\n", status=503, headers={"Retry-After": str(RETRY_AFTER_S)}
-            )
+            return error(503, RESTORING, headers={"Retry-After": str(RETRY_AFTER_S)})
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")
         w.writerow(
