@@ -169,7 +169,7 @@ class RestoringCluster:
         return dt.date(2025, 6, 30)
 
     async def rows(
-        self, group_by: object, first: object, last: object
+        self, group_by: object, first: object, last: object, force: object = None
     ) -> tuple[dict[tuple[str, ...], int], bool, int]:
         self.restoring -= 1
         return {("kent",): 7}, self.restoring >= 0, 1
@@ -224,3 +224,38 @@ async def test_the_cli_waits_out_a_restore_or_says_why_it_gave_up(
         assert out.decode() == "force,count\nkent,7\n" and asked == busy_answers + 1
     else:
         assert out == b"" and err.decode().count("\n") == 1 and "restoring" in err.decode()
+
+
+async def test_the_force_csv_answers_its_errors_as_json_as_the_api_does() -> None:
+    from streams.access import Sessions, TokenEntry, digest
+    from streams.http.dashboard import DashboardPages
+    from streams.http.guards import Guard
+
+    guard = Guard(
+        [TokenEntry(name="kent", sha256=digest("k"), forces=("kent",))], "peer", Sessions(b"s" * 32, 3600)
+    )
+
+    class Restoring(RestoringCluster):
+        async def rows(
+            self, group_by: object, first: object, last: object, force: object = None
+        ) -> tuple[dict[tuple[str, ...], int], bool, int]:
+            return {}, True, 1
+
+    pages = DashboardPages(Restoring(0), None, [], guard, retention_days=400)  # type: ignore[arg-type]
+
+    async def csv_of(force: str, headers: dict[str, str]) -> web.Response:
+        return await pages.force_csv(
+            make_mocked_request("GET", f"/force/{force}/counts.csv", headers=headers), force
+        )
+
+    kent = {"Authorization": "Bearer k"}
+    for answer, status in [
+        (await csv_of("kent", kent), 503),  # a worker restoring
+        (await csv_of("durham", kent), 403),  # not this token's force
+        (await csv_of("gotham", kent), 404),  # no such force
+        (await csv_of("kent", {}), 401),  # no token
+    ]:
+        assert answer.status == status and answer.content_type == "application/json", (status, answer.body)
+        assert json.loads(answer.body)["error"]  # type: ignore[arg-type]
+    assert (await csv_of("kent", kent)).headers["Retry-After"] == "2"
+    assert (await csv_of("kent", {})).headers["WWW-Authenticate"] == "Bearer"
