@@ -32,12 +32,12 @@ from streams.access import Sessions, load_tokens
 from streams.alerting.alertmanager import AlertmanagerPush
 from streams.alerting.evaluator import Evaluator
 from streams.alerting.log import AlertLog
-from streams.alerting.webhooks import deliver_forever, load_webhooks
+from streams.alerting.webhooks import Webhook, deliver_forever, load_webhooks
 from streams.alerting.writer import AlertWriter
 from streams.clients import KafkaClients
 from streams.cluster import Cluster
 from streams.core.classify import Cell
-from streams.core.clock import clock_for
+from streams.core.clock import Clock, clock_for
 from streams.dashboard.render import peer_methods
 from streams.http.alerts import AlertPages
 from streams.http.cases import CasePages
@@ -153,15 +153,33 @@ def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED)
     )
     wake.append(evaluator.wake)
 
+    _gauges(settings, loop)
+    app = host.create_app(settings)
+    guard = Guard(tokens, keys.peer, Sessions(keys.session, settings.session_hours * 3600))
+    server = _server(settings)
+    app.service(host.WebService(server))
+    app.service(host.RuntimeService(loop, watchdog))
+    worker = Worker(settings, app, loop, watchdog, cluster, alert_log, evaluator, server)
+    _pages(worker, guard, rules, keys, clock)
+    _tasks(worker, webhooks, clients, schemas)
+    return worker
+
+
+def _gauges(settings: Settings, loop: CountingLoop) -> None:
+    """The gauges read from the loop at each scrape, and the exits recorded before this start."""
     for code, n in exits.record_in(settings.data_dir).items():
         metrics.WORKER_EXITS.labels(code).inc(n)
     metrics.CRIMES.set_function(lambda: sum(p.counts.total for p in list(loop.partitions.values())))
     metrics.STORE_CRIMES.set_function(lambda: sum(p.store_crimes for p in list(loop.partitions.values())))
     metrics.STREAM_DAY.set_function(lambda: _midnight(loop.newest()))
 
-    app = host.create_app(settings)
-    guard = Guard(tokens, keys.peer, Sessions(keys.session, settings.session_hours * 3600))
-    server = WebServer(
+
+def _server(settings: Settings) -> WebServer:
+    """The worker's HTTP server: its limits, and TLS when a certificate is given."""
+    tls = None
+    if settings.web_tls_cert is not None and settings.web_tls_key is not None:
+        tls = server_context(settings.web_tls_cert, settings.web_tls_key)
+    return WebServer(
         settings.web_host,
         settings.web_port,
         Limits(
@@ -169,16 +187,16 @@ def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED)
             max_connections=settings.web_max_connections,
             max_per_client=settings.web_max_connections_per_client,
         ),
-        tls=server_context(settings.web_tls_cert, settings.web_tls_key)
-        if settings.web_tls_cert is not None and settings.web_tls_key is not None
-        else None,
+        tls=tls,
     )
-    add_page = server.add_page
-    app.service(host.WebService(server))
-    app.service(host.RuntimeService(loop, watchdog))
-    health = HealthPages(loop, watchdog.brokers, clock)
+
+
+def _pages(worker: Worker, guard: Guard, rules: Sequence[Rule], keys: Keys, clock: Clock) -> None:
+    """Every route the worker serves: the API, the workers' own endpoints, the dashboard."""
+    settings, cluster, add_page = worker.settings, worker.cluster, worker.server.add_page
+    health = HealthPages(worker.loop, worker.watchdog.brokers, clock)
     counts = CountsPages(cluster, retention_days=settings.retention_days)
-    feed = AlertPages(alert_log)
+    feed = AlertPages(worker.alert_log)
     peers = PeerPages(cluster)
     cases = CasePages(cluster)
     add_page("/api/openapi.json", DocsPages().openapi, "openapi")
@@ -197,26 +215,15 @@ def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED)
     # after /api/refs/local: aiohttp matches routes in the order they were added
     add_page("/api/refs/{pseudonym}", guard.scoped(cases.reidentify), "reidentify")
     dashboard = DashboardPages(
-        cluster,
-        alert_log,
-        rules,
-        guard,
-        retention_days=settings.retention_days,
+        cluster, worker.alert_log, rules, guard, retention_days=settings.retention_days
     )
     national = NationalPages(
-        cluster,
-        guard,
-        retention_days=settings.retention_days,
-        methods=peer_methods(rules),
+        cluster, guard, retention_days=settings.retention_days, methods=peer_methods(rules)
     )
     add_page("/api/summary", guard.scoped(national.api), "summary")
     add_page("/national", national.page, "national")
     scrutiny = ScrutinyPages(
-        cluster,
-        guard,
-        pseudonym_key=keys.pseudonym,
-        draw_key=keys.scrutiny,
-        size=settings.scrutiny_sample,
+        cluster, guard, pseudonym_key=keys.pseudonym, draw_key=keys.scrutiny, size=settings.scrutiny_sample
     )
     add_page("/force/{force}/scrutiny", scrutiny.page, "scrutiny")
     add_page("/force/{force}/scrutiny.csv", scrutiny.csv, "scrutiny_csv")
@@ -224,11 +231,18 @@ def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED)
     add_page("/signin", dashboard.signin_form, "signin", post=dashboard.signin)
     add_page("/force/{force}", dashboard.force, "force_page")
     add_page("/force/{force}/counts.csv", dashboard.force_csv, "force_csv")
-    server.add_static("/static/", DASHBOARD_STATIC)
+    worker.server.add_static("/static/", DASHBOARD_STATIC)
 
+
+def _tasks(
+    worker: Worker, webhooks: Sequence[Webhook], clients: KafkaClients, schemas: Schemas | None
+) -> None:
+    """The tasks beside the counting loop (the alert log's follower, the evaluator, each
+    webhook's deliverer, the Alertmanager push) and what closes their clients at stop."""
+    settings, app, alert_log = worker.settings, worker.app, worker.alert_log
     metrics.webhooks_known(hook.name for hook in webhooks)
     host.add_task(app, alert_log.follow, "follow_alerts")
-    host.add_task(app, evaluator.run, "evaluate_alerts")
+    host.add_task(app, worker.evaluator.run, "evaluate_alerts")
     for hook in webhooks:
 
         def record(name: str, ok: bool) -> None:
@@ -251,21 +265,20 @@ def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED)
         push = AlertmanagerPush(
             settings.alertmanager_url,
             alert_log,
-            loop.is_leader,
+            worker.loop.is_leader,
             resend_s=settings.alertmanager_resend_s,
             feed_url=settings.web_url,
         )
         host.add_task(app, push.run, "alertmanager_push")
 
     async def close_clients() -> None:
-        await evaluator.close()
-        await cluster.close()
+        await worker.evaluator.close()
+        await worker.cluster.close()
         await alert_log.close()
         if schemas is not None:
             await schemas.close()
 
     host.on_shutdown(app, close_clients)
-    return Worker(settings, app, loop, watchdog, cluster, alert_log, evaluator, server)
 
 
 def _midnight(day: dt.date | None) -> float:
