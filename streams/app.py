@@ -20,10 +20,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from alerts import stats
 from alerts.aggregates import RuleAggregates
 from alerts.engine import breaches
 from alerts.rules import Rule, load_rules
@@ -103,6 +105,12 @@ def breach_test(case_rules: Sequence[Rule]) -> Callable[[Cell], bool]:
 
 def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED) -> Worker:
     rules = load_rules(settings.rules, known_forces=FORCE_NAMES, known_categories=CATEGORIES)
+    # scipy, if a rule needs it, before anything is counted: imported while the loop counted
+    # (in a thread, it still held the interpreter), it took a fifth of the first seconds of a
+    # replay from the counting (bench/README.md, "The cost of alerts")
+    started = time.monotonic()
+    if stats.preload({r.measure for r in rules}):
+        log.info("scipy imported for the alert statistics in %.2f s", time.monotonic() - started)
     tokens = None
     if settings.tokens_file is not None:
         tokens = load_tokens(settings.tokens_file, set(FORCE_NAMES))

@@ -33,7 +33,6 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from alerts import stats
 from alerts.aggregates import RuleTotals
 from alerts.engine import Evaluation, Memo, evaluate_totals
 from alerts.evidence import summary
@@ -144,10 +143,8 @@ class Evaluator:
 
     async def run(self) -> None:
         """Every DW_ALERT_INTERVAL_S, or when woken: at once, or, if an evaluation ended less
-        than a gap ago, once the gap has passed (``gap``). Wake-ups in between are one. First,
-        scipy is imported in a thread if a rule needs it (most of a second: not the start's
-        time, nor the first evaluation's)."""
-        await asyncio.to_thread(stats.preload, {r.measure for r in self.rules})
+        than a gap ago, once the gap has passed (``gap``). Wake-ups in between are one. (scipy,
+        when a rule needs it, was imported before the worker joined its group: ``app.build``.)"""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._soon.wait(), self._interval_s)
