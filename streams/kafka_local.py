@@ -413,12 +413,22 @@ def stop(dir: Path, *, timeout_s: float = 30.0) -> Broker:
 
 
 def stop_all(dir: Path, *, timeout_s: float = 30.0) -> list[Broker]:
-    """Stop the broker, or every node of the cluster, started from ``dir``."""
+    """Stop the broker, or every node of the cluster, started from ``dir``: every node told at
+    once (SIGTERM), then SIGKILL for any still up after ``timeout_s``. One node after another,
+    the last found no controller quorum left for its controlled shutdown and waited out the
+    whole timeout (30 s of a three-node cluster's 36 s stop)."""
     dir = dir.resolve()
-    stopped = []
-    for node in nodes_of(dir):
-        if running(node) is not None:
-            stopped.append(stop(node, timeout_s=timeout_s))
-    if not stopped:
+    brokers = [b for b in (running(node) for node in nodes_of(dir)) if b is not None]
+    if not brokers:
         raise KafkaSetupError(f"no broker is running from {dir}")
-    return stopped
+    for b in brokers:
+        os.kill(b.pid, signal.SIGCONT)  # a paused node (a test's SIGSTOP) could not stop
+        os.kill(b.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(_alive(b.pid) for b in brokers):
+        time.sleep(0.2)
+    for b in brokers:
+        if _alive(b.pid):
+            os.kill(b.pid, signal.SIGKILL)
+        (b.dir / "broker.pid").unlink(missing_ok=True)
+    return brokers
