@@ -107,7 +107,7 @@ def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED)
     rules = load_rules(settings.rules, known_forces=FORCE_NAMES, known_categories=CATEGORIES)
     # scipy, if a rule needs it, before anything is counted: imported while the loop counted
     # (in a thread, it still held the interpreter), it took a fifth of the first seconds of a
-    # replay from the counting (bench/README.md, "The cost of alerts")
+    # replay from the counting (bench/README.md, "The compiled reader, medians of three rounds")
     started = time.monotonic()
     if stats.preload({r.measure for r in rules}):
         log.info("scipy imported for the alert statistics in %.2f s", time.monotonic() - started)
