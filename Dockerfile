@@ -2,7 +2,7 @@
 # DW_WEB_HOST, which compose sets to the container's service name so that other workers (and
 # Prometheus) can reach it; DW_PSEUDONYM_KEY must be given (README, "Security").
 FROM python:3.11-slim AS build
-# a C compiler for the compiled event reader (streams/_event_reader.c): without it the wheel is
+# a C compiler for the compiled event reader (streams/codec/_event_reader.c): without it the wheel is
 # built without it, and events are read in Python at about half the counting rate
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*

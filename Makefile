@@ -3,13 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # the install is redone when the metadata or the compiled event reader's source changes
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml setup.py streams/_event_reader.c | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml setup.py streams/codec/_event_reader.c | cksum | cut -d' ' -f1)
 
 .PHONY: install test run stop bench bench-restart bench-soak bench-ingest bench-fuzz bench-pause bench-national bench-restore lint clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py streams/_event_reader.c
+$(STAMP): pyproject.toml setup.py streams/codec/_event_reader.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@rm -f $(VENV)/.installed-*

@@ -32,12 +32,12 @@ from streams.codec import (
     MAGIC,
     READ_OPTIONS,
     AvroCodec,
-    _read_data,
     decode_alert,
     decode_outcome,
     decode_outcome_body,
     fingerprint,
 )
+from streams.codec.avro import read_data
 from streams.errors import DecodeError
 from streams.model import OutcomeEvent
 
@@ -170,7 +170,7 @@ class Readers:
         buf = io.BytesIO(data)
         buf.seek(CONFLUENT_HEADER_LEN)
         try:
-            record = _read_data(buf, how.writer, how.named, how.reader, READ_OPTIONS)
+            record = read_data(buf, how.writer, how.named, how.reader, READ_OPTIONS)
         except fastavro.read.SchemaResolutionError as exc:
             raise DecodeError(
                 f"the writer schema cannot be resolved to {self.codec.name}: {exc}",

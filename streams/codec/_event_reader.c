@@ -1,4 +1,4 @@
-/* The event reader on the counting path, compiled: streams.codec._fast_decode_outcome, line for
+/* The event reader on the counting path, compiled: streams.codec.events._fast_decode_outcome, line for
  * line, without Python per field.
  *
  * read(data, start) reads one OutcomeEvent written with the current schema (the caller checked
@@ -278,8 +278,8 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module_def = {
     .m_base = PyModuleDef_HEAD_INIT,
-    .m_name = "streams._event_reader",
-    .m_doc = "The counting path's event reader, compiled (see streams.codec).",
+    .m_name = "streams.codec._event_reader",
+    .m_doc = "The counting path's event reader, compiled (see streams.codec.events).",
     .m_size = -1,
     .m_methods = methods,
 };

@@ -1,4 +1,4 @@
-# The compiled event reader (streams/_event_reader.c); see streams.codec.
+# The compiled event reader (streams/codec/_event_reader.c); see streams.codec.events.
 from streams.model import OutcomeEvent
 
 def read(data: bytes, start: int, /) -> OutcomeEvent | None: ...
