@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from alerts import funnel, stats
-from alerts.aggregates import ZERO, ForceCategory, RuleAggregates, Totals
+from alerts.aggregates import ZERO, ForceCategory, Totals
 from alerts.rules import Rule
 
 #: (force, category, disposal class, outcome day, domestic abuse) -> crimes
@@ -86,15 +86,6 @@ def window(at: dt.date, days: int, *, back: int = 0) -> tuple[dt.date, dt.date]:
 
 def _rate(num: int, den: int) -> float:
     return num / den if den else 0.0
-
-
-def evaluate(
-    rules: Sequence[Rule], counts: Counts, *, at: dt.date, forces: Iterable[str]
-) -> list[Evaluation]:
-    """Evaluate from counts (aggregated here first)."""
-    aggregates = RuleAggregates(rules)
-    aggregates.add_all(counts.items())
-    return evaluate_totals(rules, aggregates.totals(at), at=at, forces=forces)
 
 
 #: (rule id, force, category) -> the inputs of its last evaluation, and that evaluation

@@ -64,10 +64,6 @@ def overdispersion(numerators: Sequence[int], denominators: Sequence[int], p0: f
     return max(1.0, phi)
 
 
-def upper_limit(p0: float, n: int, z: float, phi: float = 1.0) -> float:
-    return p0 + z * math.sqrt(phi * p0 * (1 - p0) / n)
-
-
 def tau2_from_q(q: float, weights: Sequence[float]) -> float:
     """DerSimonian and Laird's between-unit variance from Cochran's Q over units of inverse
     variance ``weights``: max(0, (Q - (k - 1)) / (sum w - sum w^2 / sum w))."""

@@ -8,11 +8,12 @@ import pytest
 
 from alerts import funnel
 from alerts.aggregates import RuleAggregates
-from alerts.engine import Memo, breaches, evaluate, evaluate_totals, window
+from alerts.engine import Memo, breaches, evaluate_totals, window
 from alerts.rules import OUT_OF_COURT, Rule
 from alerts.stats import funnel_limit, rise_p_value, wilson
 from streams.core.classify import category_of
 from streams.simulate import simulate
+from tests.evaluate import evaluate
 
 AT = dt.date(2025, 6, 30)
 FORCES = ["a", "b", "c"]

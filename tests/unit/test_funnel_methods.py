@@ -12,10 +12,10 @@ from collections import Counter
 import pytest
 
 from alerts import funnel
-from alerts.engine import evaluate
 from alerts.errors import RuleError
 from alerts.rules import Rule, load_rules
 from alerts.stats import additive_limit, funnel_limit
+from tests.evaluate import evaluate
 
 #: BCG vaccine trials (Colditz et al. 1994; metafor's dat.bcg): vaccinated TB cases and non-cases,
 #: then the controls'

@@ -49,10 +49,10 @@ def test_the_demo_story_makes_the_default_rules_fire_where_an_analyst_would() ->
     import datetime as dt
     from collections import Counter
 
-    from alerts.engine import evaluate
     from alerts.rules import load_rules
     from streams.resources import DEFAULT_RULES
     from streams.simulate import story
+    from tests.evaluate import evaluate
 
     end = dt.date(2026, 11, 24)
     events = story(end) + list(simulate(60_000, seed=7, end=end))
