@@ -29,6 +29,7 @@ import aiohttp
 
 from streams import metrics
 from streams.alerting.log import AlertLog
+from streams.alerting.posting import post_json
 
 log = logging.getLogger(__name__)
 
@@ -127,20 +128,15 @@ class AlertmanagerPush:
             return True
         backoff = 0.5
         deadline = asyncio.get_running_loop().time() + self.resend_s
+        data = json.dumps(body).encode()
         while True:
-            try:
-                async with session.post(
-                    self.url, data=json.dumps(body), headers={"content-type": "application/json"}
-                ) as r:
-                    ok, outcome = 200 <= r.status < 300, f"HTTP {r.status}"
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                ok, outcome = False, type(exc).__name__
-            metrics.ALERTMANAGER_PUSHES.labels("delivered" if ok else "failed").inc()
-            if ok:
+            failure = await post_json(session, self.url, data)
+            metrics.ALERTMANAGER_PUSHES.labels("failed" if failure else "delivered").inc()
+            if failure is None:
                 return True
             if asyncio.get_running_loop().time() + backoff > deadline:
                 log.warning(
-                    "Alertmanager at %s: %s; the alerts are posted again next interval", self.url, outcome
+                    "Alertmanager at %s: %s; the alerts are posted again next interval", self.url, failure
                 )
                 return False
             await asyncio.sleep(backoff)

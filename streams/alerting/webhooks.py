@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from alerts import strict_yaml
 from alerts.grouping import Group, Groups
+from streams.alerting.posting import post_json
 from streams.clients import KafkaClients
 from streams.errors import ConfigError
 from streams.schema_registry import SINGLE_OBJECT_ALERTS, AlertDecoder
@@ -171,12 +172,7 @@ async def _post(
     """POST one group once: None when the receiver answered 2xx, else what went wrong."""
     body = json.dumps(group.payload()).encode()
     msg_id = f"{topic}-{group.offsets[0]}-{group.offsets[-1]}"
-    try:
-        async with session.post(hook.url, data=body, headers=headers(hook, msg_id, body)) as r:
-            ok = 200 <= r.status < 300
-            outcome = f"HTTP {r.status}"
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        ok, outcome = False, type(exc).__name__
+    failure = await post_json(session, hook.url, body, headers(hook, msg_id, body))
     if on_result is not None:
-        on_result(hook.name, ok)
-    return None if ok else f"{outcome} for {msg_id}"
+        on_result(hook.name, failure is None)
+    return None if failure is None else f"{failure} for {msg_id}"
