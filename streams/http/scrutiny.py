@@ -22,8 +22,9 @@ from streams.core.counting import pseudonym
 from streams.dashboard import render
 from streams.dashboard.scrutiny import Candidate, draw, quarter_bounds, quarter_of, sizes_by_category
 from streams.dashboard.scrutiny_page import scrutiny_page
+from streams.http.counts import RESTORING, RETRY_AFTER_S
 from streams.http.dashboard import html_page, not_all_workers_page, refused_page, restoring_page
-from streams.http.guards import Guard
+from streams.http.guards import Guard, deny, error
 from streams.reference import FORCE_NAMES
 
 log = logging.getLogger(__name__)
@@ -42,35 +43,47 @@ class ScrutinyPages:
         self.cluster, self.guard = cluster, guard
         self.pseudonym_key, self.draw_key, self.size = pseudonym_key, draw_key, size
 
-    def _checked(self, request: web.Request, force: str) -> Scope | web.Response:
+    def _checked(self, request: web.Request, force: str, page: bool) -> Scope | web.Response:
+        """The request's scope, or its refusal: a page for the page, JSON (``{"error": ...}``,
+        as every API answer's) for the CSV."""
         scope = self.guard.scope_of(request)
-        if isinstance(scope, Denied):
-            return refused_page(scope)
-        if force not in FORCE_NAMES:
+        if force not in FORCE_NAMES and not isinstance(scope, Denied):
+            if not page:
+                return error(404, f"no force has the id {force[:80]!r}")
             return html_page(
                 render.page("No such force", f"<p>No force has the id {render.esc(force)}.</p>", ""), 404
             )
-        if not scope.allows(force):
-            return refused_page(Denied(403, "forbidden_force", "Your access does not cover this force."))
+        if not isinstance(scope, Denied) and not scope.allows(force):
+            scope = Denied(403, "forbidden_force", "Your access does not cover this force.")
+        if isinstance(scope, Denied):
+            return refused_page(scope) if page else deny(scope, "Bearer")
         return scope
 
     async def _sample(
-        self, request: web.Request, force: str
+        self, request: web.Request, force: str, page: bool
     ) -> tuple[str, list[Candidate], dict[str, int]] | web.Response:
         quarter = request.query.get("quarter")
         try:
             if quarter is None:
                 today = await self.cluster.today()
                 if today is None:
+                    if not page:
+                        return error(404, "no outcomes counted yet: give a quarter")
                     return html_page(render.page("Scrutiny sample", "<p>No outcomes counted yet.</p>", ""))
                 quarter = quarter_of(today)
             first, last = quarter_bounds(quarter)
             pool, recovering = await self.cluster.candidates(force, first, last)
         except ValueError as exc:
+            if not page:
+                return error(400, str(exc))
             return html_page(render.page("Not a quarter", f"<p>{render.esc(exc)}</p>", ""), 400)
         except PeerError as exc:
+            if not page:
+                return error(503, f"cannot gather counts from every worker: {exc}")
             return not_all_workers_page(exc)
         if recovering:
+            if not page:
+                return error(503, RESTORING, headers={"Retry-After": str(RETRY_AFTER_S)})
             return restoring_page()
         return quarter, draw(pool, self.size, self.draw_key, force, quarter), sizes_by_category(pool)
 
@@ -89,21 +102,22 @@ class ScrutinyPages:
         return c.key[len(force) + 1 :] if show else pseudonym(c.key, self.pseudonym_key)
 
     async def _view(
-        self, request: web.Request, force: str
+        self, request: web.Request, force: str, *, page: bool
     ) -> tuple[str, list[Candidate], dict[str, int], bool] | web.Response:
         """What a request sees of the sample: its quarter, crimes, the quarter's disposals by
-        category and whether references are shown; or the page refusing it."""
-        scope = self._checked(request, force)
+        category and whether references are shown; or the answer refusing it (a page for the
+        page, JSON for the CSV)."""
+        scope = self._checked(request, force, page)
         if isinstance(scope, web.Response):
             return scope
-        got = await self._sample(request, force)
+        got = await self._sample(request, force, page)
         if isinstance(got, web.Response):
             return got
         quarter, sample, sizes = got
         return quarter, sample, sizes, self._references(scope, force, quarter, sample)
 
     async def page(self, request: web.Request, force: str) -> web.Response:
-        got = await self._view(request, force)
+        got = await self._view(request, force, page=True)
         if isinstance(got, web.Response):
             return got
         quarter, sample, sizes, show = got
@@ -111,7 +125,7 @@ class ScrutinyPages:
         return html_page(scrutiny_page(force, quarter, sample, refs, sizes, references=show))
 
     async def csv(self, request: web.Request, force: str) -> web.Response:
-        got = await self._view(request, force)
+        got = await self._view(request, force, page=False)
         if isinstance(got, web.Response):
             return got
         quarter, sample, _, show = got

@@ -259,3 +259,39 @@ async def test_the_force_csv_answers_its_errors_as_json_as_the_api_does() -> Non
         assert json.loads(answer.body)["error"]  # type: ignore[arg-type]
     assert (await csv_of("kent", kent)).headers["Retry-After"] == "2"
     assert (await csv_of("kent", {})).headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_the_scrutiny_csv_answers_its_errors_as_json_and_its_page_as_html() -> None:
+    from streams.access import Sessions, TokenEntry, digest
+    from streams.http.guards import Guard
+    from streams.http.scrutiny import ScrutinyPages
+
+    guard = Guard(
+        [TokenEntry(name="kent", sha256=digest("k"), forces=("kent",))], "peer", Sessions(b"s" * 32, 3600)
+    )
+
+    class Restoring(RestoringCluster):
+        async def candidates(self, force: str, first: object, last: object) -> tuple[list[object], bool]:
+            return [], True
+
+    pages = ScrutinyPages(Restoring(0), guard, pseudonym_key=b"p" * 32, draw_key=b"d" * 32, size=5)  # type: ignore[arg-type]
+
+    async def answer(force: str, headers: dict[str, str], query: str = "", csv: bool = True) -> web.Response:
+        path = f"/force/{force}/scrutiny{'.csv' if csv else ''}{query}"
+        request = make_mocked_request("GET", path, headers=headers)
+        return await (pages.csv if csv else pages.page)(request, force)
+
+    kent = {"Authorization": "Bearer k"}
+    for got, status in [
+        (await answer("kent", kent), 503),  # a worker restoring
+        (await answer("durham", kent), 403),  # not this token's force
+        (await answer("gotham", kent), 404),  # no such force
+        (await answer("kent", {}), 401),  # no token
+        (await answer("kent", kent, "?quarter=2025-Q5"), 400),  # not a quarter
+    ]:
+        assert got.status == status and got.content_type == "application/json", (status, got.body)
+        assert json.loads(got.body)["error"]  # type: ignore[arg-type]
+    assert (await answer("kent", kent)).headers["Retry-After"] == "2"
+    assert (await answer("kent", {})).headers["WWW-Authenticate"] == "Bearer"
+    page = await answer("kent", kent, "?quarter=2025-Q5", csv=False)
+    assert page.status == 400 and page.content_type == "text/html"
