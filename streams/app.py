@@ -39,7 +39,7 @@ from streams.alerting.writer import AlertWriter
 from streams.clients import KafkaClients
 from streams.cluster import Cluster
 from streams.core.classify import Cell
-from streams.core.clock import Clock, clock_for
+from streams.core.clock import clock_for
 from streams.dashboard.render import peer_methods
 from streams.http.alerts import AlertPages
 from streams.http.cases import CasePages
@@ -168,7 +168,7 @@ def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED)
     app.service(host.WebService(server))
     app.service(host.RuntimeService(loop, watchdog))
     worker = Worker(settings, app, loop, watchdog, cluster, alert_log, evaluator, server)
-    _pages(worker, guard, rules, keys, clock)
+    _pages(worker, guard, rules, keys)
     _tasks(worker, webhooks, clients, schemas)
     return worker
 
@@ -199,10 +199,10 @@ def _server(settings: Settings) -> WebServer:
     )
 
 
-def _pages(worker: Worker, guard: Guard, rules: Sequence[Rule], keys: Keys, clock: Clock) -> None:
+def _pages(worker: Worker, guard: Guard, rules: Sequence[Rule], keys: Keys) -> None:
     """Every route the worker serves: the API, the workers' own endpoints, the dashboard."""
     settings, cluster, add_page = worker.settings, worker.cluster, worker.server.add_page
-    health = HealthPages(worker.loop, worker.watchdog.brokers, clock)
+    health = HealthPages(worker.loop, worker.watchdog.brokers, cluster.clock)
     counts = CountsPages(cluster, retention_days=settings.retention_days)
     feed = AlertPages(worker.alert_log)
     peers = PeerPages(cluster)

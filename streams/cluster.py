@@ -33,7 +33,7 @@ from streams.peers import Params, PeerError, PeerTransport
 from streams.runtime.view import WorkerState
 from streams.wire import TotalsReply, decode_totals
 
-__all__ = ["AlertKey", "Cluster", "PeerError"]
+__all__ = ["AlertKey", "Cluster"]
 
 #: an alert: rule id, force, category
 AlertKey = tuple[str, str, str]

@@ -41,9 +41,10 @@ from alerts.rules import Rule
 from streams import metrics
 from streams.alerting.log import AlertLog
 from streams.alerting.writer import AlertWriter, Fenced
-from streams.cluster import AlertKey, Cluster, PeerError
+from streams.cluster import AlertKey, Cluster
 from streams.codec import encode_alert
 from streams.framing import SINGLE_OBJECT, Framing
+from streams.peers import PeerError
 from streams.reference import FORCE_NAMES
 from streams.runtime.view import WorkerState
 from streams.wire import alert_json

@@ -170,21 +170,19 @@ class DayCounts:
         refs = self._refs.get(combo)
         if n == 1:
             self._drop_cell(combo, days, o)
-            if refs is None:
-                pass
-            elif ref is not None:
-                # evidence is only ever of crimes counted in its cell, so the cell's last
-                # crime is the only one of its day that can be kept
-                if refs.get(ref) == o:
-                    del refs[ref]
-                    if not refs:
-                        self._forget_refs(combo, refs, lambda d: False)
-            else:
-                self._forget_refs(combo, refs, lambda d: d == o)
         else:
             days[o] = n - 1
-            if ref is not None and refs is not None and refs.get(ref) == o:
+        if refs is None:
+            return
+        if ref is not None:
+            # evidence is only ever of crimes counted in its cell, so when this was the cell's
+            # last crime it is the only one of its day that can be kept: no scan
+            if refs.get(ref) == o:
                 del refs[ref]
+                if not refs:
+                    self._unkeep(combo)
+        elif n == 1:
+            self._forget_refs(combo, refs, lambda d: d == o)
 
     def _drop_cell(self, combo: Combo, days: dict[int, int], o: int) -> int:
         n = days.pop(o)
@@ -201,12 +199,16 @@ class DayCounts:
         for k in [k for k, d in refs.items() if gone(d)]:
             del refs[k]
         if not refs:
-            del self._refs[combo]
-            fc = (combo[0], combo[1])
-            held = self._ref_combos[fc]
-            held.discard(combo)
-            if not held:
-                del self._ref_combos[fc]
+            self._unkeep(combo)
+
+    def _unkeep(self, combo: Combo) -> None:
+        """Drop a combination whose evidence is now empty, and its index entry."""
+        del self._refs[combo]
+        fc = (combo[0], combo[1])
+        held = self._ref_combos[fc]
+        held.discard(combo)
+        if not held:
+            del self._ref_combos[fc]
 
     def move(self, removed: Cell | None, added: Cell | None, ref: str | None = None) -> None:
         if removed is not None:

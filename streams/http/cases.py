@@ -21,8 +21,9 @@ from aiohttp import web
 
 from streams import metrics
 from streams.access import Denied, Scope
-from streams.cluster import Cluster, PeerError
+from streams.cluster import Cluster
 from streams.http.guards import deny, error, forbidden_force
+from streams.peers import PeerError
 from streams.reference import FORCE_NAMES
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,10 @@ import datetime as dt
 from aiohttp import web
 
 from streams.access import Denied, Scope
-from streams.cluster import Cluster, PeerError
+from streams.cluster import Cluster
 from streams.core.query import parse_day, parse_group_by, window_days
 from streams.http.guards import deny, error
+from streams.peers import PeerError
 
 #: what a request for counts gets while a worker restores partitions from the changelog
 RESTORING = "a worker is restoring its partitions from the changelog: counts would be partial; retry"

@@ -24,13 +24,14 @@ from alerts.rules import Rule
 from streams import metrics
 from streams.access import Denied, Scope, entry_of
 from streams.alerting.log import AlertLog
-from streams.cluster import Cluster, PeerError
+from streams.cluster import Cluster
 from streams.core.query import window_days
 from streams.dashboard import render
 from streams.dashboard.funnel import Funnel, funnel
 from streams.dashboard.trend import monthly
 from streams.http.counts import RESTORING, RETRY_AFTER_S
 from streams.http.guards import SESSION_COOKIE, Guard, cross_site, deny, error
+from streams.peers import PeerError
 from streams.reference import FORCE_NAMES
 
 #: the other forces together, in the rows of a force page (never a force id: those have no ~)

@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from streams.access import Denied, Scope
-from streams.cluster import Cluster, PeerError
+from streams.cluster import Cluster
 from streams.dashboard import render
 from streams.dashboard.national import (
     CLASSES,
@@ -42,6 +42,7 @@ from streams.errors import StreamError
 from streams.http.counts import RESTORING, RETRY_AFTER_S
 from streams.http.dashboard import html_page, not_all_workers_page, refused_page, restoring_page
 from streams.http.guards import Guard, error
+from streams.peers import PeerError
 from streams.reference import FORCE_NAMES
 
 

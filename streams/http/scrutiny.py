@@ -17,7 +17,7 @@ from aiohttp import web
 
 from streams import metrics
 from streams.access import Denied, Scope
-from streams.cluster import Cluster, PeerError
+from streams.cluster import Cluster
 from streams.core.counting import pseudonym
 from streams.dashboard import render
 from streams.dashboard.scrutiny import Candidate, draw, quarter_bounds, quarter_of, sizes_by_category
@@ -25,6 +25,7 @@ from streams.dashboard.scrutiny_page import scrutiny_page
 from streams.http.counts import RESTORING, RETRY_AFTER_S
 from streams.http.dashboard import html_page, not_all_workers_page, refused_page, restoring_page
 from streams.http.guards import Guard, deny, error
+from streams.peers import PeerError
 from streams.reference import FORCE_NAMES
 
 log = logging.getLogger(__name__)
