@@ -31,6 +31,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness import ROOT, HeldBack, Workers, get_json, settings_of
@@ -38,14 +39,14 @@ from harness import ROOT, HeldBack, Workers, get_json, settings_of
 from alerts.aggregates import RuleAggregates
 from alerts.engine import evaluate_totals
 from alerts.lifecycle import transitions
-from alerts.rules import load_rules, rules_fingerprint
+from alerts.rules import Rule, load_rules, rules_fingerprint
 from streams.codec import decode_outcome, encode_outcome
 from streams.core.buckets import DayCounts
 from streams.core.counting import count_event
 from streams.core.crimes import Held
 from streams.producer import ensure_topics
 from streams.reference import FORCE_NAMES
-from streams.settings import DEFAULT_RULES
+from streams.resources import DEFAULT_RULES
 from streams.simulate import simulate
 from streams.wire import TotalsReply, encode_totals
 
@@ -53,11 +54,11 @@ PARTITIONS = 8
 SEGMENT = 100_000
 
 
-def one_evaluation(rules, aggregates: RuleAggregates, at: dt.date) -> float:  # type: ignore[no-untyped-def]
+def one_evaluation(rules: Sequence[Rule], aggregates: RuleAggregates, at: dt.date) -> float:
     t = time.perf_counter()
     totals = aggregates.totals(at)
     evals = evaluate_totals(rules, totals, at=at, forces=FORCE_NAMES)
-    transitions(evals, {}, {r.id: r for r in rules}, at=dt.datetime.now(dt.UTC))
+    transitions(evals, {}, {r.id: r for r in rules}, day=at, at=dt.datetime.now(dt.UTC))
     return time.perf_counter() - t
 
 

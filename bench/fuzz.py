@@ -15,12 +15,14 @@ import random
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
+from hypothesis.strategies import SearchStrategy  # noqa: E402
 
 from tests.fuzz.targets import (  # noqa: E402
     ALLOWED,
@@ -40,7 +42,11 @@ def policeuk_target(data: bytes) -> None:
         read_policeuk(data, "2024-01-kent-street.csv")
 
 
-TARGETS = {"decoder": (record_values(), record_target), "policeuk": (policeuk_files(), policeuk_target)}
+#: name -> (what hypothesis generates, what is done with each example)
+TARGETS: dict[str, tuple[SearchStrategy[bytes], Callable[[bytes], None]]] = {
+    "decoder": (record_values(), record_target),
+    "policeuk": (policeuk_files(), policeuk_target),
+}
 
 
 def fuzz(name: str, seconds: float, batch: int) -> tuple[int, list[str]]:
@@ -54,7 +60,7 @@ def fuzz(name: str, seconds: float, batch: int) -> tuple[int, list[str]]:
         @seed(rng.getrandbits(64))
         @settings(max_examples=batch, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         @given(x=strategy)
-        def run(x: object) -> None:
+        def run(x: bytes) -> None:
             nonlocal executions
             executions += 1
             call(x)

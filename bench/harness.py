@@ -16,6 +16,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 import fastavro
 
@@ -118,7 +119,8 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def get_json(url: str) -> dict:  # type: ignore[type-arg]
+def get_json(url: str) -> Any:
+    """The JSON a worker answers at ``url``."""
     with urllib.request.urlopen(url, timeout=60) as r:
         return json.load(r)
 

@@ -55,7 +55,8 @@ END = dt.date(2026, 10, 31)
 def fill(bootstrap: str, topic: str, crimes: int, partitions: int, repeat_share: float) -> int:
     """Write the changelog; returns the records written."""
     from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient
+    from confluent_kafka.cimpl import NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result()

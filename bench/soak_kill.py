@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from streams.model import OutcomeEvent  # noqa: E402
 from streams.producer import ensure_topics  # noqa: E402
 from streams.simulate import simulate  # noqa: E402
 from tests.integration.conftest import Deployment, expected_counts, reference_category  # noqa: E402
@@ -72,15 +73,15 @@ def one_round(store: str, events_n: int, seed: int) -> tuple[bool, int | str]:
             w.stop()
 
 
-def explain(d: Deployment, events: list) -> None:  # type: ignore[type-arg]
+def explain(d: Deployment, events: list[OutcomeEvent]) -> None:
     """Print the crimes whose state in the changelog is not their latest outcome."""
     from kafka import KafkaConsumer
 
     from streams.codec import decode_held
 
-    latest: dict[str, object] = {}
+    latest: dict[str, OutcomeEvent] = {}
     for ev in events:
-        if ev.crime_key not in latest or ev.outcome_date >= latest[ev.crime_key].outcome_date:  # type: ignore[attr-defined]
+        if ev.crime_key not in latest or ev.outcome_date >= latest[ev.crime_key].outcome_date:
             latest[ev.crime_key] = ev
     s = d.settings
     c = KafkaConsumer(
@@ -92,7 +93,7 @@ def explain(d: Deployment, events: list) -> None:  # type: ignore[type-arg]
     table = {m.key.decode(): (decode_held(m.value), m.partition, m.offset) for m in c}
     for key, ev in latest.items():
         held = table.get(key)
-        if held is None or held[0][0].cell.day != ev.outcome_date or held[0][0].cell.disposal != ev.disposal:  # type: ignore[attr-defined]
+        if held is None or held[0][0].cell.day != ev.outcome_date or held[0][0].cell.disposal != ev.disposal:
             mine = [(e.event_id, e.disposal, str(e.outcome_date)) for e in events if e.crime_key == key]
             print(f"  {key}: changelog {held}; events {mine}", flush=True)
     print(f"  logs and state under {d.dir}", flush=True)

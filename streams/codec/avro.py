@@ -94,7 +94,11 @@ class AvroCodec:
         if not path.exists():
             raise FileNotFoundError(f"schema file {path} is missing")
         self.name = name
-        self.schema = fastavro.schema.load_schema(str(path), _write_hint=False)
+        schema = fastavro.schema.load_schema(str(path), _write_hint=False)
+        if not isinstance(schema, dict):
+            raise DecodeError(f"schema file {path} is not a record schema", reason="unknown_schema")
+        #: the parsed schema: a record's, as JSON
+        self.schema: dict[str, Any] = schema
         self.fingerprint = fingerprint(self.schema)
         self._header = MAGIC + self.fingerprint
         #: fingerprint -> how to read a body that writer wrote: (writer schema, named types of

@@ -214,7 +214,8 @@ def settled_alerts(worker: Worker, timeout_s: float = 120) -> dict[str, Any]:
         data = worker.get("/api/alerts?state=all")
         same = same + 1 if last is not None and data["position"] == last["position"] else 0
         if same >= 8:
-            return data
+            settled: dict[str, Any] = data
+            return settled
         last = data
         time.sleep(1.0)
     raise AssertionError("alerts did not settle")
@@ -303,9 +304,9 @@ def test_alerts_of_every_measure_match_direct_values_and_survive_sigkill(
     assert {k for k, s in last.items() if s == "firing"} == got_firing
 
     # the CLI prints the same alerts, with their evidence, rounded for people
-    r = deployment.cli("alerts", "--url", worker.url)
-    assert r.returncode == 0, r.stderr
-    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    printed = deployment.cli("alerts", "--url", worker.url)
+    assert printed.returncode == 0, printed.stderr
+    rows = list(csv.DictReader(io.StringIO(printed.stdout)))
     assert list(rows[0]) == [
         "rule", "force", "category", "state", "severity", "measure", "value", "threshold", "numerator",
         "denominator", "p0", "limit", "interval_low", "interval_high", "window_start", "window_end",

@@ -32,6 +32,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.core.result import Ok
 
 from streams.access import digest
 from streams.reference import FORCE_NAMES
@@ -169,7 +170,7 @@ def test_the_api_answers_as_its_openapi_document_says(live: str) -> None:
     ran: dict[str, int] = {}
     leaks: list[str] = []
     no_invalid: list[str] = []
-    operations = [r.ok() for r in schema.get_all_operations()]
+    operations = [r.ok() for r in schema.get_all_operations() if isinstance(r, Ok)]
     assert len(operations) >= 17
     for op in operations:
         if op.path in SKIPPED:

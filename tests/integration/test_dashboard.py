@@ -281,21 +281,27 @@ def test_alerts_arrive_live_and_a_kent_token_sees_kent_only(
         counted = api(
             worker, f"/api/counts?group_by=force,category,disposal&window={days}d&at={last}", "all-secret"
         )
-        for row in summary["rows"]:
+        for line in summary["rows"]:
+            force = line["force"]
             mine = [
                 r for r in counted["rows"]
-                if r["category"] == row["category"] and (row["force"] is None or r["force"] == row["force"])
+                if r["category"] == line["category"] and (force is None or r["force"] == force)
             ]  # fmt: skip
-            assert row[when]["outcomes"] == sum(r["count"] for r in mine if r["disposal"] != "pending")
-            assert row[when]["out_of_court"] == sum(r["count"] for r in mine if r["disposal"] in OUT_OF_COURT)
+            assert line[when]["outcomes"] == sum(r["count"] for r in mine if r["disposal"] != "pending")
+            assert line[when]["out_of_court"] == sum(
+                r["count"] for r in mine if r["disposal"] in OUT_OF_COURT
+            )
     page.goto(worker.url + "/national")
-    for row in summary["rows"]:
+    for line in summary["rows"]:
         cells = page.eval_on_selector_all(
-            f'section[data-category="{row["category"]}"] tr[data-force="{row["force"] or "all"}"] td',
+            f'section[data-category="{line["category"]}"] tr[data-force="{line["force"] or "all"}"] td',
             "els => els.map(e => e.textContent)",
         )
-        assert cells[:2] == [f"{row['current']['out_of_court']:,}", f"{row['current']['outcomes']:,}"], row
-        assert cells[3:5] == [f"{row['previous']['out_of_court']:,}", f"{row['previous']['outcomes']:,}"], row
+        assert cells[:2] == [f"{line['current']['out_of_court']:,}", f"{line['current']['outcomes']:,}"], line
+        assert cells[3:5] == [
+            f"{line['previous']['out_of_court']:,}",
+            f"{line['previous']['outcomes']:,}",
+        ], line
     shown = page.eval_on_selector_all("ul.sentences li", "els => els.map(e => e.textContent)")
     assert shown == summary["sentences"]
     printed = pdf_text(page.pdf(format="A4"))
@@ -306,9 +312,9 @@ def test_alerts_arrive_live_and_a_kent_token_sees_kent_only(
         assert squeeze(text) in printed, text
     assert squeeze("Funnel limits of the peer rules") in printed and squeeze("All forces") in printed
     # a kent token: kent's lines only, no national figure
-    mine = api(worker, "/api/summary", "kent-secret")
-    assert mine["rows"] and {r["force"] for r in mine["rows"]} == {"kent"}
-    assert mine["sentences"] == [] and mine["quarters"] == {}
+    kents = api(worker, "/api/summary", "kent-secret")
+    assert kents["rows"] and {r["force"] for r in kents["rows"]} == {"kent"}
+    assert kents["sentences"] == [] and kents["quarters"] == {}
     kent.goto(worker.url + "/national")
     assert set(kent.eval_on_selector_all("tr[data-force]", "els => els.map(e => e.dataset.force)")) == {
         "kent"
@@ -317,7 +323,8 @@ def test_alerts_arrive_live_and_a_kent_token_sees_kent_only(
     # the scrutiny sample: reproducible, in scope, pseudonymised, references only with permission
     def sample(p: Any) -> list[str]:
         assert p.goto(worker.url + "/force/kent/scrutiny?quarter=2025-Q2").status == 200
-        return p.eval_on_selector_all("#sample tbody tr", "els => els.map(e => e.dataset.ref)")
+        refs: list[str] = p.eval_on_selector_all("#sample tbody tr", "els => els.map(e => e.dataset.ref)")
+        return refs
 
     pseudonyms = sample(kent)
     assert 1 <= len(pseudonyms) <= 20 and all(len(x) == 16 for x in pseudonyms)
@@ -353,11 +360,12 @@ def hostile_pages(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Every page, rendered with the hostile text as a rule's description and id words, a force's
     name, a category, an alert's summary, the scope note and the data's date."""
     from alerts.rules import Rule
+    from streams import reference
     from streams.dashboard import render
     from streams.dashboard.funnel import funnel
     from streams.dashboard.trend import Month
 
-    monkeypatch.setitem(render.FORCE_NAMES, "kent", HOSTILE)
+    monkeypatch.setitem(reference.FORCE_NAMES, "kent", HOSTILE)  # the one the pages read
     rule = Rule.model_validate(
         {
             "id": "hostile-peer",
@@ -369,7 +377,10 @@ def hostile_pages(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
             "z": 3.09,
         }
     )
-    counts = {("kent", HOSTILE, "community-resolution"): 40, ("kent", HOSTILE, "charge"): 2}
+    counts: dict[tuple[str, ...], int] = {
+        ("kent", HOSTILE, "community-resolution"): 40,
+        ("kent", HOSTILE, "charge"): 2,
+    }
     counts |= {("durham", HOSTILE, "charge"): 50, ("durham", HOSTILE, "community-resolution"): 2}
     alert = {
         "fingerprint": HOSTILE,
@@ -446,19 +457,23 @@ def test_hostile_words_in_every_page_never_run_as_script(
         path = route.request.url.split("dw.test", 1)[1].split("?")[0]
         if path.startswith("/static/"):
             kind = "text/css" if path.endswith(".css") else "application/javascript"
-            return route.fulfill(
-                body=(DASHBOARD_STATIC / path[len("/static/") :]).read_text(), content_type=kind
-            )
-        if path == "/api/alerts/stream":
-            return route.fulfill(body=feed, content_type="text/event-stream")
-        return route.fulfill(body=pages[path], content_type="text/html")
+            route.fulfill(body=(DASHBOARD_STATIC / path[len("/static/") :]).read_text(), content_type=kind)
+        elif path == "/api/alerts/stream":
+            route.fulfill(body=feed, content_type="text/event-stream")
+        else:
+            route.fulfill(body=pages[path], content_type="text/html")
 
     context = browser.new_context()
     context.route("http://dw.test/**", serve)
     dialogs: list[str] = []
+
+    def dismissed(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
     for path in pages:
         page = context.new_page()
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.on("dialog", dismissed)
         page.goto("http://dw.test" + path)
         if path == "/":  # the page's own script ran, and took the hostile alert in as text
             page.wait_for_function("document.querySelectorAll('#firing li').length >= 2", timeout=5_000)

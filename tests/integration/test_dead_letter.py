@@ -7,6 +7,7 @@ import random
 import re
 import time
 from collections import Counter
+from typing import Any
 
 from kafka import KafkaConsumer
 
@@ -97,7 +98,7 @@ def test_bad_input_is_dead_lettered_and_good_counts_are_exact(deployment: Deploy
         enable_auto_commit=False,
         consumer_timeout_ms=5000,
     )
-    dead = []
+    dead: list[Any] = []
     deadline = time.monotonic() + 60
     while len(dead) < len(bad) and time.monotonic() < deadline:
         dead.extend(consumer)

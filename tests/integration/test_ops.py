@@ -80,7 +80,8 @@ def ready(server: Server) -> bool:
             f"{server.log.name}: exited {server.proc.returncode}: {server.log.read_text()[-2000:]}"
         )
     with urllib.request.urlopen(server.url + "/-/ready", timeout=5) as r:
-        return r.status == 200
+        status: int = r.status
+    return status == 200
 
 
 def start_prometheus(tmp: Path, target: str) -> Server:

@@ -154,8 +154,10 @@ def test_a_stock_serializer_ingest_and_single_object_are_counted_exactly(
     deserialize = AvroDeserializer(client)
     actx = SerializationContext(s.alerts_topic, MessageField.VALUE)
     wanted = {entry["id"] for entry in feed}
-    records = read_topic(deployment, s.alerts_topic, lambda got: wanted <= {m.offset() for m in got},
-                         **{"isolation.level": "read_committed"})  # fmt: skip
+    committed: dict[str, Any] = {"isolation.level": "read_committed"}
+    records = read_topic(
+        deployment, s.alerts_topic, lambda got: wanted <= {m.offset() for m in got}, **committed
+    )
     assert all(schema_id_of(m.value()) is not None for m in records)
     read = {m.offset(): deserialize(m.value(), actx) for m in records}
     assert wanted <= read.keys(), f"feed ids not on the topic: {sorted(wanted - read.keys())}"

@@ -19,6 +19,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer
@@ -78,7 +79,9 @@ def test_a_worker_serving_more_than_localhost_needs_a_secret_of_its_own(
 ) -> None:
     tokens = tmp_path / "tokens.yaml"
     tokens.write_text(f"tokens:\n  - {{name: a, sha256: {digest('t')}, forces: all}}\n")
-    env = {"DW_TOKENS_FILE": str(tokens)} if case == "tokens_file" else {"DW_WEB_HOST": "0.0.0.0"}
+    env: dict[str, Any] = (
+        {"DW_TOKENS_FILE": str(tokens)} if case == "tokens_file" else {"DW_WEB_HOST": "0.0.0.0"}
+    )
     deployment.env.pop("DW_PSEUDONYM_KEY")
     r = worker_start(deployment, DW_DATA_DIR=str(tmp_path / "d"), **env)
     assert r.returncode == 2

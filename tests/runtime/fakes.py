@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -62,7 +62,7 @@ class FakeProducer:
 class FakeReader:
     """A changelog as a dict partition -> list of (key, value); offsets are list indices."""
 
-    def __init__(self, logs: dict[int, list[tuple[bytes, bytes | None]]], begin: int = 0) -> None:
+    def __init__(self, logs: Mapping[int, Sequence[tuple[bytes, bytes | None]]], begin: int = 0) -> None:
         self.logs = logs
         self.begin = begin
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 
 from streams.codec import encode_held
 from streams.core.classify import Cell
@@ -21,7 +22,7 @@ def state(disposal: str, day: int) -> bytes:
 LOG = [(b"kent/1", state("pending", 1)), (b"kent/2", state("charge", 2)), (b"kent/1", state("caution", 3))]
 
 
-async def make(logs: dict[int, list[tuple[bytes, bytes | None]]], store: MemoryStore) -> Recovery:
+async def make(logs: Mapping[int, Sequence[tuple[bytes, bytes | None]]], store: MemoryStore) -> Recovery:
     r = Recovery(store, StreamClock(), keep_days=400)
     r._reader = FakeReader(logs)  # type: ignore[assignment]
     return r

@@ -138,7 +138,7 @@ def test_state_round_trips_with_evidence_clock_and_floor_and_tells_the_sink() ->
         not t.numerator and not t.denominator for r in loaded_into.totals(D).values() for t in r.values()
     )
     with pytest.raises(ValueError, match="format 9"):
-        DayCounts.from_state((9, *state[1:]))  # type: ignore[arg-type]
+        DayCounts.from_state((9, *state[1:]))
 
 
 def test_evidence_for_one_alert_is_found_without_scanning_every_cell() -> None:

@@ -87,7 +87,9 @@ def _parse(name: str) -> avro.schema.RecordSchema:
     avro.schema.make_avsc_object(
         json.loads((SCHEMA_DIR / "disposalwatch.DisposalClass.avsc").read_text()), names
     )
-    return avro.schema.make_avsc_object(json.loads((SCHEMA_DIR / f"{name}.avsc").read_text()), names)
+    schema = avro.schema.make_avsc_object(json.loads((SCHEMA_DIR / f"{name}.avsc").read_text()), names)
+    assert isinstance(schema, avro.schema.RecordSchema)
+    return schema
 
 
 @pytest.mark.parametrize("name", ["disposalwatch.OutcomeEvent", "disposalwatch.Alert"])
@@ -346,7 +348,7 @@ def test_the_compiled_reader_leaves_values_that_are_not_bytes_to_fastavro() -> N
     from streams.codec import events as codec
 
     data = _fastavro_bytes(EVENT)
-    assert codec._compiled is not None and codec._compiled(bytearray(data), HEADER) is None  # type: ignore[arg-type]
+    assert codec._compiled is not None and codec._compiled(bytearray(data), HEADER) is None
     assert codec._compiled(data, -1) is None and codec._compiled(data, len(data) + 5) is None
 
 
@@ -361,6 +363,7 @@ def test_the_compiled_reader_keeps_no_reference_it_should_not() -> None:
     cut = [d[:at] for d in good[:50] for at in range(HEADER, len(d))]
 
     def read_all() -> None:
+        assert read is not None
         for data in good + damaged + cut:
             read(data, HEADER)
 

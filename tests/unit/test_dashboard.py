@@ -18,7 +18,7 @@ PEER = Rule.model_validate(
 
 
 def test_funnel_has_one_point_per_force_and_the_engines_limits() -> None:
-    counts = {(f, "harassment", "charge"): 90 for f in FORCE_NAMES}
+    counts: dict[tuple[str, ...], int] = {(f, "harassment", "charge"): 90 for f in FORCE_NAMES}
     counts |= {(f, "harassment", "caution"): 10 for f in FORCE_NAMES}
     counts[("kent", "harassment", "caution")] = 60  # far above the others
     counts[("kent", "harassment", "pending")] = 500  # not an outcome: left out
@@ -37,13 +37,14 @@ def test_funnel_has_one_point_per_force_and_the_engines_limits() -> None:
 
 
 def test_a_funnel_draws_the_rules_method_and_names_it_with_its_factor() -> None:
-    counts = {(f, "harassment", "charge"): 900 for f in FORCE_NAMES}
+    counts: dict[tuple[str, ...], int] = {(f, "harassment", "charge"): 900 for f in FORCE_NAMES}
     counts |= {(f, "harassment", "caution"): 60 + 7 * (i % 9) for i, f in enumerate(sorted(FORCE_NAMES))}
     additive = funnel(
         PEER.model_copy(update={"overdispersion": "additive"}), "harassment", counts, FORCE_NAMES, 365
     )
     assert additive.dispersion.method == "additive" and additive.dispersion.tau > 0
     kent = next(p for p in additive.points if p.force == "kent")
+    assert additive.p0 is not None
     assert kent.upper998 == additive.dispersion.limit(additive.p0, kent.denominator, Z998)
     assert "additive random effects, τ = " in render.funnel_figure(additive)
     plain = funnel(PEER, "harassment", counts, FORCE_NAMES, 365)
@@ -52,7 +53,7 @@ def test_a_funnel_draws_the_rules_method_and_names_it_with_its_factor() -> None:
 
 
 def test_monthly_shares_of_a_force_and_of_all_forces() -> None:
-    counts = {
+    counts: dict[tuple[str, ...], int] = {
         ("kent", "stalking", "caution", "2025-01-03"): 2,
         ("kent", "stalking", "charge", "2025-01-20"): 6,
         ("kent", "stalking", "pending", "2025-01-20"): 50,

@@ -9,6 +9,7 @@ import dataclasses
 import datetime as dt
 import io
 import json
+from typing import Any
 
 import fastavro
 import pytest
@@ -38,7 +39,7 @@ def confluent(schema_id: int, schema: dict, record: dict) -> bytes:  # type: ign
     return confluent_header(schema_id) + buf.getvalue()
 
 
-def record_of(event: OutcomeEvent) -> dict:  # type: ignore[type-arg]
+def record_of(event: OutcomeEvent) -> dict[str, Any]:
     r = {f["name"]: getattr(event, f["name"]) for f in EVENT_CODEC.schema["fields"]}
     r["disposal"] = r["disposal"].replace("-", "_")
     return r

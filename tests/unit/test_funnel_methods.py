@@ -8,6 +8,7 @@ import datetime as dt
 import math
 import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -93,13 +94,13 @@ def test_additive_limits_by_hand_and_their_shape() -> None:
     assert additive_limit(0.999, 10, 3.09, 0.5) == 1.0 and additive_limit(0.001, 10, -3.09, 0.5) == 0.0
 
 
-def test_the_rule_chooses_the_method_and_true_still_means_multiplicative(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_rule_chooses_the_method_and_true_still_means_multiplicative(tmp_path: Path) -> None:
     base = dict(
         id="p", description="d", severity="low", category=("stalking",), measure="peer", window="91d", z=3.09
     )
-    assert Rule(**base).overdispersion == "none"
-    assert Rule(**base, overdispersion=True).overdispersion == "multiplicative"
-    assert Rule(**base, overdispersion="additive").overdispersion == "additive"
+    assert Rule.model_validate(base).overdispersion == "none"
+    assert Rule.model_validate({**base, "overdispersion": True}).overdispersion == "multiplicative"
+    assert Rule.model_validate({**base, "overdispersion": "additive"}).overdispersion == "additive"
     f = tmp_path / "rules.yaml"
     f.write_text("rules:\n  - {id: p, description: d, severity: low, category: [stalking], measure: peer,\n"
                  "     window: 91d, z: 3.09, overdispersion: random}\n")  # fmt: skip
@@ -111,7 +112,7 @@ def test_the_engine_uses_the_rules_method() -> None:
     at = dt.date(2025, 6, 30)
     ys, ns = forces(3, tau=0.08)
     names = [f"f{i:02d}" for i in range(len(ns))]
-    c: Counter = Counter()
+    c: Counter[tuple[str, str, str, dt.date, bool]] = Counter()
     for f, y, n in zip(names, ys, ns, strict=True):
         c[(f, "stalking", "caution", at, False)] += y
         c[(f, "stalking", "charge", at, False)] += n - y
@@ -119,13 +120,15 @@ def test_the_engine_uses_the_rules_method() -> None:
         id="p", description="d", severity="low", category=("stalking",), measure="peer", window="7d", z=3.09
     )
     got = {
-        method: {e.force: e for e in evaluate([Rule(**base, overdispersion=method)], c, at=at, forces=names)}
+        method: {e.force: e for e in evaluate([rule], c, at=at, forces=names)}
         for method in ("none", "multiplicative", "additive")
+        for rule in [Rule.model_validate({**base, "overdispersion": method})]
     }
     p0 = sum(ys) / sum(ns)
     spread = funnel.dispersion("additive", ys, ns, p0)
     for f, n in zip(names, ns, strict=True):
         assert got["additive"][f].limit == pytest.approx(spread.limit(p0, n, 3.09))
-        assert got["none"][f].limit <= got["additive"][f].limit
+        none, additive = got["none"][f].limit, got["additive"][f].limit
+        assert none is not None and additive is not None and none <= additive
     fired = {m: sum(e.breached for e in es.values()) for m, es in got.items()}
     assert fired["none"] > fired["additive"] >= 0 and fired["none"] > fired["multiplicative"]

@@ -65,7 +65,7 @@ def test_first_transition_of_an_alert_is_to_firing() -> None:
 
 def run(days: list[tuple[int, bool, bool]], r: Rule) -> list[tuple[int, str]]:
     """Evaluate one alert on the given evaluation days (day, breached, cleared); its transitions."""
-    holds, state, out = Holds(), {}, []
+    holds, state, out = Holds(), dict[str, str](), list[tuple[int, str]]()
     for day, breached, cleared in days:
         for t in transitions(
             [ev("a", breached, cleared)],

@@ -50,7 +50,7 @@ def test_the_change_interval_is_clopper_pearson_on_the_later_share_of_the_total(
         count_ratio(4, 0)
 
 
-ROWS_NOW = {
+ROWS_NOW: dict[tuple[str, ...], int] = {
     ("kent", "stalking", "community-resolution"): 30,
     ("kent", "stalking", "caution"): 5,
     ("kent", "stalking", "charge"): 65,
@@ -59,7 +59,7 @@ ROWS_NOW = {
     ("essex", "stalking", "charge"): 90,
     ("essex", "burglary", "caution"): 50,  # not a high-risk category
 }
-ROWS_BEFORE = {
+ROWS_BEFORE: dict[tuple[str, ...], int] = {
     ("kent", "stalking", "community-resolution"): 20,
     ("kent", "stalking", "charge"): 80,
     ("essex", "stalking", "community-resolution"): 10,
@@ -105,7 +105,7 @@ def test_the_sentence_reads_as_the_press_writes_it() -> None:
 
 
 def test_quarters_sum_the_days_and_mark_the_cut_ones() -> None:
-    rows = {
+    rows: dict[tuple[str, ...], int] = {
         ("stalking", "community-resolution", "2024-12-15"): 2,
         ("stalking", "caution", "2025-02-01"): 3,
         ("stalking", "charge", "2025-03-31"): 10,

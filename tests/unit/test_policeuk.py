@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.errors import ConfigError
+from streams.errors import ConfigError, InputError
 from streams.policeuk import Tally, events_from_files
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "policeuk"
@@ -78,7 +78,7 @@ def test_outcomes_join_street_crime_type_and_keep_their_own_month(tmp_path: Path
 def test_bad_rows_are_skipped_with_a_reason_naming_the_row(tmp_path: Path, row: str, reason: str) -> None:
     f = write(tmp_path / "s.csv", STREET_HEADER + row + "\n")
     tally = Tally()
-    seen = []
+    seen: list[InputError] = []
     assert list(events_from_files([f], tally, on_skip=seen.append)) == []
     assert tally.skipped == {reason: 1}
     assert f"{f}:2" in str(seen[0])

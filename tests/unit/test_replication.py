@@ -1,5 +1,7 @@
 """Replication of the topics the project creates: from the cluster's size unless set."""
 
+import time
+
 import pytest
 
 from streams.errors import ConfigError
@@ -22,7 +24,7 @@ from streams.settings import load_settings
 def test_replication_follows_the_cluster_unless_set(
     env: dict[str, int], brokers: int, expected: tuple[int, int]
 ) -> None:
-    assert replication_of(load_settings(**env), brokers) == expected  # type: ignore[arg-type]
+    assert replication_of(load_settings(**env), brokers) == expected
 
 
 @pytest.mark.parametrize(
@@ -34,7 +36,7 @@ def test_replication_follows_the_cluster_unless_set(
 )
 def test_impossible_replication_is_named(env: dict[str, int], brokers: int, named: str) -> None:
     with pytest.raises(ConfigError, match=named):
-        replication_of(load_settings(**env), brokers)  # type: ignore[arg-type]
+        replication_of(load_settings(**env), brokers)
 
 
 def test_topics_are_created_again_while_a_new_cluster_settles(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,8 +45,6 @@ def test_topics_are_created_again_while_a_new_cluster_settles(monkeypatch: pytes
     from kafka.errors import TopicAuthorizationFailedError, UnknownBrokerIdError
 
     from streams import producer
-
-    made: list[object] = []
 
     class Client:
         def __init__(self, failures: list[Exception]) -> None:
@@ -58,12 +58,14 @@ def test_topics_are_created_again_while_a_new_cluster_settles(monkeypatch: pytes
         def close(self) -> None:
             self.closed = True
 
+    made: list[Client] = []
+
     def fresh(settings: object) -> Client:
         made.append(Client([]))
-        return made[-1]  # type: ignore[return-value]
+        return made[-1]
 
     monkeypatch.setattr(producer, "admin", fresh)
-    monkeypatch.setattr(producer.time, "sleep", lambda s: None)
+    monkeypatch.setattr(time, "sleep", lambda s: None)
     first = Client([UnknownBrokerIdError(2)])
     got = producer._create_topics(None, first, ["t"])  # type: ignore[arg-type]
     assert first.closed and got is made[0] and made[0].created == 1
