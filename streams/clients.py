@@ -17,15 +17,23 @@ and Quix Streams' ``consumer_extra_config`` do. Nothing about a cluster is a lit
 
 Values that read as integers, decimals or true/false are passed as such. A name the client does
 not know is refused at start, in one line naming the variable.
+
+``Consumer`` and ``Producer`` are what the worker uses of aiokafka's clients, typed (aiokafka
+ships no types); ``ClientFactory`` is what makes them, which a test can replace.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from aiokafka import TopicPartition
 
 from streams.errors import ConfigError
 from streams.settings import Settings
@@ -116,6 +124,83 @@ def rdkafka_options(settings: Settings, environ: Mapping[str, str] | None = None
     return out
 
 
+class Record(Protocol):
+    """A record as a consumer returns it (aiokafka's ``ConsumerRecord``)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class Consumer(Protocol):
+    """What the worker uses of aiokafka's ``AIOKafkaConsumer``."""
+
+    #: the group coordinator: the loop asks it to rejoin (aiokafka has no public call for it)
+    _coordinator: Any
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def subscribe(self, topics: list[str], listener: Any = None) -> None: ...
+    def assign(self, partitions: list[TopicPartition]) -> None: ...
+    def unsubscribe(self) -> None: ...
+    def assignment(self) -> set[TopicPartition]: ...
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> None: ...
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[Record]]: ...
+    async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None: ...
+    async def committed(self, partition: TopicPartition) -> int | None: ...
+    async def position(self, partition: TopicPartition) -> int: ...
+    def highwater(self, partition: TopicPartition) -> int | None: ...
+    async def beginning_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]: ...
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]: ...
+
+
+class Batch(Protocol):
+    """aiokafka's ``BatchBuilder``: records appended until it is full."""
+
+    def append(self, *, key: bytes | None, value: bytes | None, timestamp: int | None) -> Any: ...
+    def record_count(self) -> int: ...
+
+
+class Producer(Protocol):
+    """What the worker uses of aiokafka's ``AIOKafkaProducer``."""
+
+    #: the transaction manager: whether a fencing error stopped the sender (no public call)
+    _txn_manager: Any
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[Any]: ...
+    def create_batch(self) -> Batch: ...
+    async def send_batch(self, batch: Batch, topic: str, *, partition: int) -> asyncio.Future[Any]: ...
+    async def begin_transaction(self) -> None: ...
+    async def commit_transaction(self) -> None: ...
+    async def abort_transaction(self) -> None: ...
+    async def send_offsets_to_transaction(
+        self, offsets: Mapping[TopicPartition, int], group_id: str
+    ) -> None: ...
+    def transaction(self) -> AbstractAsyncContextManager[None]: ...
+
+
+class ClientFactory(Protocol):
+    """Makes the worker's Kafka clients (``KafkaClients``; a test may give its own)."""
+
+    def consumer(self, **defaults: Any) -> Consumer: ...
+    def producer(self, **defaults: Any) -> Producer: ...
+
+
 @dataclass(frozen=True)
 class KafkaClients:
     """Makes the worker's Kafka clients (aiokafka)."""
@@ -162,16 +247,18 @@ class KafkaClients:
             )
         return out
 
-    def consumer(self, **defaults: Any) -> Any:
+    def consumer(self, **defaults: Any) -> Consumer:
         """An aiokafka consumer: the caller's defaults, then security, then DW_CONSUMER_*."""
         from aiokafka import AIOKafkaConsumer
 
         options = {**defaults, **self._aiokafka_security(), **self.consumer_extra}
-        return AIOKafkaConsumer(bootstrap_servers=list(self.bootstrap), **options)
+        consumer: Consumer = AIOKafkaConsumer(bootstrap_servers=list(self.bootstrap), **options)
+        return consumer
 
-    def producer(self, **defaults: Any) -> Any:
+    def producer(self, **defaults: Any) -> Producer:
         """An aiokafka producer: the caller's defaults, then security, then DW_PRODUCER_*."""
         from aiokafka import AIOKafkaProducer
 
         options = {**defaults, **self._aiokafka_security(), **self.producer_extra}
-        return AIOKafkaProducer(bootstrap_servers=list(self.bootstrap), **options)
+        producer: Producer = AIOKafkaProducer(bootstrap_servers=list(self.bootstrap), **options)
+        return producer

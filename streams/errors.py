@@ -12,6 +12,7 @@ them are named with their module)::
     ├── EncodeError          a value cannot be written with the schema
     ├── StateError           the worker's own stored state is unreadable (a bug, not bad input)
     ├── InvariantError       the worker's own state broke a rule it keeps (a bug, never input)
+    │   └── NotStarted       a part made at start (a Kafka client, the outbox) used before it
     ├── RejectedEvent        a decoded event breaks the contract (reason: unknown_force, ...)
     ├── InputError           a row of an input file cannot become an event (reason: as RejectedEvent)
     ├── runtime.outbox.ProduceFailed          the broker did not acknowledge a send (exit 75)
@@ -31,6 +32,10 @@ dead-letter topic and the ``disposal_events_rejected_total`` metric use.
 """
 
 from __future__ import annotations
+
+from typing import TypeVar
+
+T = TypeVar("T")
 
 #: the most characters of an outside value (a field of a record, a line of a file) that an error
 #: message, a log line or a dead-letter header repeats
@@ -84,6 +89,18 @@ class StateError(StreamError):
 class InvariantError(StreamError):
     """The worker's own state broke a rule it keeps (a count below zero, an event class the
     reader does not know): a bug, never bad input."""
+
+
+class NotStarted(InvariantError):
+    """A part of the worker that is made when it starts (its Kafka clients bind to the running
+    event loop) was used before ``start``."""
+
+
+def started(part: T | None, what: str) -> T:
+    """``part``, made at start; ``NotStarted`` naming ``what`` while it is not made yet."""
+    if part is None:
+        raise NotStarted(f"{what} is made when the worker starts, and was used before")
+    return part
 
 
 class EncodeError(StreamError):

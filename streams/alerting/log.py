@@ -15,7 +15,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from streams.clients import KafkaClients
+from streams.clients import Consumer, KafkaClients
 from streams.errors import DecodeError
 from streams.schema_registry import SINGLE_OBJECT_ALERTS, AlertDecoder
 from streams.wire import alert_json
@@ -33,7 +33,7 @@ class AlertLog:
         self.current: dict[str, dict[str, Any]] = {}  # fingerprint -> latest feed JSON
         self.position = 0  # next offset to read
         self.changed = asyncio.Condition()
-        self._probe: Any = None
+        self._probe: Consumer | None = None
 
     def state_of(self) -> dict[str, str]:
         return {fp: rec["state"] for fp, rec in self.current.items()}
@@ -99,10 +99,12 @@ class AlertLog:
         ``timeout_s`` for the follower. Asks the broker for the end (the last stable offset):
         the follower's own view may be a fetch old, and a previous leader may just have written."""
         tp = TopicPartition(self.topic, 0)
-        if self._probe is None:  # one long-lived consumer, used only to ask for end offsets
-            self._probe = self.clients.consumer(enable_auto_commit=False, isolation_level="read_committed")
-            await self._probe.start()
-        end = (await self._probe.end_offsets([tp]))[tp]
+        probe = self._probe
+        if probe is None:  # one long-lived consumer, used only to ask for end offsets
+            probe = self.clients.consumer(enable_auto_commit=False, isolation_level="read_committed")
+            await probe.start()
+            self._probe = probe
+        end = (await probe.end_offsets([tp]))[tp]
         deadline = asyncio.get_running_loop().time() + timeout_s
         while self.position < end:
             if asyncio.get_running_loop().time() > deadline:

@@ -142,6 +142,9 @@ async def deliver_forever(
                 now = time.monotonic()
                 for records in batch.values():
                     for msg in records:
+                        if msg.value is None:  # not a transition: nothing to deliver
+                            groups.skip(msg.offset)
+                            continue
                         entry = alert_json(await decode(msg.value), msg.offset)
                         if hook.allows(entry["force_id"]):
                             groups.add(msg.offset, entry, now)

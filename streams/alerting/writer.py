@@ -11,11 +11,10 @@ transaction. ``release`` closes the producer when this worker stops leading.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 from aiokafka.errors import KafkaError, ProducerFenced
 
-from streams.clients import KafkaClients
+from streams.clients import KafkaClients, Producer
 from streams.errors import StreamError
 
 
@@ -26,25 +25,27 @@ class Fenced(StreamError):
 class AlertWriter:
     def __init__(self, clients: KafkaClients, topic: str, transactional_id: str) -> None:
         self.clients, self.topic, self.transactional_id = clients, topic, transactional_id
-        self._producer: Any = None
+        self._producer: Producer | None = None
 
     @property
     def claimed(self) -> bool:
         return self._producer is not None
 
-    async def claim(self) -> None:
+    async def claim(self) -> Producer:
+        """The transactional producer of the alerts topic, started (and so every earlier
+        holder of its id fenced) at the first call."""
         if self._producer is None:
             producer = self.clients.producer(
                 transactional_id=self.transactional_id, enable_idempotence=True, acks="all"
             )
             await producer.start()  # InitProducerId: fences every earlier holder of the id
             self._producer = producer
+        return self._producer
 
     async def write(self, records: list[tuple[bytes, bytes]]) -> list[int]:
         """Send ``(key, value)`` records in one transaction; their offsets once committed.
         Raises ``Fenced`` (nothing was written) if another worker has claimed the topic since."""
-        await self.claim()
-        producer = self._producer
+        producer = await self.claim()
         try:
             async with producer.transaction():
                 sent = [

@@ -44,14 +44,14 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import IllegalStateError, KafkaError
 
 from streams import metrics
-from streams.clients import KafkaClients
+from streams.clients import ClientFactory, Consumer, KafkaClients, Record
 from streams.codec import decode_held, decode_outcome
 from streams.core.buckets import CountSink
 from streams.core.classify import Cell
@@ -59,7 +59,7 @@ from streams.core.clock import Clock, horizon, latest_accepted_day, utc_today
 from streams.core.counting import count_event
 from streams.core.crimes import Change
 from streams.core.partitioner import partition_of
-from streams.errors import DecodeError, RejectedEvent, StorageError
+from streams.errors import DecodeError, NotStarted, RejectedEvent, StorageError, started
 from streams.runtime.assignor import MembershipAssignor
 from streams.runtime.checkpoint import Checkpoint
 from streams.runtime.exits import ExitCode, leave
@@ -145,12 +145,14 @@ class CountingLoop:
         is_breach: Callable[[Cell], bool] = lambda cell: False,
         on_breach: Callable[[], None] = lambda: None,
         sink: CountSink | None = None,
-        clients: KafkaClients | None = None,
+        clients: ClientFactory | None = None,
         schemas: Schemas | None = None,
     ) -> None:
         self.settings = settings
         #: how the loop's Kafka clients connect (DW_KAFKA, security, DW_CONSUMER_*, DW_PRODUCER_*)
-        self.clients = clients if clients is not None else KafkaClients.plain(settings.kafka.split(","))
+        self.clients: ClientFactory = (
+            clients if clients is not None else KafkaClients.plain(settings.kafka.split(","))
+        )
         self.store = store
         self.clock = clock
         self._is_breach = is_breach
@@ -163,10 +165,10 @@ class CountingLoop:
         #: told of every change of the owned partitions' counts (the alert rules' aggregates)
         self.sink = sink
         self.recovery = Recovery(store, clock, settings.retention_days, sink)
-        # Kafka clients bind to the running event loop: made in ``start``
-        self._consumer: Any = None
-        self.outbox: Outbox | TransactionalOutbox
-        self.checkpoint: Checkpoint
+        # Kafka clients bind to the running event loop: made in ``start`` (before, ``NotStarted``)
+        self._made_consumer: Consumer | None = None
+        self._made_outbox: Outbox | TransactionalOutbox | None = None
+        self._made_checkpoint: Checkpoint | None = None
         self.partitions: dict[int, PartitionState] = {}
         self.membership = Membership()
         #: True from a revocation until every assigned partition is restored
@@ -185,9 +187,27 @@ class CountingLoop:
 
     # --- lifecycle ------------------------------------------------------------------------------
 
+    @property
+    def _consumer(self) -> Consumer:
+        """The group's consumer of the source topic."""
+        return started(self._made_consumer, "the counting loop's consumer")
+
+    @property
+    def outbox(self) -> Outbox | TransactionalOutbox:
+        """Where changelog records and dead letters go, and their acknowledgements."""
+        outbox = self._made_outbox
+        if outbox is None:  # not through ``started``: mypy cannot solve its type for a union
+            raise NotStarted("the counting loop's outbox is made when the worker starts, and was used before")
+        return outbox
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        """When and how the loop's progress is made durable."""
+        return started(self._made_checkpoint, "the counting loop's checkpoint")
+
     async def start(self) -> None:
         settings, clients = self.settings, self.clients
-        self._consumer = clients.consumer(
+        consumer = clients.consumer(
             group_id=settings.app_id,
             client_id=f"{settings.app_id}-counting",
             enable_auto_commit=False,
@@ -203,8 +223,9 @@ class CountingLoop:
             max_poll_interval_ms=900_000,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
+        outbox: Outbox | TransactionalOutbox
         if settings.processing_guarantee == "exactly_once":
-            self.outbox = TransactionalOutbox(
+            outbox = TransactionalOutbox(
                 clients, settings.app_id, settings.changelog_topic, settings.dlq_topic, self.topic
             )
         else:
@@ -217,17 +238,18 @@ class CountingLoop:
                 max_request_size=2 * 1024 * 1024,
             )
             await producer.start()
-            self.outbox = Outbox(producer, settings.changelog_topic, settings.dlq_topic)
-        self.checkpoint = Checkpoint(
-            self.outbox,
+            outbox = Outbox(producer, settings.changelog_topic, settings.dlq_topic)
+        checkpoint = Checkpoint(
+            outbox,
             self.store,
-            self._consumer.commit,
-            self._consumer.position,
+            consumer.commit,
+            consumer.position,
             self.topic,
             interval_s=settings.commit_interval_s,
             max_pending=settings.checkpoint_max_pending,
             after_step=self._faults.after,
         )
+        self._made_consumer, self._made_outbox, self._made_checkpoint = consumer, outbox, checkpoint
         await self.recovery.start(ChangelogReader(clients, settings.changelog_topic))
         await self._consumer.start()
         self._consumer.subscribe([self.topic], listener=_Listener(self))
@@ -268,7 +290,7 @@ class CountingLoop:
 
     # --- one batch --------------------------------------------------------------------------------
 
-    async def _take(self, batch: Mapping[TopicPartition, Sequence[Any]], generation: int) -> bool:
+    async def _take(self, batch: Mapping[TopicPartition, Sequence[Record]], generation: int) -> bool:
         """Process a fetched batch, send its dead letters, checkpoint when due. False: the batch
         was put back, as the assignment is being restored or partitions were lost."""
         async with self._lock:
@@ -296,7 +318,7 @@ class CountingLoop:
             await self._faults.maybe_hang()
         return True
 
-    async def _schemas_learnt(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> bool:
+    async def _schemas_learnt(self, batch: Mapping[TopicPartition, Sequence[Record]]) -> bool:
         """Learn from the registry the writer schemas of registry ids in ``batch`` not seen yet.
         False: the registry cannot be reached, and the batch is read again later (nothing is
         dead-lettered for it; the watchdog gives no verdict while it lasts)."""
@@ -312,7 +334,7 @@ class CountingLoop:
             return False
         return True
 
-    def _fetch_again(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
+    def _fetch_again(self, batch: Mapping[TopicPartition, Sequence[Record]]) -> None:
         """Put the consumer back before records it returned but the loop did not process: its
         position has moved past them, and a commit would otherwise skip them."""
         for tp, records in batch.items():
@@ -320,7 +342,7 @@ class CountingLoop:
                 with contextlib.suppress(IllegalStateError):  # no longer assigned: not ours
                     self._consumer.seek(tp, records[0].offset)
 
-    def _process(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
+    def _process(self, batch: Mapping[TopicPartition, Sequence[Record]]) -> None:
         """Decode, look up and count each record of ``batch``, keeping changed crimes pending.
 
         complex: the per-record path, written out in one loop on purpose (a call per step per
@@ -395,7 +417,7 @@ class CountingLoop:
         if breach:
             self._on_breach()
 
-    def _reject(self, msg: Any, reason: str, error: str) -> None:
+    def _reject(self, msg: Record, reason: str, error: str) -> None:
         log.warning("dead-lettered %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, reason, error)
         metrics.REJECTED.labels(reason).inc()
         self._dead.append(DeadLetter(msg.key, msg.value, reason, error, msg.topic, msg.partition, msg.offset))
@@ -476,15 +498,16 @@ class CountingLoop:
     def backlog(self) -> int:
         """Records of the owned partitions not processed yet, by the high watermarks of the last
         fetches (no broker round trip): 0 when none is known."""
-        if self._consumer is None:
-            return 0
-        assigned = self._consumer.assignment()  # during a rebalance, partitions may not match it
+        consumer = self._made_consumer
+        if consumer is None:
+            return 0  # not started: nothing fetched
+        assigned = consumer.assignment()  # during a rebalance, partitions may not match it
         total = 0
         for p, part in self.partitions.items():
             tp = TopicPartition(self.topic, p)
             if tp not in assigned or part.processed is None:
                 continue
-            end = self._consumer.highwater(tp)  # asserts that ``tp`` is assigned
+            end = consumer.highwater(tp)  # asserts that ``tp`` is assigned
             if end is not None:
                 total += max(0, end - part.processed)
         return total

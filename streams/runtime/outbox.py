@@ -24,6 +24,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
+from streams.clients import Batch, Producer
 from streams.errors import StreamError, shorten
 
 
@@ -56,7 +57,7 @@ class DeadLetter:
 class Outbox:
     """Sends through one aiokafka producer; remembers what awaits acknowledgement."""
 
-    def __init__(self, producer: Any, changelog_topic: str, dlq_topic: str) -> None:
+    def __init__(self, producer: Producer, changelog_topic: str, dlq_topic: str) -> None:
         self.producer = producer
         self.changelog_topic = changelog_topic
         self.dlq_topic = dlq_topic
@@ -88,7 +89,7 @@ class Outbox:
         if batch.record_count():
             await self._send_batch(batch, partition)
 
-    async def _send_batch(self, batch: Any, partition: int) -> None:
+    async def _send_batch(self, batch: Batch, partition: int) -> None:
         try:
             fut = await self.producer.send_batch(batch, self.changelog_topic, partition=partition)
         except KafkaError as exc:

@@ -32,15 +32,15 @@ import logging
 import operator
 import time
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
 
 from aiokafka import TopicPartition
 
 from streams import metrics
-from streams.clients import KafkaClients
+from streams.clients import ClientFactory, Consumer, Record
 from streams.codec import held_combo
 from streams.core.buckets import CountSink, DayCounts
 from streams.core.clock import Clock, horizon
+from streams.errors import StateError, started
 from streams.runtime import saved_counts
 from streams.runtime.partition import PartitionState
 from streams.runtime.store import Positions, Store
@@ -57,13 +57,18 @@ CHUNK = 20_000
 class ChangelogReader:
     """Reads changelog partitions with a consumer of its own (no group: it commits nothing)."""
 
-    def __init__(self, clients: KafkaClients, topic: str) -> None:
+    def __init__(self, clients: ClientFactory, topic: str) -> None:
         self.topic = topic
         self._clients = clients
-        self._consumer: Any = None
+        self._made: Consumer | None = None
+
+    @property
+    def _consumer(self) -> Consumer:
+        consumer: Consumer = started(self._made, "the changelog reader's consumer")
+        return consumer
 
     async def start(self) -> None:
-        self._consumer = self._clients.consumer(
+        self._made = self._clients.consumer(
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             # what a fenced or crashed worker left in an open or aborted transaction never counts;
@@ -87,7 +92,7 @@ class ChangelogReader:
         end = (await self._consumer.end_offsets([tp]))[tp]
         return begin, end
 
-    async def read(self, partition: int, start: int, end: int) -> AsyncIterator[list[Any]]:
+    async def read(self, partition: int, start: int, end: int) -> AsyncIterator[list[Record]]:
         """Chunks of records from ``start`` up to ``end`` (exclusive)."""
         tp = TopicPartition(self.topic, partition)
         self._consumer.assign([tp])
@@ -102,6 +107,17 @@ class ChangelogReader:
                     yield records
         finally:
             self._consumer.unsubscribe()  # no idle fetches in the way of the next questions
+
+
+def _states(records: Iterable[Record]) -> dict[bytes, bytes | None]:
+    """Crime key -> stored state of changelog records (the latest record of a crime wins);
+    ``StateError`` for a record without a key, which no worker writes."""
+    states: dict[bytes, bytes | None] = {}
+    for r in records:
+        if r.key is None:
+            raise StateError(f"changelog record at offset {r.offset} of partition {r.partition} has no key")
+        states[r.key] = r.value
+    return states
 
 
 #: crimes derived between two yields to the event loop (about 20 ms)
@@ -234,7 +250,7 @@ class Recovery:
         read = 0
         if start < end:
             async for records in self._reader.read(partition, start, end):
-                states = {r.key: r.value for r in records}  # the latest record of a crime wins
+                states = _states(records)
                 self._store.write(partition, states, Positions(source_next, records[-1].offset + 1))
                 read += len(records)
                 self.records_read += len(records)

@@ -52,7 +52,7 @@ from aiokafka.errors import (
     TransactionCoordinatorFenced,
 )
 
-from streams.clients import KafkaClients
+from streams.clients import ClientFactory
 from streams.runtime.outbox import DeadLetter, Outbox, ProduceFailed
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class TransactionalOutbox:
     at the partition's first write after a commit)."""
 
     def __init__(
-        self, clients: KafkaClients, app_id: str, changelog_topic: str, dlq_topic: str, source_topic: str
+        self, clients: ClientFactory, app_id: str, changelog_topic: str, dlq_topic: str, source_topic: str
     ) -> None:
         self._clients = clients
         self.app_id = app_id

@@ -23,7 +23,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams import metrics
-from streams.clients import KafkaClients
+from streams.clients import Consumer, KafkaClients
 from streams.runtime.exits import ExitCode, leave
 from streams.runtime.loop import CountingLoop
 
@@ -89,7 +89,7 @@ class Watchdog:
         self.stall_exit_s = stall_exit_s
         self.check_s = min(CHECK_S, max(0.5, stall_exit_s / 6)) if stall_exit_s else CHECK_S
         self._detector = StallDetector()
-        self._probe: Any = None
+        self._probe: Consumer | None = None
         self._lagging: set[int] = set()
         self.brokers = BrokerState()
 
@@ -115,8 +115,8 @@ class Watchdog:
                     await probe.stop()
                 raise
             self._probe = probe
-        begins = await self._probe.beginning_offsets(tps)
-        ends = await self._probe.end_offsets(tps)
+        begins = await probe.beginning_offsets(tps)
+        ends = await probe.end_offsets(tps)
         return begins, ends
 
     async def check(self) -> None:

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from types import SimpleNamespace
 from typing import Any
 
+from streams.clients import Batch
 from streams.codec import encode_outcome
 from streams.model import OutcomeEvent
 
 
 class FakeBatch:
+    """A ``streams.clients.Batch`` that holds ``capacity`` records."""
+
     def __init__(self, capacity: int) -> None:
-        self.records: list[tuple[bytes, bytes | None]] = []
+        self.records: list[tuple[bytes | None, bytes | None]] = []
         self.capacity = capacity
 
-    def append(self, *, key: bytes, value: bytes | None, timestamp: Any) -> object | None:
+    def append(self, *, key: bytes | None, value: bytes | None, timestamp: int | None) -> object | None:
         if len(self.records) >= self.capacity:
             return None
         self.records.append((key, value))
@@ -27,12 +31,37 @@ class FakeBatch:
 
 
 class FakeProducer:
-    """Topics as lists; ``fail`` makes every acknowledgement an error."""
+    """A ``streams.clients.Producer`` without transactions: topics as lists; ``fail`` makes every
+    acknowledgement an error."""
+
+    _txn_manager: Any = None
 
     def __init__(self, capacity: int = 3, fail: bool = False) -> None:
         self.logs: dict[tuple[str, int], list[tuple[bytes | None, bytes | None, Any]]] = {}
         self.capacity = capacity
         self.fail = fail
+        self.stopped = False
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def begin_transaction(self) -> None:
+        raise NotImplementedError("the fake producer has no transactions")
+
+    async def commit_transaction(self) -> None:
+        raise NotImplementedError("the fake producer has no transactions")
+
+    async def abort_transaction(self) -> None:
+        raise NotImplementedError("the fake producer has no transactions")
+
+    async def send_offsets_to_transaction(self, offsets: Mapping[Any, int], group_id: str) -> None:
+        raise NotImplementedError("the fake producer has no transactions")
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        raise NotImplementedError("the fake producer has no transactions")
 
     def create_batch(self) -> FakeBatch:
         return FakeBatch(self.capacity)
@@ -45,16 +74,23 @@ class FakeProducer:
             fut.set_result(SimpleNamespace(offset=base))
         return fut
 
-    async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> asyncio.Future[Any]:
+    async def send_batch(self, batch: Batch, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        assert isinstance(batch, FakeBatch), "a batch of this producer's create_batch"
         log = self.logs.setdefault((topic, partition), [])
         base = len(log)
         log.extend((k, v, None) for k, v in batch.records)
         return self._ack(base)
 
     async def send(
-        self, topic: str, value: bytes | None, key: bytes | None = None, headers: Any = None
-    ) -> Any:
-        log = self.logs.setdefault((topic, 0), [])
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[Any]:
+        log = self.logs.setdefault((topic, partition or 0), [])
         log.append((key, value, headers))
         return self._ack(len(log) - 1)
 
@@ -110,9 +146,9 @@ class FakeTxnProducer(FakeProducer):
         assert not self.in_txn
         self.in_txn = True
 
-    async def send_offsets_to_transaction(self, offsets: dict[Any, int], group_id: str) -> None:
+    async def send_offsets_to_transaction(self, offsets: Mapping[Any, int], group_id: str) -> None:
         assert self.in_txn
-        self.offsets.append(offsets)
+        self.offsets.append(dict(offsets))
 
     async def commit_transaction(self) -> None:
         from aiokafka.errors import ProducerFenced
