@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness import parse, write_results  # noqa: E402
+
 from streams.producer import EventProducer, ensure_topics  # noqa: E402
 from streams.reference import FORCE_NAMES  # noqa: E402
 from streams.simulate import simulate  # noqa: E402
@@ -49,7 +51,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--probes", type=int, default=60)
-    args = ap.parse_args()
+    args = parse(ap, rate=200.0, probes=2)
     tmp = Path(tempfile.mkdtemp(prefix="dw-latency-"))
     (tmp / "rules.yaml").write_text(RULES)
     tag = uuid.uuid4().hex[:8]
@@ -127,6 +129,8 @@ def main() -> None:
     worker.stop()
     lat = [arrived[k] - sent[k] for k in sent if k in arrived]
     missing = len(sent) - len(lat)
+    if not lat:
+        raise SystemExit(f"none of the {len(sent)} probe alerts arrived within 30 s")
     result = {
         "date": today.isoformat(),
         "background_rate_target": args.rate,
@@ -143,9 +147,7 @@ def main() -> None:
         f"p50 {ms['p50_s']}, p99 {ms['p99_s']}, max {ms['max_s']}"
         + (f"; {missing} alerts never arrived" if missing else "")
     )
-    out = ROOT / "bench" / "results" / f"alert-latency-{result['date']}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results("alert-latency", result, str(result["date"]))
 
 
 if __name__ == "__main__":

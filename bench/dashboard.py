@@ -29,7 +29,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from harness import Workers, settings_of, write_results
+from harness import Workers, parse, settings_of, write_results
 
 from streams.producer import EventProducer, ensure_topics, lag
 from streams.simulate import simulate, story
@@ -53,7 +53,7 @@ def main() -> None:
         default=365,
         help="days the events span (730: two years, a national page with a comparison)",
     )
-    args = ap.parse_args()
+    args = parse(ap, events=3000, loads=1)
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium")
@@ -150,7 +150,7 @@ def main() -> None:
             },
             "national_sentences": sentences,
         }
-        write_results("dashboard", today.isoformat(), results)
+        write_results("dashboard", results, today.isoformat())
     finally:
         workers.stop()
         shutil.rmtree(work, ignore_errors=True)

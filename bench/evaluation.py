@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import ROOT, HeldBack, Workers, get_json, settings_of
+from harness import ROOT, HeldBack, Workers, get_json, parse, settings_of, write_results
 
 from alerts.aggregates import RuleAggregates
 from alerts.engine import evaluate_totals
@@ -119,6 +119,8 @@ def in_process(sizes: list[int], with_rules: bool) -> dict[int, dict[str, float]
 def rate(samples: list[tuple[float, int]], lo: float, hi: float) -> float:
     """Events/s between the samples (time, records processed) whose count lies in lo..hi."""
     pts = [(t, k) for t, k in samples if lo <= k <= hi]
+    if len(pts) < 2 or pts[-1][0] == pts[0][0]:
+        return float("nan")  # too few samples to tell (a smoke run's few events)
     return (pts[-1][1] - pts[0][1]) / (pts[-1][0] - pts[0][0])
 
 
@@ -172,7 +174,7 @@ def replay(n: int) -> dict[str, object]:
             out[name] = {
                 "first_30pct_events_per_s": first,
                 "last_30pct_events_per_s": last,
-                "last_over_first": last / first,
+                "last_over_first": last / first if first else float("nan"),
                 "evaluations": count_,
                 "evaluation_ms_mean": 1e3 * total / count_ if count_ else None,
                 "crimes_held": get_json(w.urls[0] + "/api/counts?group_by=&window=all")["rows"][0]["count"],
@@ -182,7 +184,8 @@ def replay(n: int) -> dict[str, object]:
             w.stop()
     d, z = out["default_rules"], out["no_rules"]
     assert isinstance(d, dict) and isinstance(z, dict)
-    out["rules_over_no_rules_last_30pct"] = d["last_30pct_events_per_s"] / z["last_30pct_events_per_s"]
+    base = z["last_30pct_events_per_s"]
+    out["rules_over_no_rules_last_30pct"] = d["last_30pct_events_per_s"] / base if base else float("nan")
     return out
 
 
@@ -190,7 +193,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="100000,1000000,6000000")
     ap.add_argument("--replay", type=int, default=0, help="events for the end-to-end replay (0: skip)")
-    args = ap.parse_args()
+    args = parse(ap, sizes="2000", replay=3000)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     results: dict[str, object] = {"date": dt.datetime.now(dt.UTC).date().isoformat(), "cpus": os.cpu_count()}
     if sizes:
@@ -202,9 +205,7 @@ def main() -> None:
         }
     if args.replay:
         results["replay"] = replay(args.replay)
-    out = ROOT / "bench" / "results" / f"evaluation-{dt.datetime.now(dt.UTC).date().isoformat()}.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results("evaluation", results)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness import parse  # noqa: E402
 from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 from hypothesis.strategies import SearchStrategy  # noqa: E402
 
@@ -77,7 +78,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=120.0, help="per target")
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--targets", default=",".join(TARGETS))
-    args = parser.parse_args()
+    args = parse(parser, seconds=1.0, batch=50)
     crashed = False
     for name in args.targets.split(","):
         t0 = time.monotonic()

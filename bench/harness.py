@@ -3,8 +3,10 @@ raw consume-and-decode loop."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
+import datetime as dt
 import io
 import json
 import os
@@ -15,6 +17,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -276,12 +279,46 @@ def settings_of(env: dict[str, str]) -> Settings:
     return load_settings(**{k[3:].lower(): v for k, v in env.items() if k.startswith("DW_")})
 
 
-def write_results(name: str, date: str, results: dict) -> None:  # type: ignore[type-arg]
-    """Print ``results`` and write them to bench/results/<name>-<date>.json."""
-    print(json.dumps(results, indent=2))
-    out = ROOT / "bench" / "results" / f"{name}-{date}.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
+#: set by ``parse``: a smoke run (``--smoke``) writes no results
+SMOKE = False
+
+
+def parse(ap: argparse.ArgumentParser, **tiny: object) -> argparse.Namespace:
+    """The script's arguments, with ``--smoke``: the sizes ``tiny`` gives, which take seconds and
+    show only that the script still runs against the code it measures (``make test`` runs every
+    script so). A smoke run's figures mean nothing, and are printed but never written."""
+    global SMOKE
+    ap.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, seconds: only that the script still runs"
+    )
+    args = ap.parse_args()
+    if args.smoke:
+        SMOKE = True
+        for name, value in tiny.items():
+            if not hasattr(args, name):
+                raise SystemExit(f"--smoke sets {name}, which the script has no argument for")
+            setattr(args, name, value)
+    return args
+
+
+def write_results(name: str, results: Mapping[str, Any], date: str | None = None) -> Path | None:
+    """Print ``results`` and write them to bench/results/<name>-<date>.json (today, UTC, unless
+    given), never over an earlier file of the same day (then ``-run2`` and on). Nothing is
+    written for a smoke run."""
+    text = json.dumps(results, indent=2)
+    print(text)
+    if SMOKE:
+        print("a smoke run: no results written")
+        return None
+    day = date or dt.datetime.now(dt.UTC).date().isoformat()
+    out = ROOT / "bench" / "results" / f"{name}-{day}.json"
+    n = 1
+    while out.exists():
+        n += 1
+        out = out.with_name(f"{name}-{day}-run{n}.json")
+    out.write_text(text + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
+    return out
 
 
 def stream_deployment(

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import os
 import shutil
 import statistics
@@ -38,7 +37,7 @@ import time
 import uuid
 from pathlib import Path
 
-from harness import CLI, ROOT, settings_of
+from harness import CLI, ROOT, parse, settings_of, write_results
 
 from streams.ingest import encoded, jsonl_tasks, policeuk_encoded
 from streams.producer import EventProducer, ensure_topics
@@ -129,7 +128,7 @@ def main() -> None:
     ap.add_argument("--copies", type=int, default=10, help="police.uk samples copied this often")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--clients", action="store_true", help="also time kafka-python and aiokafka raw loops")
-    args = ap.parse_args()
+    args = parse(ap, events=2000, copies=1, repeats=1, clients=True)
 
     work = Path(tempfile.mkdtemp(prefix="dw-bench-ingest-"))
     env = {**os.environ, "DW_TOPIC_PREFIX": f"bench-{uuid.uuid4().hex[:6]}.", "DW_PARTITIONS": "8"}
@@ -188,9 +187,7 @@ def main() -> None:
                     f"{'':<24}raw kafka-python {entry['raw_kafka_python_per_s']:,}/s, "
                     f"aiokafka {entry['raw_aiokafka_per_s']:,}/s"
                 )
-        out = ROOT / "bench" / "results" / f"ingest-{results['date']}.json"
-        out.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"\nwrote {out.relative_to(ROOT)}")
+        write_results("ingest", results, str(results["date"]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

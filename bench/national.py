@@ -38,6 +38,7 @@ from harness import (
     differing,
     du_mb,
     metric,
+    parse,
     rss_mb,
     settings_of,
     stream_deployment,
@@ -100,7 +101,7 @@ def main() -> None:
     ap.add_argument("--retention", type=int, default=400)
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--short-rate", type=float, help="the one-year replay's events/s from an earlier run")
-    args = ap.parse_args()
+    args = parse(ap, crimes_per_year=2000, years=1, compare_years=1, short_rate=1.0, partitions=2)
     events_per_year = int(args.crimes_per_year * 1.5)  # streams.simulate.EVENTS_PER_CRIME
     results: dict[str, object] = {
         "crimes_per_year": args.crimes_per_year,
@@ -191,7 +192,7 @@ def main() -> None:
     short, long = (results[f"years_{y}"] for y in (args.compare_years, args.years))
     assert isinstance(short, dict) and isinstance(long, dict)
     results["rate_long_over_short"] = long["events_per_s"] / short["events_per_s"]
-    write_results("national", str(results["date"]), results)
+    write_results("national", results, str(results["date"]))
 
 
 if __name__ == "__main__":

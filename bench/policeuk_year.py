@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import CLI, ROOT, Workers, stream_deployment, write_results
+from harness import CLI, ROOT, Workers, parse, stream_deployment, write_results
 
 from streams.policeuk import Tally, events_from_files
 from streams.producer import lag
@@ -62,7 +62,7 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--year-rows", type=int, default=4_370_000)
-    args = ap.parse_args()
+    args = parse(ap, copies=1, workers="1", partitions=2)
     results: dict[str, object] = {"date": dt.datetime.now(dt.UTC).date().isoformat(), "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="policeuk-year-") as tmp:
         work = Path(tmp)
@@ -107,7 +107,7 @@ def main() -> None:
                 f"{args.year_rows:,} rows: {row['year_estimate_s']:.0f} s",
                 flush=True,
             )
-    write_results("policeuk-year", str(results["date"]), results)
+    write_results("policeuk-year", results, str(results["date"]))
     if any(isinstance(r, dict) and r["crimes_counted"] != r["crimes_expected"] for r in results.values()):
         raise SystemExit("the counts do not hold every crime once")
 

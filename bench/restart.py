@@ -23,23 +23,23 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import shutil
 import statistics
 import time
 import urllib.request
 
 from harness import (
-    ROOT,
     HeldBack,
     Workers,
     differing,
     distinct_crimes,
     du_mb,
     metric,
+    parse,
     rss_mb,
     settings_of,
     stream_deployment,
+    write_results,
 )
 
 from streams.producer import EventProducer
@@ -72,7 +72,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--crimes", type=int, default=1_000_000)
     ap.add_argument("--partitions", type=int, default=8)
-    args = ap.parse_args()
+    args = parse(ap, crimes=2000, partitions=2)
     env, workdir = stream_deployment("restart", args.partitions)
     settings = settings_of(env)
     events = distinct_crimes(args.crimes)
@@ -176,9 +176,7 @@ def main() -> None:
         "cells_differing_after_restore",
     ):
         print(f"{k}: {results[k]}")
-    out = ROOT / "bench" / "results" / f"restart-{dt.datetime.now(dt.UTC).date().isoformat()}.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results("restart", results)
 
 
 if __name__ == "__main__":

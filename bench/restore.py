@@ -36,6 +36,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harness import parse  # noqa: E402
+
 from streams.clients import KafkaClients  # noqa: E402
 from streams.codec import encode_held  # noqa: E402
 from streams.core.classify import Cell  # noqa: E402
@@ -132,7 +134,7 @@ def main() -> None:
     ap.add_argument("--repeat-share", type=float, default=0.2)
     ap.add_argument("--store", choices=("rocksdb", "memory"), default="rocksdb")
     ap.add_argument("--topic", help="restore this changelog (written by an earlier run) again")
-    args = ap.parse_args()
+    args = parse(ap, crimes=2000, partitions=2)
     bootstrap = os.environ.get("DW_KAFKA", "localhost:9092")
     topic = args.topic or f"restore-bench-{uuid.uuid4().hex[:8]}-changelog"
     if not args.topic:

@@ -27,7 +27,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from harness import HeldBack, Workers, settings_of, write_results
+from harness import HeldBack, Workers, parse, settings_of, write_results
 
 from streams.producer import ensure_topics
 from streams.simulate import simulate
@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=300_000)
     ap.add_argument("--interval", type=float, default=0.25)
     ap.add_argument("--keep", action="store_true", help="keep the worker's directory and log")
-    args = ap.parse_args()
+    args = parse(ap, events=3000)
     tag = uuid.uuid4().hex[:8]
     env = {**os.environ, "DW_TOPIC_PREFIX": f"scrape-{tag}.", "DW_APP_ID": f"scrape-{tag}"}
     env["DW_PARTITIONS"] = "8"
@@ -98,7 +98,7 @@ def main() -> None:
             "bytes": len(body),
             "promtool_check_metrics": (check.stdout + check.stderr).decode().strip() or "clean",
         }
-        write_results("scrape", today.isoformat(), results)
+        write_results("scrape", results, today.isoformat())
     finally:
         workers.stop()
         if args.keep:

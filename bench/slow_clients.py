@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import http.client
 import os
 import statistics
@@ -20,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import Workers, write_results
+from harness import Workers, parse, write_results
 
 from streams.producer import ensure_topics
 
@@ -98,7 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sockets", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=40.0)
-    args = parser.parse_args()
+    args = parse(parser, sockets=20, seconds=3.0)
     tag = os.urandom(4).hex()
     env = {
         "DW_KAFKA": os.environ["DW_KAFKA"],
@@ -114,7 +113,7 @@ def main() -> None:
         result = asyncio.run(run(workers.urls[0], workers.ports[0], args.sockets, args.seconds))
     finally:
         workers.stop()
-    write_results("slow-clients", dt.datetime.now(dt.UTC).date().isoformat(), result)
+    write_results("slow-clients", result)
 
 
 if __name__ == "__main__":

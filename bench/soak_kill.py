@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness import parse  # noqa: E402
+
 from streams.model import OutcomeEvent  # noqa: E402
 from streams.producer import ensure_topics  # noqa: E402
 from streams.simulate import simulate  # noqa: E402
@@ -31,8 +33,9 @@ from tests.integration.conftest import Deployment, expected_counts, reference_ca
 from tests.integration.test_exactness import kill_after  # noqa: E402
 
 
-def one_round(store: str, events_n: int, seed: int) -> tuple[bool, int | str]:
-    """(exact, difference in crime-cells or "stalled")."""
+def one_round(store: str, events_n: int, seed: int, kill_within: int = 8000) -> tuple[bool, int | str]:
+    """(exact, difference in crime-cells or "stalled"); each of four workers is killed after
+    500 (fewer when ``kill_within`` is smaller) to ``kill_within`` records."""
     tag = uuid.uuid4().hex[:10]
     env = {
         "DW_KAFKA": os.environ["DW_KAFKA"],
@@ -49,7 +52,7 @@ def one_round(store: str, events_n: int, seed: int) -> tuple[bool, int | str]:
     try:
         for _ in range(4):
             w = d.start_worker(ready=False)
-            kill_after(w, rng.randrange(500, 8000))
+            kill_after(w, rng.randrange(min(500, kill_within // 2), kill_within))
         w = d.start_worker()
         try:
             d.wait()
@@ -104,10 +107,11 @@ def main() -> None:
     ap.add_argument("--store", default="rocksdb", choices=["rocksdb", "memory"])
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--events", type=int, default=40000)
-    args = ap.parse_args()
+    ap.add_argument("--kill-within", type=int, default=8000, help="kill each worker within N records")
+    args = parse(ap, rounds=1, events=3000, kill_within=600)
     failed = 0
     for i in range(args.rounds):
-        ok, diff = one_round(args.store, args.events, seed=100 + i)
+        ok, diff = one_round(args.store, args.events, seed=100 + i, kill_within=args.kill_within)
         failed += not ok
         verdict = "exact" if ok else "STALLED" if diff == "stalled" else f"DIFFERS by {diff} crime-cells"
         print(f"round {i + 1}: {verdict}", flush=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import random
 import sys
 import tempfile
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from harness import parse, write_results  # noqa: E402
 
 from streams.codec import encode_held  # noqa: E402
 from streams.core.classify import Cell  # noqa: E402
@@ -64,7 +65,7 @@ def main() -> None:
     ap.add_argument("--crimes", type=int, default=1_000_000)
     ap.add_argument("--lookups", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args()
+    args = parse(ap, crimes=2000, lookups=200, rounds=1)
     rng = random.Random(1)
     keys = [f"kent/{i:09d}/{rng.randrange(10**6)}".encode() for i in range(args.crimes)]
     rng.shuffle(keys)
@@ -94,9 +95,7 @@ def main() -> None:
     for name in stores:
         row = results[name]
         print(f"{name:13s} crime held {row['held_us']:.2f} us, new crime {row['new_us']:.2f} us a lookup")
-    out = ROOT / "bench" / "results" / f"store-lookups-{results['date']}.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results("store-lookups", results, str(results["date"]))
 
 
 if __name__ == "__main__":

@@ -43,7 +43,6 @@ import argparse
 import asyncio
 import dataclasses
 import datetime as dt
-import json
 import os
 import pstats
 import statistics
@@ -58,10 +57,12 @@ from harness import (
     Workers,
     differing,
     metric,
+    parse,
     policeuk_shaped,
     raw_loop,
     rss_mb,
     settings_of,
+    write_results,
 )
 
 from streams import registry_local
@@ -292,7 +293,7 @@ def main() -> None:
         default=1,
         help="measure each run this many times: fresh deployments, order reversed",
     )
-    args = ap.parse_args()
+    args = parse(ap, events=2000, workers="1", feeds="simulate", rules="default,none", framings="single")
     bench = Bench(args)
     runs = runs_of(args)
     rounds: dict[str, list[dict[str, object]]] = {}
@@ -315,13 +316,7 @@ def main() -> None:
             print(f"{key}: median of {len(rows)} rounds: ratio {mid['ratio']:.2f}, "
                   f"ratio_fastavro {mid['ratio_fastavro']:.2f}")  # fmt: skip
     bench.costs(runs)
-    out = ROOT / "bench" / "results" / f"throughput-{dt.datetime.now(dt.UTC).date().isoformat()}.json"
-    n = 1
-    while out.exists():  # a run of the same day: never over an earlier one
-        n += 1
-        out = out.with_name(f"throughput-{dt.datetime.now(dt.UTC).date().isoformat()}-run{n}.json")
-    out.write_text(json.dumps(bench.results, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    write_results("throughput", bench.results)
 
 
 if __name__ == "__main__":
