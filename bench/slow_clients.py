@@ -33,6 +33,7 @@ async def slow_client(port: int, seconds: float, t0: float) -> tuple[str, float]
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
     try:
         while time.monotonic() - t0 < seconds:
+            data = b""
             try:
                 data = await asyncio.wait_for(reader.read(1024), 1.0)
             except TimeoutError:

@@ -23,7 +23,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams import metrics
-from streams.clients import Consumer, KafkaClients
+from streams.clients import ClientFactory, Consumer
 from streams.runtime.exits import ExitCode, leave
 from streams.runtime.loop import CountingLoop
 
@@ -83,7 +83,7 @@ class StallDetector:
 
 
 class Watchdog:
-    def __init__(self, loop: CountingLoop, clients: KafkaClients, stall_exit_s: float) -> None:
+    def __init__(self, loop: CountingLoop, clients: ClientFactory, stall_exit_s: float) -> None:
         self._loop = loop
         self._clients = clients
         self.stall_exit_s = stall_exit_s
@@ -104,7 +104,8 @@ class Watchdog:
                     await self._probe.stop()
 
     async def _offsets(self, tps: list[TopicPartition]) -> tuple[dict[Any, int], dict[Any, int]]:
-        if self._probe is None:
+        probe = self._probe
+        if probe is None:
             # end offsets as the loop sees them (it reads committed records only): the last
             # stable offset, so a transaction still open is not "records waiting"
             probe = self._clients.consumer(enable_auto_commit=False, isolation_level="read_committed")
