@@ -194,6 +194,14 @@ class Producer(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[None]: ...
 
 
+def topic_partition(topic: str, partition: int) -> TopicPartition:
+    """aiokafka's name of a partition, for the modules outside the runtime that commit or seek
+    (they import nothing of aiokafka themselves)."""
+    from aiokafka import TopicPartition
+
+    return TopicPartition(topic, partition)
+
+
 class ClientFactory(Protocol):
     """Makes the worker's Kafka clients (``KafkaClients``; a test may give its own)."""
 

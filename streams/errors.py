@@ -22,6 +22,7 @@ them are named with their module)::
     ├── peers.PeerError                       another worker did not answer (HTTP 503)
     ├── http.national.Restoring               a worker is restoring: a figure would be partial
     ├── alerting.writer.Fenced                another worker writes the alerts now
+    ├── alerting.writer.WriteAborted          the broker failed an alerts transaction (retried)
     └── cli._NotReady                         the worker stayed restoring past the CLI's wait
 
 The alerts package has its own root, ``alerts.errors.AlertError`` (it imports nothing of this

@@ -31,8 +31,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka.errors import KafkaError
-
 from alerts.aggregates import RuleTotals
 from alerts.engine import Evaluation, Memo, evaluate_totals
 from alerts.evidence import summary
@@ -40,7 +38,7 @@ from alerts.lifecycle import Holds, Transition, transitions
 from alerts.rules import Rule
 from streams import metrics
 from streams.alerting.log import AlertLog
-from streams.alerting.writer import AlertWriter, Fenced
+from streams.alerting.writer import AlertWriter, Fenced, WriteAborted
 from streams.cluster import AlertKey, Cluster
 from streams.codec import encode_alert
 from streams.framing import SINGLE_OBJECT, Framing
@@ -169,8 +167,8 @@ class Evaluator:
             log.warning("alerts not evaluated: %s", exc)
         except Fenced as exc:
             log.info("alerts not written: %s", exc)
-        except KafkaError as exc:
-            log.warning("alerts not written (the transaction was aborted; retried): %r", exc)
+        except WriteAborted as exc:
+            log.warning("alerts not written (retried): %s", exc)
         else:
             if n:
                 log.info("%d alert transitions emitted", n)

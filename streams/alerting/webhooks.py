@@ -43,13 +43,12 @@ from typing import Literal
 
 import aiohttp
 import yaml
-from aiokafka import TopicPartition
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from alerts import strict_yaml
 from alerts.grouping import Group, Groups
 from streams.alerting.posting import post_json
-from streams.clients import KafkaClients
+from streams.clients import KafkaClients, topic_partition
 from streams.errors import ConfigError
 from streams.schema_registry import SINGLE_OBJECT_ALERTS, AlertDecoder
 from streams.wire import alert_json
@@ -159,7 +158,7 @@ async def deliver_forever(
                     groups.done(due)
                 offset = groups.commit_offset()
                 if offset is not None and offset != committed:
-                    await consumer.commit({TopicPartition(topic, 0): offset})
+                    await consumer.commit({topic_partition(topic, 0): offset})
                     committed = offset
     finally:
         await consumer.stop()

@@ -22,6 +22,11 @@ class Fenced(StreamError):
     """Another worker has started writing alerts: this one is no longer the leader."""
 
 
+class WriteAborted(StreamError):
+    """The broker failed the transaction (nothing of it was written); the next write takes a
+    fresh producer."""
+
+
 class AlertWriter:
     def __init__(self, clients: KafkaClients, topic: str, transactional_id: str) -> None:
         self.clients, self.topic, self.transactional_id = clients, topic, transactional_id
@@ -55,9 +60,9 @@ class AlertWriter:
         except ProducerFenced as exc:
             await self.release()
             raise Fenced(f"another worker now writes {self.topic}") from exc
-        except KafkaError:
+        except KafkaError as exc:
             await self.release()  # the transaction is aborted; a fresh producer next time
-            raise
+            raise WriteAborted(f"the transaction on {self.topic} failed: {exc!r}") from exc
         return [m.offset for m in metas]
 
     async def release(self) -> None:

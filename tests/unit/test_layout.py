@@ -103,13 +103,11 @@ def test_every_error_roots_at_its_packages_base_and_is_drawn() -> None:
 def test_the_counting_loop_and_kafka_clients_stay_in_the_runtime() -> None:
     """Only the runtime and the composition root know ``CountingLoop``: the cluster, evaluator
     and pages read a ``WorkerState``. aiokafka is imported by the runtime, the client factory
-    and the alerting modules that read or write the alerts topic, and nowhere else."""
+    and the alert writer and log, and nowhere else."""
     kafka_users = {
         "streams.clients",  # makes the clients
-        "streams.alerting.writer",
+        "streams.alerting.writer",  # its errors become Fenced and WriteAborted
         "streams.alerting.log",
-        "streams.alerting.webhooks",  # a consumer of the alerts topic: commits its position
-        "streams.alerting.evaluator",  # KafkaError, from the writer
     }
     for name, path in modules().items():
         if name.startswith("streams.runtime"):
