@@ -48,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from alerts import strict_yaml
 from alerts.grouping import Group, Groups
 from streams.alerting.posting import post_json
-from streams.clients import KafkaClients, topic_partition
+from streams.clients import ClientFactory, topic_partition
 from streams.errors import ConfigError
 from streams.schema_registry import SINGLE_OBJECT_ALERTS, AlertDecoder
 from streams.wire import alert_json
@@ -115,7 +115,7 @@ def headers(hook: Webhook, msg_id: str, body: bytes, now: float | None = None) -
 
 async def deliver_forever(
     hook: Webhook,
-    clients: KafkaClients,
+    clients: ClientFactory,
     topic: str,
     group: str,
     max_backoff_s: float,
