@@ -8,8 +8,11 @@ from contextlib import AbstractAsyncContextManager
 from types import SimpleNamespace
 from typing import Any
 
+from aiohttp import web
+
 from streams.clients import Batch
 from streams.codec import encode_outcome
+from streams.kafka_local import free_port
 from streams.model import OutcomeEvent
 
 
@@ -173,3 +176,12 @@ class FakeClients:
             self.logs, options["transactional_id"]
         )
         return p
+
+
+async def local_server(app: web.Application) -> tuple[web.AppRunner, str]:
+    """``app`` served on a free local port: its runner (``cleanup()`` when done) and base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"

@@ -127,6 +127,7 @@ def test_the_http_transport_keeps_one_connection_and_says_which_peer_failed() ->
 
     from streams.kafka_local import free_port
     from streams.peers import HttpPeers
+    from tests.runtime.fakes import local_server
 
     seen: list[tuple[object, str | None]] = []
 
@@ -140,13 +141,10 @@ def test_the_http_transport_keeps_one_connection_and_says_which_peer_failed() ->
     async def scenario() -> None:
         app = web.Application()
         app.router.add_get("/x", answer)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+        runner, base = await local_server(app)
         peers = HttpPeers("credential")
         try:
-            url = f"http://127.0.0.1:{port}/x"
+            url = f"{base}/x"
             assert await peers.get_json(url, {"n": "1"}) == {"ok": "1"}
             assert await peers.get_json(url, [("n", "2")]) == {"ok": "2"}
             with pytest.raises(PeerError, match="answered 503"):

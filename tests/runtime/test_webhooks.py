@@ -11,17 +11,8 @@ from aiohttp import web
 
 from streams.alerting.webhooks import Webhook, deliver_forever
 from streams.clients import ClientFactory
-from streams.kafka_local import free_port
-
-ENTRY = {
-    "schema_version": 2, "fingerprint": "ab", "rule_id": "r", "force_id": "kent",
-    "category": "stalking", "state": "firing", "severity": "high", "measure": "case", "value": 1.0,
-    "threshold": 1.0, "numerator": 1, "denominator": None, "window_start": "2025-06-03",
-    "window_end": "2025-06-30", "p0": None, "limit": None, "crime_refs": ["x"],
-    "transition_at": "2025-06-30T00:00:00+00:00", "description": "d", "summary": "s",
-    "confidence": None, "interval_low": None, "interval_high": None, "resolve_at": 1.0,
-    "baseline_numerator": None, "baseline_denominator": None, "p_value": None, "fired_at": None,
-}  # fmt: skip
+from tests.runtime.fakes import local_server
+from tests.unit.test_wire import ENTRY
 
 
 class AlertsTopic:
@@ -61,10 +52,7 @@ async def test_a_record_without_a_value_is_skipped_and_the_rest_delivered_and_co
 
     app = web.Application()
     app.router.add_post("/hook", receive)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner, base = await local_server(app)
     topic = AlertsTopic(
         [SimpleNamespace(offset=0, value=None), SimpleNamespace(offset=1, value=b"transition")]
     )
@@ -80,7 +68,7 @@ async def test_a_record_without_a_value_is_skipped_and_the_rest_delivered_and_co
         assert value == b"transition"
         return dict(ENTRY)
 
-    hook = Webhook(name="panel", url=f"http://127.0.0.1:{port}/hook", secret="whsec_c2VjcmV0")
+    hook = Webhook(name="panel", url=f"{base}/hook", secret="whsec_c2VjcmV0")
     task = asyncio.create_task(
         deliver_forever(hook, cast(ClientFactory, Clients()), "alerts", "g", 1.0, 0.0, decode=decode)
     )

@@ -11,6 +11,17 @@ from streams.alerting.evaluator import retired, to_millis
 from streams.codec import decode_alert, encode_alert
 from streams.wire import TotalsReply, alert_json, decode_totals, encode_totals
 
+#: an alert transition as the feed gives it (without its ``id``, the offset)
+ENTRY = {
+    "schema_version": 2, "fingerprint": "ab", "rule_id": "r", "force_id": "kent",
+    "category": "stalking", "state": "firing", "severity": "high", "measure": "case", "value": 1.0,
+    "threshold": 1.0, "numerator": 1, "denominator": None, "window_start": "2025-06-03",
+    "window_end": "2025-06-30", "p0": None, "limit": None, "crime_refs": ["x"],
+    "transition_at": "2025-06-30T00:00:00+00:00", "description": "d", "summary": "s",
+    "confidence": None, "interval_low": None, "interval_high": None, "resolve_at": 1.0,
+    "baseline_numerator": None, "baseline_denominator": None, "p_value": None, "fired_at": None,
+}  # fmt: skip
+
 
 def test_totals_round_trip_and_leave_zero_rows_out() -> None:
     reply = TotalsReply(
@@ -34,15 +45,7 @@ def test_a_reply_that_is_not_one_is_refused(doc: dict) -> None:  # type: ignore[
 def test_the_leaders_remembered_transition_is_what_the_topic_gives_back() -> None:
     """The leader remembers the transitions it wrote (``Evaluator``) and the other workers read
     them from the topic, which keeps milliseconds: both must serve the same feed entry."""
-    entry = {
-        "id": 3, "schema_version": 2, "fingerprint": "ab", "rule_id": "r", "force_id": "kent",
-        "category": "stalking", "state": "firing", "severity": "high", "measure": "case", "value": 1.0,
-        "threshold": 1.0, "numerator": 1, "denominator": None, "window_start": "2025-06-03",
-        "window_end": "2025-06-30", "p0": None, "limit": None, "crime_refs": ["x"],
-        "transition_at": "2025-06-30T00:00:00+00:00", "description": "d", "summary": "s",
-        "confidence": None, "interval_low": None, "interval_high": None, "resolve_at": 1.0,
-        "baseline_numerator": None, "baseline_denominator": None, "p_value": None, "fired_at": None,
-    }  # fmt: skip
+    entry = {"id": 3, **ENTRY}
     now = dt.datetime(2026, 12, 1, 9, 12, 15, 111941, tzinfo=dt.UTC)
     exact = retired(entry, to_millis(now))
     assert alert_json(decode_alert(encode_alert(exact)), 7) == alert_json(exact, 7)
