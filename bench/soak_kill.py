@@ -33,9 +33,11 @@ from tests.integration.conftest import Deployment, expected_counts, reference_ca
 from tests.integration.test_exactness import kill_after  # noqa: E402
 
 
-def one_round(store: str, events_n: int, seed: int, kill_within: int = 8000) -> tuple[bool, int | str]:
-    """(exact, difference in crime-cells or "stalled"); each of four workers is killed after
-    500 (fewer when ``kill_within`` is smaller) to ``kill_within`` records."""
+def one_round(
+    store: str, events_n: int, seed: int, kill_within: int = 8000, kills: int = 4
+) -> tuple[bool, int | str]:
+    """(exact, difference in crime-cells or "stalled"); each of ``kills`` workers is killed
+    after 500 (fewer when ``kill_within`` is smaller) to ``kill_within`` records."""
     tag = uuid.uuid4().hex[:10]
     env = {
         "DW_KAFKA": os.environ["DW_KAFKA"],
@@ -50,7 +52,7 @@ def one_round(store: str, events_n: int, seed: int, kill_within: int = 8000) -> 
     d.produce(events)
     rng = random.Random(seed)
     try:
-        for _ in range(4):
+        for _ in range(kills):
             w = d.start_worker(ready=False)
             kill_after(w, rng.randrange(min(500, kill_within // 2), kill_within))
         w = d.start_worker()
@@ -108,10 +110,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--events", type=int, default=40000)
     ap.add_argument("--kill-within", type=int, default=8000, help="kill each worker within N records")
-    args = parse(ap, rounds=1, events=3000, kill_within=600)
+    ap.add_argument("--kills", type=int, default=4, help="workers killed in a round before one finishes")
+    args = parse(ap, rounds=1, events=3000, kill_within=600, kills=1)
     failed = 0
     for i in range(args.rounds):
-        ok, diff = one_round(args.store, args.events, seed=100 + i, kill_within=args.kill_within)
+        ok, diff = one_round(args.store, args.events, 100 + i, args.kill_within, args.kills)
         failed += not ok
         verdict = "exact" if ok else "STALLED" if diff == "stalled" else f"DIFFERS by {diff} crime-cells"
         print(f"round {i + 1}: {verdict}", flush=True)
