@@ -81,20 +81,45 @@ def as_of_text(day: str | None, clock: str) -> str:
     return f"Data up to {day} (today, UTC)."
 
 
+#: what an alert's state reads as in its item (the page's script is given the same words)
+STATE_WORDS = {"firing": "firing since", "resolved": "resolved"}
+
+
+def _item(fingerprint: str | None, cls: str, href: str, f: Mapping[str, str]) -> str:
+    """An alert's list item, its text in ``data-field`` elements. The one template of an alert
+    item: the page holds it empty (``item_template``), and its script fills a copy for each alert
+    that arrives live, field by field, as text."""
+    named = "" if fingerprint is None else f' data-fingerprint="{esc(fingerprint)}"'
+    return (
+        f'<li{named} class="{esc(cls)}">'
+        f'<strong><span data-field="rule">{esc(f["rule"])}</span> · </strong>'
+        f'<a data-field="force" href="{esc(href)}">{esc(f["force"])}</a>'
+        f'<div class="meta"><span data-field="category">{esc(f["category"])}</span> · '
+        f'<span data-field="severity">{esc(f["severity"])}</span> severity · '
+        f'<span data-field="state">{esc(f["state"])}</span> <span data-field="when">{esc(f["when"])}</span> UTC</div>'
+        f'<p data-field="summary">{esc(f["summary"])}</p></li>'
+    )
+
+
 def alert_item(a: Mapping[str, Any], rule_words: Mapping[str, str]) -> str:
     firing = a["state"] == "firing"
+    fields = {
+        "rule": rule_words.get(a["rule_id"], a["rule_id"]),
+        "force": force_name(a["force_id"]),
+        "category": category_words(a["category"]),
+        "severity": str(a["severity"]),
+        "state": STATE_WORDS["firing" if firing else "resolved"],
+        "when": str(a["transition_at"])[:16].replace("T", " "),
+        "summary": a.get("summary") or "",
+    }
     cls = f"sev-{a['severity']}" if firing else "resolved"
-    when = str(a["transition_at"])[:16].replace("T", " ")
-    meta = (
-        f"{category_words(a['category'])} · {a['severity']} severity · "
-        f"{'firing since' if firing else 'resolved'} {when} UTC"
-    )
-    return (
-        f'<li data-fingerprint="{esc(a["fingerprint"])}" class="{cls}">'
-        f"<strong>{esc(rule_words.get(a['rule_id'], a['rule_id']))} · </strong>"
-        f'<a href="/force/{path_segment(a["force_id"])}">{esc(force_name(a["force_id"]))}</a>'
-        f'<div class="meta">{esc(meta)}</div><p>{esc(a.get("summary") or "")}</p></li>'
-    )
+    return _item(a["fingerprint"], cls, f"/force/{path_segment(a['force_id'])}", fields)
+
+
+def item_template() -> str:
+    """The alert item, empty, for the page's script to fill (``static/dashboard.js``)."""
+    empty = dict.fromkeys(("rule", "force", "category", "severity", "state", "when", "summary"), "")
+    return f'<template id="alert-item">{_item(None, "", "", empty)}</template>'
 
 
 def grouped_items(alerts: Sequence[Mapping[str, Any]], rule_words: Mapping[str, str]) -> str:
@@ -133,7 +158,7 @@ def alert_lists(alerts: Sequence[Mapping[str, Any]], rule_words: Mapping[str, st
 {grouped_items(firing, rule_words)}</ul>
 <label><input type="checkbox" id="show-resolved"> Show resolved alerts ({len(resolved)})</label>
 <ul class="alerts" id="resolved" hidden>{grouped_items(resolved, rule_words)}</ul>
-</section>"""
+{item_template()}</section>"""
 
 
 def window_links(current: str, base: str) -> str:
@@ -284,6 +309,7 @@ dashed limits are further from all forces than chance explains at that volume.</
         "rules": dict(rule_words),
         "forces": FORCE_NAMES,
         "categories": dict(category_names),
+        "states": STATE_WORDS,
     }
     return page("Out-of-court disposals: oversight", body, as_of, words=words)
 

@@ -10,21 +10,25 @@
   if (!list) return;
   const show = document.getElementById('show-resolved');
   if (show) show.addEventListener('change', () => { resolved.hidden = !show.checked; });
+  // an alert arriving live: a copy of the page's own item template (render.item_template),
+  // its fields filled as text
+  const template = document.getElementById('alert-item');
   function item(a) {
-    const li = document.createElement('li');
+    const li = template.content.firstElementChild.cloneNode(true);
     li.dataset.fingerprint = a.fingerprint;
     li.className = (a.state === 'firing' ? 'sev-' + a.severity : 'resolved');
-    const title = document.createElement('strong');
-    title.textContent = a.rule_words + ' · ';
-    const force = document.createElement('a');
-    force.href = '/force/' + encodeURIComponent(a.force_id);
-    force.textContent = a.force_name;
-    const meta = document.createElement('div');
-    meta.className = 'meta';
-    meta.textContent = a.meta;
-    const summary = document.createElement('p');
-    summary.textContent = a.summary;
-    li.append(title, force, meta, summary);
+    const word = (kind, key) => (WORDS[kind] || {})[key] || key;
+    const fields = {
+      rule: word('rules', a.rule_id),
+      force: word('forces', a.force_id),
+      category: word('categories', a.category),
+      severity: a.severity,
+      state: word('states', a.state === 'firing' ? 'firing' : 'resolved'),
+      when: a.transition_at.slice(0, 16).replace('T', ' '),
+      summary: a.summary || '',
+    };
+    li.querySelectorAll('[data-field]').forEach((el) => { el.textContent = fields[el.dataset.field]; });
+    li.querySelector('a[data-field="force"]').href = '/force/' + encodeURIComponent(a.force_id);
     return li;
   }
   const source = new EventSource('/api/alerts/stream?last_event_id=' + list.dataset.after);
@@ -32,11 +36,6 @@
   source.addEventListener('error', () => { status.textContent = 'reconnecting…'; });
   source.addEventListener('alert', (ev) => {
     const a = JSON.parse(ev.data);
-    const words = WORDS;
-    a.rule_words = (words.rules || {})[a.rule_id] || a.rule_id;
-    a.force_name = (words.forces || {})[a.force_id] || a.force_id;
-    a.meta = (words.categories || {})[a.category] || a.category;
-    a.meta += ' · ' + a.severity + ' severity · ' + (a.state === 'firing' ? 'firing since ' : 'resolved ') + a.transition_at.slice(0, 16).replace('T', ' ') + ' UTC';
     document.querySelectorAll('[data-fingerprint="' + CSS.escape(a.fingerprint) + '"]').forEach((el) => el.remove());
     (a.state === 'firing' ? list : resolved).prepend(item(a));
     const none = document.getElementById('none-firing');
