@@ -30,7 +30,7 @@ from alerts.aggregates import RuleAggregates
 from alerts.engine import breaches
 from alerts.rules import Rule, load_rules
 from streams import metrics
-from streams.access import Sessions, load_tokens
+from streams.access import Sessions, TokenEntry, load_tokens
 from streams.alerting.alertmanager import AlertmanagerPush
 from streams.alerting.evaluator import Evaluator
 from streams.alerting.log import AlertLog
@@ -39,7 +39,7 @@ from streams.alerting.writer import AlertWriter
 from streams.clients import KafkaClients
 from streams.cluster import Cluster
 from streams.core.classify import Cell
-from streams.core.clock import clock_for
+from streams.core.clock import Clock, clock_for
 from streams.dashboard.render import peer_methods
 from streams.http.alerts import AlertPages
 from streams.http.cases import CasePages
@@ -103,42 +103,64 @@ def breach_test(case_rules: Sequence[Rule]) -> Callable[[Cell], bool]:
     return is_breach
 
 
-def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED) -> Worker:
+def _rules(settings: Settings) -> list[Rule]:
+    """The rules (DW_RULES), and scipy imported now if one needs it: imported while the loop
+    counted (in a thread, it still held the interpreter), it took a fifth of the first seconds
+    of a replay from the counting (bench/README.md, "The compiled reader, medians of three rounds")."""
     rules = load_rules(settings.rules, known_forces=FORCE_NAMES, known_categories=CATEGORIES)
-    # scipy, if a rule needs it, before anything is counted: imported while the loop counted
-    # (in a thread, it still held the interpreter), it took a fifth of the first seconds of a
-    # replay from the counting (bench/README.md, "The compiled reader, medians of three rounds")
     started = time.monotonic()
     if stats.preload({r.measure for r in rules}):
         log.info("scipy imported for the alert statistics in %.2f s", time.monotonic() - started)
-    tokens = None
-    if settings.tokens_file is not None:
-        tokens = load_tokens(settings.tokens_file, set(FORCE_NAMES))
-    else:
-        log.warning("no DW_TOKENS_FILE: the API answers unauthenticated requests from localhost only")
-    webhooks = load_webhooks(settings.webhooks_file) if settings.webhooks_file is not None else []
-    clients = KafkaClients.from_settings(settings)  # refuses an unknown DW_CONSUMER_* etc. here
+    return rules
 
+
+def _tokens(settings: Settings) -> list[TokenEntry] | None:
+    """The API's tokens (DW_TOKENS_FILE); None: localhost only, unauthenticated, said in the log."""
+    if settings.tokens_file is not None:
+        return load_tokens(settings.tokens_file, set(FORCE_NAMES))
+    log.warning("no DW_TOKENS_FILE: the API answers unauthenticated requests from localhost only")
+    return None
+
+
+def _loop(
+    settings: Settings,
+    rules: Sequence[Rule],
+    sink: RuleAggregates,
+    clock: Clock,
+    clients: KafkaClients,
+    schemas: Schemas | None,
+    wake: Callable[[], None],
+) -> CountingLoop:
+    """The counting loop on its store, telling ``sink`` of every count move and calling
+    ``wake`` when a crime breaches a case rule."""
     store = open_store(
         settings.store,
         settings.data_dir,
         Deployment(settings.app_id, settings.changelog_topic, settings.partitions),
     )
+    return CountingLoop(
+        settings,
+        store,
+        clock,
+        is_breach=breach_test([r for r in rules if r.measure == "case"]),
+        on_breach=wake,
+        sink=sink,
+        clients=clients,
+        schemas=schemas,
+    )
+
+
+def build(settings: Settings, keys: Keys, registered: Registered = UNREGISTERED) -> Worker:
+    rules = _rules(settings)
+    tokens = _tokens(settings)
+    webhooks = load_webhooks(settings.webhooks_file) if settings.webhooks_file is not None else []
+    clients = KafkaClients.from_settings(settings)  # refuses an unknown DW_CONSUMER_* etc. here
     # the registry's writer schemas, learnt as records of new ids arrive (DW_SCHEMA_REGISTRY_URL)
     schemas = Schemas(settings) if settings.schema_registry_url is not None else None
     wake: list[Callable[[], None]] = []  # the evaluator's, once built
     aggregates = RuleAggregates(rules)
     clock = clock_for(settings.clock)
-    loop = CountingLoop(
-        settings,
-        store,
-        clock,
-        is_breach=breach_test([r for r in rules if r.measure == "case"]),
-        on_breach=lambda: wake[0](),
-        sink=aggregates,
-        clients=clients,
-        schemas=schemas,
-    )
+    loop = _loop(settings, rules, aggregates, clock, clients, schemas, lambda: wake[0]())
     watchdog = Watchdog(loop, clients, settings.stall_exit_s)
     cluster = Cluster(
         loop,

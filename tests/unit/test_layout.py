@@ -139,3 +139,20 @@ def test_no_function_is_more_complex_than_15_without_saying_why() -> None:
                 if not any(line.strip().startswith("complex:") for line in source):
                     over.append(f"{name}.{f.fullname} ({f.complexity})")
     assert not over, over
+
+
+def test_no_function_is_longer_than_60_lines_without_saying_why() -> None:
+    """As for complexity: a function of more than 60 lines says why in a ``complex:`` line."""
+    long = []
+    for name, path in modules().items():
+        text = path.read_text()
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text)):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            end = node.end_lineno or node.lineno
+            if end - node.lineno + 1 > 60 and not any(
+                line.strip().startswith("complex:") for line in lines[node.lineno - 1 : end]
+            ):
+                long.append(f"{name}.{node.name} ({end - node.lineno + 1} lines)")
+    assert not long, long
