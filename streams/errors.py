@@ -23,6 +23,7 @@ them are named with their module)::
     ├── http.national.Restoring               a worker is restoring: a figure would be partial
     ├── alerting.writer.Fenced                another worker writes the alerts now
     ├── alerting.writer.WriteAborted          the broker failed an alerts transaction (retried)
+    ├── alerting.log.LogUnavailable           the brokers did not say where the alerts topic ends
     └── cli._NotReady                         the worker stayed restoring past the CLI's wait
 
 The alerts package has its own root, ``alerts.errors.AlertError`` (it imports nothing of this

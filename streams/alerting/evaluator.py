@@ -37,7 +37,7 @@ from alerts.evidence import summary
 from alerts.lifecycle import Holds, Transition, transitions
 from alerts.rules import Rule
 from streams import metrics
-from streams.alerting.log import AlertLog
+from streams.alerting.log import AlertLog, LogUnavailable
 from streams.alerting.writer import AlertWriter, Fenced, WriteAborted
 from streams.cluster import AlertKey, Cluster
 from streams.codec import encode_alert
@@ -167,8 +167,10 @@ class Evaluator:
             log.warning("alerts not evaluated: %s", exc)
         except Fenced as exc:
             log.info("alerts not written: %s", exc)
-        except WriteAborted as exc:
+        except WriteAborted as exc:  # the brokers away, or a transaction failed
             log.warning("alerts not written (retried): %s", exc)
+        except LogUnavailable as exc:  # the brokers away
+            log.warning("alerts not evaluated (retried): %s", exc)
         else:
             if n:
                 log.info("%d alert transitions emitted", n)

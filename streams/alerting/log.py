@@ -14,13 +14,19 @@ import logging
 from typing import Any
 
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 
 from streams.clients import Consumer, KafkaClients
-from streams.errors import DecodeError
+from streams.errors import DecodeError, StreamError
 from streams.schema_registry import SINGLE_OBJECT_ALERTS, AlertDecoder
 from streams.wire import alert_json
 
 log = logging.getLogger(__name__)
+
+
+class LogUnavailable(StreamError):
+    """The brokers did not say where the alerts topic ends: whether the log is caught up is not
+    known (the leader skips that evaluation)."""
 
 
 class AlertLog:
@@ -99,12 +105,15 @@ class AlertLog:
         ``timeout_s`` for the follower. Asks the broker for the end (the last stable offset):
         the follower's own view may be a fetch old, and a previous leader may just have written."""
         tp = TopicPartition(self.topic, 0)
-        probe = self._probe
-        if probe is None:  # one long-lived consumer, used only to ask for end offsets
-            probe = self.clients.consumer(enable_auto_commit=False, isolation_level="read_committed")
-            await probe.start()
-            self._probe = probe
-        end = (await probe.end_offsets([tp]))[tp]
+        try:
+            probe = self._probe
+            if probe is None:  # one long-lived consumer, used only to ask for end offsets
+                probe = self.clients.consumer(enable_auto_commit=False, isolation_level="read_committed")
+                await probe.start()
+                self._probe = probe
+            end = (await probe.end_offsets([tp]))[tp]
+        except KafkaError as exc:
+            raise LogUnavailable(f"the end of {self.topic} cannot be asked: {exc!r}") from exc
         deadline = asyncio.get_running_loop().time() + timeout_s
         while self.position < end:
             if asyncio.get_running_loop().time() > deadline:

@@ -14,7 +14,7 @@ import contextlib
 
 from aiokafka.errors import KafkaError, ProducerFenced
 
-from streams.clients import KafkaClients, Producer
+from streams.clients import ClientFactory, Producer
 from streams.errors import StreamError
 
 
@@ -23,12 +23,12 @@ class Fenced(StreamError):
 
 
 class WriteAborted(StreamError):
-    """The broker failed the transaction (nothing of it was written); the next write takes a
-    fresh producer."""
+    """The broker failed the transaction (nothing of it was written), or the producer could not
+    be started (the brokers away); the next write takes a fresh producer."""
 
 
 class AlertWriter:
-    def __init__(self, clients: KafkaClients, topic: str, transactional_id: str) -> None:
+    def __init__(self, clients: ClientFactory, topic: str, transactional_id: str) -> None:
         self.clients, self.topic, self.transactional_id = clients, topic, transactional_id
         self._producer: Producer | None = None
 
@@ -43,7 +43,12 @@ class AlertWriter:
             producer = self.clients.producer(
                 transactional_id=self.transactional_id, enable_idempotence=True, acks="all"
             )
-            await producer.start()  # InitProducerId: fences every earlier holder of the id
+            try:
+                await producer.start()  # InitProducerId: fences every earlier holder of the id
+            except KafkaError as exc:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                raise WriteAborted(f"cannot start the producer of {self.topic}: {exc!r}") from exc
             self._producer = producer
         return self._producer
 
