@@ -295,3 +295,51 @@ async def test_the_scrutiny_csv_answers_its_errors_as_json_and_its_page_as_html(
     assert (await answer("kent", {})).headers["WWW-Authenticate"] == "Bearer"
     page = await answer("kent", kent, "?quarter=2025-Q5", csv=False)
     assert page.status == 400 and page.content_type == "text/html"
+
+
+async def test_the_alerts_answer_shows_a_token_its_forces_only_and_refuses_others() -> None:
+    """``AlertPages.alerts`` behind ``Guard.scoped``: by the bearer token's forces, with no
+    broker (the alert log is filled as its follower fills it)."""
+    from streams.access import Sessions, TokenEntry, digest
+    from streams.alerting.log import AlertLog
+    from streams.clients import KafkaClients
+    from streams.http.alerts import AlertPages
+    from streams.http.guards import Guard
+    from tests.unit.test_wire import ENTRY
+
+    log = AlertLog(KafkaClients.plain(["unused:9092"]), "alerts")  # never started: no broker asked
+    for offset, (force, state) in enumerate([("kent", "firing"), ("essex", "firing"), ("kent", "resolved")]):
+        log.remember(
+            {**ENTRY, "id": offset, "fingerprint": f"{force}-{offset}", "force_id": force, "state": state}
+        )
+    guard = Guard(
+        [
+            TokenEntry(name="kent", sha256=digest("k"), forces=("kent",)),
+            TokenEntry(name="all", sha256=digest("a"), forces="all"),
+        ],
+        "peer",
+        Sessions(b"s" * 32, 3600),
+    )
+    alerts = guard.scoped(AlertPages(log).alerts)
+
+    async def ask(query: str, token: str | None) -> web.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        answer = await alerts(make_mocked_request("GET", f"/api/alerts{query}", headers=headers))
+        assert isinstance(answer, web.Response)
+        return answer
+
+    def forces(answer: web.Response) -> list[str]:
+        assert answer.status == 200, answer.body
+        return sorted(a["force_id"] for a in json.loads(answer.body)["alerts"])  # type: ignore[arg-type]
+
+    assert forces(await ask("", "a")) == ["essex", "kent"]  # firing ones, every force
+    assert forces(await ask("?state=all", "a")) == ["essex", "kent", "kent"]
+    assert forces(await ask("?state=all", "k")) == ["kent", "kent"]  # kent's token: kent's only
+    for query, token, status in [
+        ("?force=essex", "k", 403),  # naming a force the token may not see
+        ("?state=open", "a", 400),  # not a state
+        ("", None, 401),  # no token (and tokens configured)
+        ("", "wrong", 401),
+    ]:
+        answer = await ask(query, token)
+        assert answer.status == status and json.loads(answer.body)["error"], (query, token)  # type: ignore[arg-type]
