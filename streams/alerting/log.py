@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
-from streams.clients import Consumer, KafkaClients
+from streams.clients import ClientFactory, Consumer
 from streams.errors import DecodeError, StreamError
 from streams.schema_registry import SINGLE_OBJECT_ALERTS, AlertDecoder
 from streams.wire import alert_json
@@ -31,7 +31,7 @@ class LogUnavailable(StreamError):
 
 class AlertLog:
     def __init__(
-        self, clients: KafkaClients, topic: str, decode: AlertDecoder = SINGLE_OBJECT_ALERTS
+        self, clients: ClientFactory, topic: str, decode: AlertDecoder = SINGLE_OBJECT_ALERTS
     ) -> None:
         self.clients, self.topic = clients, topic
         self._decode = decode

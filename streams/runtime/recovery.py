@@ -32,6 +32,7 @@ import logging
 import operator
 import time
 from collections.abc import AsyncIterator, Iterable
+from typing import Protocol, cast
 
 from aiokafka import TopicPartition
 
@@ -92,7 +93,7 @@ class ChangelogReader:
         end = (await self._consumer.end_offsets([tp]))[tp]
         return begin, end
 
-    async def read(self, partition: int, start: int, end: int) -> AsyncIterator[list[Record]]:
+    async def read(self, partition: int, start: int, end: int) -> AsyncIterator[list[StateRecord]]:
         """Chunks of records from ``start`` up to ``end`` (exclusive)."""
         tp = TopicPartition(self.topic, partition)
         self._consumer.assign([tp])
@@ -104,20 +105,27 @@ class ChangelogReader:
                 got = await self._consumer.getmany(tp, timeout_ms=100, max_records=CHUNK)
                 records = [r for r in got.get(tp, ()) if r.offset < end]
                 if records:
-                    yield records
+                    yield _keyed(records)
         finally:
             self._consumer.unsubscribe()  # no idle fetches in the way of the next questions
 
 
-def _states(records: Iterable[Record]) -> dict[bytes, bytes | None]:
-    """Crime key -> stored state of changelog records (the latest record of a crime wins);
-    ``StateError`` for a record without a key, which no worker writes."""
-    states: dict[bytes, bytes | None] = {}
+class StateRecord(Protocol):
+    """A changelog record: a crime's key, and its state (None: the crime left the store)."""
+
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes | None
+
+
+def _keyed(records: list[Record]) -> list[StateRecord]:
+    """``records``, every one with a key (``StateError`` for one without: no worker writes
+    one), for both ways of restoring a partition."""
     for r in records:
         if r.key is None:
             raise StateError(f"changelog record at offset {r.offset} of partition {r.partition} has no key")
-        states[r.key] = r.value
-    return states
+    return cast(list[StateRecord], records)
 
 
 #: crimes derived between two yields to the event loop (about 20 ms)
@@ -250,7 +258,7 @@ class Recovery:
         read = 0
         if start < end:
             async for records in self._reader.read(partition, start, end):
-                states = _states(records)
+                states = {r.key: r.value for r in records}  # the latest record of a crime wins
                 self._store.write(partition, states, Positions(source_next, records[-1].offset + 1))
                 read += len(records)
                 self.records_read += len(records)

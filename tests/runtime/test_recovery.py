@@ -105,3 +105,19 @@ async def test_counts_are_not_saved_with_changes_pending_and_unreadable_ones_are
     store.save_counts(0, b"not marshal")
     again = await (await make({0: LOG}, store)).restore(0, None)
     assert again.counts.total == 2
+
+
+def test_a_changelog_record_without_a_key_is_a_state_error_for_either_way_of_restoring() -> None:
+    """No worker writes one: the reader refuses it before the store or the counts see it."""
+    from types import SimpleNamespace
+    from typing import Any
+
+    import pytest
+
+    from streams.errors import StateError
+    from streams.runtime.recovery import _keyed
+
+    good: Any = SimpleNamespace(partition=3, offset=7, key=b"kent/1", value=None)
+    assert _keyed([good]) == [good]
+    with pytest.raises(StateError, match="offset 8 of partition 3 has no key"):
+        _keyed([good, SimpleNamespace(partition=3, offset=8, key=None, value=b"x")])
