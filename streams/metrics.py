@@ -66,12 +66,20 @@ FENCED = Counter(
 PARTITIONS = Gauge("disposal_partitions_assigned", "Partitions of the disposals topic this worker owns")
 RESTORE_SECONDS = Histogram(
     "disposal_partition_restore_seconds",
-    "Time to restore an assigned partition: its store brought up to the changelog, counts derived",
+    "Time to restore an assigned partition: its store brought up to the changelog, its counts "
+    "loaded or derived",
     buckets=(0.01, 0.1, 0.5, 1, 5, 15, 60, 300),
 )
 RESTORED = Counter(
     "disposal_changelog_restored_records",
     "Changelog records read into the local store while restoring partitions",
+)
+RESTORES = Counter(
+    "disposal_partition_restores",
+    "Partitions restored, by how their counts came: loaded as saved, loaded and moved with the "
+    "changelog records read, derived from the changelog read whole, or derived from every crime "
+    "in the store (a restart on a kept store should never need the last)",
+    ["counts"],
 )
 CONSUMER_LAG = Gauge(
     "disposal_consumer_lag",

@@ -25,13 +25,9 @@ Combo = tuple[str, str, str, bool]
 #: by outcome day, as they arrive)
 REFS_PER_COMBO = 10
 
-#: what ``DayCounts.state`` gives and ``DayCounts.from_state`` takes: plain values only, so that
-#: it is written and read in one call (``streams.runtime.saved_counts``): format, counts per combo
-#: (day ordinal -> crimes), evidence per combo (crime key -> day ordinal), the newest day and the
-#: floor (ordinals, or None)
-CountsState = tuple[int, dict[Combo, dict[int, int]], dict[Combo, dict[str, int]], int | None, int | None]
-
-_STATE_FORMAT = 1
+#: one combo's counts as plain values (``streams.runtime.saved_counts`` writes them with each
+#: checkpoint): crimes per day ordinal, and the evidence kept (crime key -> day ordinal)
+ComboCounts = tuple[dict[int, int], dict[str, int]]
 
 
 class CountSink(Protocol):
@@ -50,11 +46,15 @@ class DayCounts:
 
     Kept per combo (force, category, class, flag), then per day ordinal: a few thousand combos
     hold every cell, so the counts of millions of crimes take megabytes, are saved and loaded
-    whole in milliseconds (``state``, ``from_state``), and are pruned a day at a time. A
-    ``sink``, when given, is told of every crime that enters or leaves a cell (including cells
-    pruned past the retention horizon), so what it derives always equals the counts held."""
+    whole in milliseconds (``combos``, ``load``), and are pruned a day at a time. The combos
+    changed since they were last taken (``take_changes``) are tracked, so that each checkpoint
+    saves only those. A ``sink``, when given, is told of every crime that enters or leaves a cell
+    (including cells pruned past the retention horizon), so what it derives always equals the
+    counts held."""
 
-    __slots__ = ("_days", "_by_day", "_refs", "_ref_combos", "_sink", "newest", "floor", "total", "_n")
+    __slots__ = (
+        "_days", "_by_day", "_refs", "_ref_combos", "_changed", "_sink", "newest", "floor", "total", "_n",
+    )  # fmt: skip
 
     def __init__(self, sink: CountSink | None = None) -> None:
         self._days: dict[Combo, dict[int, int]] = {}
@@ -66,6 +66,8 @@ class DayCounts:
         self._refs: dict[Combo, dict[str, int]] = {}
         #: (force, category) -> the combos holding evidence, so one alert's is found directly
         self._ref_combos: dict[tuple[str, str], set[Combo]] = {}
+        #: combos whose days or evidence changed since ``take_changes`` (or ``combos``)
+        self._changed: set[Combo] = set()
         self._sink = sink
         #: newest outcome day held (the stream clock of this partition), None when empty
         self.newest: dt.date | None = None
@@ -92,6 +94,7 @@ class DayCounts:
             self._n += 1
             self._on_day(o, combo)
         days[o] = n + 1
+        self._changed.add(combo)
         self.total += 1
         if self._sink is not None:
             self._sink.move(cell, 1)
@@ -164,6 +167,7 @@ class DayCounts:
         n = days.get(o, 0) if days is not None else 0
         if days is None or n <= 0:  # a bug, not bad input: the counts no longer match the crimes held
             raise InvariantError(f"count of {cell} would go below zero")
+        self._changed.add(combo)
         self.total -= 1
         if self._sink is not None:
             self._sink.move(cell, -1)
@@ -185,6 +189,7 @@ class DayCounts:
             self._forget_refs(combo, refs, lambda d: d == o)
 
     def _drop_cell(self, combo: Combo, days: dict[int, int], o: int) -> int:
+        self._changed.add(combo)
         n = days.pop(o)
         if not days:
             del self._days[combo]
@@ -196,7 +201,10 @@ class DayCounts:
         return n
 
     def _forget_refs(self, combo: Combo, refs: dict[str, int], gone: Callable[[int], bool]) -> None:
-        for k in [k for k, d in refs.items() if gone(d)]:
+        forgotten = [k for k, d in refs.items() if gone(d)]
+        if forgotten:
+            self._changed.add(combo)
+        for k in forgotten:
             del refs[k]
         if not refs:
             self._unkeep(combo)
@@ -275,38 +283,52 @@ class DayCounts:
             for combo, days in self._days.items():
                 self._sink.move_days(combo, days, -1)
 
-    def state(self) -> CountsState:
-        """The counts as plain values (see ``CountsState``), sharing their dictionaries: encode
-        it before the counts change again."""
-        return (
-            _STATE_FORMAT,
-            self._days,
-            self._refs,
-            self.newest.toordinal() if self.newest is not None else None,
-            self.floor.toordinal() if self.floor is not None else None,
-        )
+    @property
+    def changed(self) -> bool:
+        """Whether a combo changed since the changes were last taken."""
+        return bool(self._changed)
+
+    def take_changes(self) -> dict[Combo, ComboCounts | None]:
+        """The combos changed since the last call (or ``combos``), each with its counts and
+        evidence, None for one that holds nothing now. The dictionaries are the counts' own:
+        encode them before the counts change again."""
+        out: dict[Combo, ComboCounts | None] = {}
+        days_of, refs_of = self._days, self._refs
+        for combo in self._changed:
+            days, refs = days_of.get(combo), refs_of.get(combo)
+            out[combo] = None if days is None and refs is None else (days or {}, refs or {})
+        self._changed = set()
+        return out
+
+    def combos(self) -> dict[Combo, ComboCounts]:
+        """Every combo with its counts and evidence (as ``take_changes``, and taking them)."""
+        self._changed = set()
+        return {combo: (days, self._refs.get(combo, {})) for combo, days in self._days.items()}
 
     @classmethod
-    def from_state(cls, state: CountsState, sink: CountSink | None = None) -> DayCounts:
-        """Counts as ``state`` gave them, the sink told of every cell. Raises ``ValueError``
-        for a state of another format."""
-        fmt, days_of, refs_of, newest, floor = state
-        if fmt != _STATE_FORMAT:
-            raise ValueError(f"counts state of format {fmt}, not {_STATE_FORMAT}")
+    def load(
+        cls,
+        combos: Iterable[tuple[Combo, ComboCounts]],
+        newest: dt.date | None,
+        floor: dt.date | None,
+        sink: CountSink | None = None,
+    ) -> DayCounts:
+        """Counts as ``combos`` gave them (what ``combos`` or ``take_changes`` took), with their
+        clock and floor, the sink told of every cell."""
         counts = cls(sink)
-        counts._days = days_of
-        for combo, days in days_of.items():
-            for o in days:
-                counts._on_day(o, combo)
-            counts._n += len(days)
-            counts.total += sum(days.values())
-            if sink is not None:
-                sink.move_days(combo, days, 1)
-        counts._refs = refs_of
-        for combo in refs_of:
-            counts._ref_combos.setdefault((combo[0], combo[1]), set()).add(combo)
-        counts.newest = dt.date.fromordinal(newest) if newest is not None else None
-        counts.floor = dt.date.fromordinal(floor) if floor is not None else None
+        for combo, (days, refs) in combos:
+            if days:
+                counts._days[combo] = days
+                for o in days:
+                    counts._on_day(o, combo)
+                counts._n += len(days)
+                counts.total += sum(days.values())
+                if sink is not None:
+                    sink.move_days(combo, days, 1)
+            if refs:
+                counts._refs[combo] = refs
+                counts._ref_combos.setdefault((combo[0], combo[1]), set()).add(combo)
+        counts.newest, counts.floor = newest, floor
         return counts
 
     def rows(

@@ -11,8 +11,9 @@ default; ``Checkpoint.commit``, transactional branch):
 2. **committed**: per partition, the consumer's position (after the last record processed and
    after any transaction marker that followed it) joins the transaction, which is committed:
    the changed crimes and the offset become visible together, or neither does;
-3. **store written**: per partition, the changed crimes and the positions (next source offset,
-   next changelog offset) in one atomic write.
+3. **store written**: per partition, the changed crimes, the positions (next source offset,
+   next changelog offset) and the counts changed (``streams.runtime.saved_counts``) in one
+   atomic write.
 
 Under ``at_least_once`` the order is changelog acknowledged, store written, offsets committed by
 the consumer (steps 1, 3, 2, with no transaction).
@@ -56,6 +57,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from streams.codec import encode_held
 from streams.errors import StreamError
+from streams.runtime import saved_counts
 from streams.runtime.outbox import Outbox
 from streams.runtime.partition import PartitionState
 from streams.runtime.store import Positions, Store
@@ -185,19 +187,24 @@ class Checkpoint:
         skip: Collection[int] = (),
     ) -> None:
         """The store step: changed and expired crimes, the expiry index entries the sweep read,
-        and positions, one atomic write per partition."""
+        positions and the counts that changed, one atomic write per partition. The counts then
+        count exactly the crimes stored (the loop's lock keeps them still meanwhile)."""
         for p, part in parts.items():
             if p in skip:
                 continue
             if p in after:
                 part.changelog_next = after[p]
-            if p in encoded or part.processed is not None or part.unindex:
-                source_next = part.processed if part.processed is not None else part.committed or 0
-                self._store.write(
-                    p, encoded.get(p, {}), Positions(source_next, part.changelog_next), part.unindex
-                )
             part.store_crimes += part.fresh - part.gone
             part.fresh = part.gone = 0
+            if p in encoded or part.processed is not None or part.unindex or part.counts.changed:
+                source_next = part.processed if part.processed is not None else part.committed or 0
+                self._store.write(
+                    p,
+                    encoded.get(p, {}),
+                    Positions(source_next, part.changelog_next),
+                    part.unindex,
+                    saved_counts.changes(part.counts, part.store_crimes),
+                )
             part.pending.clear()
             part.expired.clear()
             part.unindex.clear()

@@ -15,9 +15,9 @@ For each assigned partition (``Recovery.restore``):
      worker): the whole partition into memory, the latest state per crime, then into the store
      in bulk, and the position last, once the states are durable (``_read_whole``);
 4. counts: kept as they were if the worker owned the partition in the previous generation and
-   nothing was read; else, if nothing was read, loaded as saved at the last clean stop or
-   hand-over (``streams.runtime.saved_counts``), if no write came after it; else derived from
-   the states just read (a whole partition) or from every crime in the store.
+   nothing was read; else, if nothing was read, loaded as the last checkpoint saved them with
+   the crimes (``streams.runtime.saved_counts``); else derived from the states just read (a
+   whole partition) or from every crime in the store, and saved whole for the next restart.
 
 The loop then consumes the partition from the group's committed offset; what it replays is
 ignored per crime (``streams.core.crimes``). Recovery is kept apart from the store, as Quix
@@ -27,11 +27,12 @@ Streams keeps ``state/recovery.py`` apart from its stores.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 import logging
 import operator
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Protocol, cast
 
 from aiokafka import TopicPartition
@@ -40,6 +41,7 @@ from streams import metrics
 from streams.clients import ClientFactory, Consumer, Record
 from streams.codec import held_combo
 from streams.core.buckets import CountSink, DayCounts
+from streams.core.classify import Cell
 from streams.core.clock import Clock, horizon
 from streams.errors import StateError, started
 from streams.runtime import saved_counts
@@ -163,6 +165,45 @@ def prune_to_horizon(counts: DayCounts, clock: Clock, keep_days: int) -> None:
         counts.prune(horizon(today, keep_days))
 
 
+class Followed:
+    """A partition's saved counts, moved with the changelog records a recovery writes to its
+    store, so that they go on counting exactly the crimes stored."""
+
+    def __init__(self, counts: DayCounts, held: int) -> None:
+        self.counts = counts
+        #: crimes the store holds
+        self.held = held
+
+    def move(
+        self, stored: Callable[[bytes], bytes | None], states: Mapping[bytes, bytes | None]
+    ) -> saved_counts.CountsWrite:
+        """Move the counts from each crime's stored state to its state in ``states`` (None:
+        gone); what to save with the write of ``states``."""
+        counts = self.counts
+        for key, value in states.items():
+            old = stored(key)
+            ref = key.decode()
+            if old is not None:
+                counts.remove(_cell(old), ref)
+                self.held -= 1
+            if value is not None:
+                counts.add(_cell(value), ref)
+                self.held += 1
+        return saved_counts.changes(counts, self.held)
+
+
+def _how(followed: Followed | None, whole: object, read: int) -> str:
+    """How a restore came by its counts, for its log line."""
+    if followed is not None:
+        return "loaded and moved" if read else "loaded as saved"
+    return "derived from the changelog" if whole is not None else "derived from the store"
+
+
+def _cell(state: bytes) -> Cell:
+    (force, category, disposal, domestic_abuse), day = held_combo(state)
+    return Cell(force, category, disposal, dt.date.fromordinal(day), domestic_abuse)
+
+
 class Recovery:
     def __init__(self, store: Store, clock: Clock, keep_days: int, sink: CountSink | None = None) -> None:
         self._store = store
@@ -187,7 +228,7 @@ class Recovery:
         started = time.monotonic()
         self.restoring = partition
         try:
-            read, whole = await self._catch_up(partition)
+            read, whole, followed = await self._catch_up(partition, follow=kept is None)
         finally:
             self.restoring = None
         metrics.RESTORED.inc(read)
@@ -204,40 +245,35 @@ class Recovery:
             log.info(
                 "partition %d: %d stored crimes indexed by day", partition, self._store.index_all(partition)
             )
-        saved = self._store.saved_counts(partition) if read == 0 else None
-        loaded = saved_counts.decode(saved, self._sink, partition) if saved is not None else None
-        if loaded is not None:
-            counts, held = loaded
+        if followed is not None:
+            counts, held = followed.counts, followed.held
+            if self._sink is not None:
+                counts.attach(self._sink)
             prune_to_horizon(counts, self._clock, self._keep_days)
         else:
             states = whole if whole is not None else self._store.items(partition)
             counts, held = await derive_counts(states, self._clock, self._keep_days, self._sink)
+            self._store.save_counts(partition, saved_counts.whole(counts, held))
+        how = _how(followed, whole, read)
         metrics.RESTORE_SECONDS.observe(time.monotonic() - started)
+        metrics.RESTORES.labels(how.replace(" ", "_")).inc()
         log.info(
             "partition %d: %d changelog records read, %d cells of counts %s, in %.2f s",
             partition,
             read,
             len(counts),
-            "loaded as saved" if loaded is not None else "derived",
+            how,
             time.monotonic() - started,
         )
         return PartitionState(partition, counts, changelog_next, store_crimes=held)
 
-    def save(self, parts: Iterable[PartitionState]) -> None:
-        """Save the counts of partitions with nothing pending (``streams.runtime.saved_counts``):
-        called after the last checkpoint before a stop or a hand-over."""
-        started = time.monotonic()
-        n = 0
-        for part in parts:
-            if not part.pending and not part.expired:
-                self._store.save_counts(part.partition, saved_counts.encode(part.counts, part.store_crimes))
-                n += 1
-        if n:
-            log.info("counts of %d partitions saved in %.2f s", n, time.monotonic() - started)
-
-    async def _catch_up(self, partition: int) -> tuple[int, list[tuple[bytes, bytes]] | None]:
-        """Changelog records read into the store, and, when the whole partition was read into
-        an empty store, the states read (the counts are derived from them, not from the store)."""
+    async def _catch_up(
+        self, partition: int, follow: bool
+    ) -> tuple[int, list[tuple[bytes, bytes]] | None, Followed | None]:
+        """Changelog records read into the store; when the whole partition was read into an
+        empty store, the states read (the counts are derived from them, not from the store);
+        else, if ``follow`` and the store holds saved counts, those counts, moved with every
+        record read, in the same atomic writes (O(records read), not O(crimes))."""
         begin, end = await self._reader.bounds(partition)
         positions = self._store.positions(partition)
         start = positions.changelog_next if positions is not None else begin
@@ -254,18 +290,25 @@ class Recovery:
             start, source_next = begin, 0
         start = max(start, begin)
         if start == begin < end:  # nothing of the changelog stored yet
-            return await self._read_whole(partition, begin, end)
+            read, whole = await self._read_whole(partition, begin, end)
+            return read, whole, None
+        saved = self._store.saved_counts(partition) if follow else None
+        loaded = saved_counts.load(saved, None, partition) if saved is not None else None
+        followed = Followed(*loaded) if loaded is not None else None
         read = 0
         if start < end:
             async for records in self._reader.read(partition, start, end):
                 states = {r.key: r.value for r in records}  # the latest record of a crime wins
-                self._store.write(partition, states, Positions(source_next, records[-1].offset + 1))
+                moved = followed.move(self._store.reader(partition), states) if followed else None
+                self._store.write(
+                    partition, states, Positions(source_next, records[-1].offset + 1), counts=moved
+                )
                 read += len(records)
                 self.records_read += len(records)
         # the end may lie past the last record read (records removed by compaction)
         if positions is None or positions.changelog_next != end:
             self._store.write(partition, {}, Positions(source_next, end))
-        return read, None
+        return read, None, followed
 
     async def _read_whole(
         self, partition: int, begin: int, end: int

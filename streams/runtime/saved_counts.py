@@ -1,41 +1,111 @@
-"""Counts saved at a clean stop, so that a restart on a kept store need not derive them again.
+"""A partition's counts, saved in its store with every checkpoint, so that a restart on a kept
+store reads them back (O(cells)) instead of deriving them from every crime (O(crimes)).
 
 Deriving a partition's counts reads and decodes every crime its store holds: at national volume
-(6.6 million crimes within a 400-day horizon) that took 30 s of a 38 s restart. So after the
-last checkpoint before the worker stops, and before it hands partitions over in a rebalance,
-each partition's counts (``DayCounts.state``: counts per force x category x class x flag and
-day, the evidence kept, the stream clock and floor) and the number of crimes its store holds
-are saved in the store (``Store.save_counts``), in one marshalled value.
+(6.6 million crimes within a 400-day horizon) that took 30 s of a 38 s restart. So the counts
+are kept in the store beside the crimes they count (``Store.write``, ``Store.saved_counts``):
 
-The partition's next store write deletes them in the same atomic write (``Store.write``), so
-saved counts exist only while they describe exactly the crimes stored. A worker killed (SIGKILL,
-a lost machine) has none for the partitions it changed since, and derives those. This is Kafka
-Streams' rule for its ``.checkpoint`` file under exactly-once, written at a clean close only.
+- one value per combo (force, category, class, flag): its crimes per day and its evidence
+  (``DayCounts.take_changes``), marshalled;
+- a **head**: the format, the counts' newest day and floor, and the crimes the store holds.
 
-``marshal`` is used because it reads back dictionaries of strings and numbers at C speed (the
-counts of a partition of a national deployment in about 50 ms); it is the Python version's own
-format, so a value it cannot read (another interpreter) is ignored and the counts are derived.
+Each checkpoint's store write (``streams.runtime.checkpoint``) carries the combos changed since
+the last one and a new head, in the same atomic write as the crimes and positions, so what is
+saved always counts exactly the crimes stored: the work is O(changes), and a worker killed at
+any moment (SIGKILL, a lost machine) restarts from counts that match its store. A write of
+crimes without counts (a recovery reading the changelog into the store) deletes the head, and
+counts without a head are never read: the partition's counts are then derived, once, and saved
+whole (``whole``). A store written by an older version has no head, so it is derived once too.
+
+``marshal`` reads back dictionaries of numbers and strings at C speed; it is the Python
+version's own format, so a value it cannot read (another interpreter) is logged and the counts
+derived. Combo keys are JSON, which (unlike marshal) gives the same bytes for the same combo.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import marshal
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
-from streams.core.buckets import CountSink, DayCounts
+from streams.core.buckets import Combo, ComboCounts, CountSink, DayCounts
 
 log = logging.getLogger(__name__)
 
-
-def encode(counts: DayCounts, store_crimes: int) -> bytes:
-    return marshal.dumps((counts.state(), store_crimes))
+FORMAT = 2
 
 
-def decode(data: bytes, sink: CountSink | None, partition: int) -> tuple[DayCounts, int] | None:
+@dataclass(frozen=True, slots=True)
+class CountsWrite:
+    """What a store write saves of a partition's counts."""
+
+    #: format, newest day, floor (ordinals or None) and the crimes the store holds, marshalled
+    head: bytes
+    #: combo key -> its counts marshalled, or None: the combo holds nothing now
+    combos: dict[bytes, bytes | None]
+    #: the combos are every one there is: others saved before are deleted
+    whole: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SavedCounts:
+    """What a store holds of a partition's counts, as written."""
+
+    head: bytes
+    combos: Iterator[tuple[bytes, bytes]]
+
+
+def combo_key(combo: Combo) -> bytes:
+    return json.dumps(combo, separators=(",", ":")).encode()
+
+
+def _head(counts: DayCounts, store_crimes: int) -> bytes:
+    newest = counts.newest.toordinal() if counts.newest is not None else None
+    floor = counts.floor.toordinal() if counts.floor is not None else None
+    return marshal.dumps((FORMAT, newest, floor, store_crimes))
+
+
+def changes(counts: DayCounts, store_crimes: int) -> CountsWrite:
+    """The combos changed since the last save, and the head (``store_crimes`` after the write)."""
+    combos = {
+        combo_key(combo): None if value is None else marshal.dumps(value)
+        for combo, value in counts.take_changes().items()
+    }
+    return CountsWrite(_head(counts, store_crimes), combos)
+
+
+def whole(counts: DayCounts, store_crimes: int) -> CountsWrite:
+    """Every combo and the head: counts just derived."""
+    combos: dict[bytes, bytes | None] = {
+        combo_key(combo): marshal.dumps(value) for combo, value in counts.combos().items()
+    }
+    return CountsWrite(_head(counts, store_crimes), combos, whole=True)
+
+
+def load(saved: SavedCounts, sink: CountSink | None, partition: int) -> tuple[DayCounts, int] | None:
     """The counts and store size saved; None (logged) when they cannot be read: derive them."""
     try:
-        state, store_crimes = marshal.loads(data)
-        return DayCounts.from_state(state, sink), int(store_crimes)
+        fmt, newest, floor, store_crimes = marshal.loads(saved.head)
+        if fmt != FORMAT:
+            raise ValueError(f"format {fmt}, not {FORMAT}")
+        combos = list(_combos(saved.combos))
     except (ValueError, EOFError, TypeError) as exc:
         log.warning("partition %d: the saved counts cannot be read (%s); deriving them", partition, exc)
         return None
+    day = dt.date.fromordinal
+    counts = DayCounts.load(
+        combos, day(newest) if newest is not None else None, day(floor) if floor is not None else None, sink
+    )
+    return counts, int(store_crimes)
+
+
+def _combos(items: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[Combo, ComboCounts]]:
+    for key, value in items:
+        force, category, disposal, flag = json.loads(key)
+        days, refs = marshal.loads(value)
+        if not (isinstance(days, dict) and isinstance(refs, dict) and isinstance(flag, bool)):
+            raise TypeError(f"a saved combo {key!r} is not (days, evidence)")
+        yield (force, category, disposal, flag), (days, refs)

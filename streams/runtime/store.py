@@ -21,10 +21,11 @@ Two implementations of one interface:
 
 - ``RocksStore`` (``DW_STORE=rocksdb``, the default): RocksDB through rocksdict, in
   ``DW_DATA_DIR/store``. One column family per partition (``p<n>``: crime key -> packed state, see
-  ``streams.codec.encode_held``), one per partition's expiry index (``x<n>``), and a ``meta``
-  column family (``p<n>`` -> positions, ``x<n>`` -> the index is complete, ``c<n>`` -> the
-  partition's counts as saved at a clean stop or hand-over, deleted by the partition's next write,
-  ``deployment`` -> who wrote the store). A write is one RocksDB ``WriteBatch``, atomic across
+  ``streams.codec.encode_held``), one per partition's expiry index (``x<n>``), one per
+  partition's saved counts (``k<n>``: combo -> its counts, see ``streams.runtime.saved_counts``),
+  and a ``meta`` column family (``p<n>`` -> positions, ``x<n>`` -> the index is complete,
+  ``k<n>`` -> the head of the saved counts, present only while they count exactly the crimes
+  stored, ``deployment`` -> who wrote the store). A write is one RocksDB ``WriteBatch``, atomic across
   column families. Writes go to the write-ahead log without fsync: a killed process loses
   nothing (the operating system holds the log); a machine that loses power may lose the last
   writes, and then the stored positions are older too, so recovery reads those records again.
@@ -47,6 +48,7 @@ from typing import Any, Protocol
 
 from streams.codec import held_day
 from streams.errors import ConfigError, StateError, StorageError, shorten
+from streams.runtime.saved_counts import CountsWrite, SavedCounts
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +113,16 @@ class Store(Protocol):
         ...
 
     def write(
-        self, partition: int, states: States, positions: Positions, unindex: Iterable[bytes] = ()
+        self,
+        partition: int,
+        states: States,
+        positions: Positions,
+        unindex: Iterable[bytes] = (),
+        counts: CountsWrite | None = None,
     ) -> None:
-        """Store ``states`` (each with its expiry index entry) and ``positions``, and remove the
-        index entries ``unindex``, in one atomic write."""
+        """Store ``states`` (each with its expiry index entry) and ``positions``, remove the
+        index entries ``unindex``, and save ``counts``, in one atomic write. States written
+        without counts make the saved counts void (their head is deleted)."""
         ...
 
     def load(self, partition: int, states: Mapping[bytes, bytes]) -> None:
@@ -142,13 +150,12 @@ class Store(Protocol):
         """Index every state of the partition (a store from before the index); returns how many."""
         ...
 
-    def save_counts(self, partition: int, data: bytes) -> None:
-        """Keep ``data`` (the partition's counts, ``streams.runtime.saved_counts``) with its
-        states, until the next ``write`` or ``drop`` of the partition removes it."""
+    def save_counts(self, partition: int, counts: CountsWrite) -> None:
+        """Save ``counts`` (of the states stored now) alone, in one atomic write."""
         ...
 
-    def saved_counts(self, partition: int) -> bytes | None:
-        """What ``save_counts`` kept, if no write came after it; else None."""
+    def saved_counts(self, partition: int) -> SavedCounts | None:
+        """The partition's saved counts, if they count the states stored; else None."""
         ...
 
     def drop(self, partition: int) -> None:
@@ -170,7 +177,9 @@ class MemoryStore:
         self._positions: dict[int, Positions] = {}
         #: partition -> ordinal day -> keys of the crimes indexed under that day
         self._index: dict[int, dict[int, set[bytes]]] = {}
-        self._counts: dict[int, bytes] = {}
+        #: partition -> head of its saved counts (absent: void), and its combos
+        self._heads: dict[int, bytes] = {}
+        self._combos: dict[int, dict[bytes, bytes]] = {}
 
     def reader(self, partition: int) -> Callable[[bytes], bytes | None]:
         return self._states.setdefault(partition, {}).get
@@ -185,7 +194,12 @@ class MemoryStore:
         return iter(sorted(k for k in self._states.get(partition, {}) if k.startswith(prefix)))
 
     def write(
-        self, partition: int, states: States, positions: Positions, unindex: Iterable[bytes] = ()
+        self,
+        partition: int,
+        states: States,
+        positions: Positions,
+        unindex: Iterable[bytes] = (),
+        counts: CountsWrite | None = None,
     ) -> None:
         table = self._states.setdefault(partition, {})
         index = self._index.setdefault(partition, {})
@@ -199,7 +213,10 @@ class MemoryStore:
                 table[key] = value
                 index.setdefault(held_day(value), set()).add(key)
         self._positions[partition] = positions
-        self._counts.pop(partition, None)
+        if counts is not None:
+            self.save_counts(partition, counts)
+        elif states:
+            self._heads.pop(partition, None)
 
     def load(self, partition: int, states: Mapping[bytes, bytes]) -> None:
         table = self._states.setdefault(partition, {})
@@ -211,11 +228,22 @@ class MemoryStore:
     def loaded(self, partition: int, positions: Positions) -> None:
         self.write(partition, {}, positions)
 
-    def save_counts(self, partition: int, data: bytes) -> None:
-        self._counts[partition] = data
+    def save_counts(self, partition: int, counts: CountsWrite) -> None:
+        combos = self._combos.setdefault(partition, {})
+        if counts.whole:
+            combos.clear()
+        for key, value in counts.combos.items():
+            if value is None:
+                combos.pop(key, None)
+            else:
+                combos[key] = value
+        self._heads[partition] = counts.head
 
-    def saved_counts(self, partition: int) -> bytes | None:
-        return self._counts.get(partition)
+    def saved_counts(self, partition: int) -> SavedCounts | None:
+        head = self._heads.get(partition)
+        if head is None:
+            return None
+        return SavedCounts(head, iter(sorted(self._combos.get(partition, {}).items())))
 
     def expiring(self, partition: int, before: int, limit: int, start: bytes = b"") -> list[bytes]:
         index = self._index.get(partition, {})
@@ -240,7 +268,8 @@ class MemoryStore:
         self._states.pop(partition, None)
         self._positions.pop(partition, None)
         self._index.pop(partition, None)
-        self._counts.pop(partition, None)
+        self._heads.pop(partition, None)
+        self._combos.pop(partition, None)
 
     def partitions(self) -> list[int]:
         return sorted(self._positions)
@@ -249,7 +278,8 @@ class MemoryStore:
         self._states.clear()
         self._positions.clear()
         self._index.clear()
-        self._counts.clear()
+        self._heads.clear()
+        self._combos.clear()
 
 
 def _is_states(family: str) -> bool:
@@ -375,7 +405,12 @@ class RocksStore:
             yield key
 
     def write(
-        self, partition: int, states: States, positions: Positions, unindex: Iterable[bytes] = ()
+        self,
+        partition: int,
+        states: States,
+        positions: Positions,
+        unindex: Iterable[bytes] = (),
+        counts: CountsWrite | None = None,
     ) -> None:
         from rocksdict import WriteBatch
 
@@ -397,7 +432,10 @@ class RocksStore:
             _POSITIONS.pack(positions.source_next, positions.changelog_next),
             meta,
         )
-        batch.delete(self._counts_key(partition), meta)  # the saved counts no longer hold
+        if counts is not None:
+            self._put_counts(batch, partition, counts)
+        elif states:
+            batch.delete(self._counts_key(partition), meta)  # the saved counts no longer hold
         self._write(batch)
 
     def load(self, partition: int, states: Mapping[bytes, bytes]) -> None:
@@ -423,18 +461,46 @@ class RocksStore:
 
     @staticmethod
     def _counts_key(partition: int) -> bytes:
-        return f"c{partition}".encode()
+        return f"k{partition}".encode()
 
-    def save_counts(self, partition: int, data: bytes) -> None:
+    def _counts_family(self, partition: int) -> Any:
+        name = f"k{partition}"
+        cf = self._cfs.get(name)
+        if cf is None:
+            cf = self._cfs[name] = self._db.create_column_family(name, self._cf_options())
+        return cf
+
+    def _put_counts(self, batch: Any, partition: int, counts: CountsWrite) -> None:
+        """Add ``counts`` to ``batch``: the combos (after deleting every other, when whole),
+        then the head."""
+        family = self._counts_family(partition)
+        handle = self._db.get_column_family_handle(f"k{partition}")
+        if counts.whole:
+            for key in family.keys():  # noqa: SIM118 (an Rdict has no __iter__)
+                if key not in counts.combos:
+                    batch.delete(key, handle)
+        for key, value in counts.combos.items():
+            if value is None:
+                batch.delete(key, handle)
+            else:
+                batch.put(key, value, handle)
+        meta = self._db.get_column_family_handle(META)
+        batch.put(self._counts_key(partition), counts.head, meta)
+        batch.delete(f"c{partition}".encode(), meta)  # what an older version saved at a stop
+
+    def save_counts(self, partition: int, counts: CountsWrite) -> None:
         from rocksdict import WriteBatch
 
         batch = WriteBatch(raw_mode=True)
-        batch.put(self._counts_key(partition), data, self._db.get_column_family_handle(META))
+        self._put_counts(batch, partition, counts)
         self._write(batch)
 
-    def saved_counts(self, partition: int) -> bytes | None:
-        data: bytes | None = self._cfs[META].get(self._counts_key(partition))
-        return data
+    def saved_counts(self, partition: int) -> SavedCounts | None:
+        head: bytes | None = self._cfs[META].get(self._counts_key(partition))
+        if head is None:
+            return None
+        items: Iterator[tuple[bytes, bytes]] = self._counts_family(partition).items()
+        return SavedCounts(head, items)
 
     def _write(self, batch: Any, options: Any = None) -> None:
         """One atomic write; a full or read-only disk raises ``StorageError``."""
@@ -478,9 +544,9 @@ class RocksStore:
     def drop(self, partition: int) -> None:
         self._drop_family(self._name(partition))
         self._drop_family(self._index_name(partition))
-        self._cfs[META].delete(self._name(partition).encode())
-        self._cfs[META].delete(self._index_name(partition).encode())
-        self._cfs[META].delete(self._counts_key(partition))
+        self._drop_family(f"k{partition}")
+        for key in (self._name(partition), self._index_name(partition), f"k{partition}", f"c{partition}"):
+            self._cfs[META].delete(key.encode())
 
     def partitions(self) -> list[int]:
         out = []

@@ -33,10 +33,17 @@ def test_a_kill_after_any_checkpoint_step_loses_and_doubles_nothing(
     killed = deployment.start_worker(ready=False, DW_FAULT_KILL_AFTER=f"{step}:3")
     assert killed.proc.wait(120) == -9
     assert f"SIGKILL after {step} of checkpoint 3" in killed.log.read_text()
+    before = len(killed.log.read_text())
     worker = deployment.start_worker()
     deployment.wait()
     expected = expected_counts(events, reference_category)
     assert deployment.counts(worker) == expected
+    # the restart read back the counts the last checkpoint saved with the crimes (moved with
+    # the changelog records committed after the store's last write): none was derived again
+    # from every crime in the store
+    restores = re.findall(r"cells of counts (.+?), in", worker.log.read_text()[before:])
+    assert restores and "derived from the store" not in restores, restores
+    assert step != "commit" or "loaded and moved" in restores, restores
     deployment.produce(events)  # and every event once more
     deployment.wait()
     assert deployment.counts(worker) == expected

@@ -13,6 +13,7 @@ from streams.codec import decode_held
 from streams.core.buckets import DayCounts
 from streams.core.classify import Cell
 from streams.core.crimes import Held
+from streams.runtime import saved_counts
 from streams.runtime.checkpoint import Checkpoint, OffsetWentBack
 from streams.runtime.outbox import DeadLetter, Outbox, ProduceFailed
 from streams.runtime.partition import PartitionState
@@ -136,3 +137,28 @@ def test_due_after_the_interval_or_with_enough_changes() -> None:
     assert h.checkpoint.due({0: part(0, {b"a": held(1), b"b": held(2), b"c": held(3)}, 4)})
     h.checkpoint.last_at -= 61
     assert h.checkpoint.due({})
+
+
+async def test_the_store_write_saves_the_counts_of_the_crimes_it_writes() -> None:
+    """With each checkpoint the store holds counts equal to the live ones, and the number of
+    crimes stored; a partition whose counts alone changed (a day pruned) is written too."""
+    h = Harness()
+    parts = {0: part(0, {b"a": held(3), b"b": held(4)}, 5)}
+    counts = parts[0].counts
+    counts.add(CELL, "kent/a")
+    counts.add(CELL._replace(day=dt.date(2025, 1, 1)), "kent/b")
+    parts[0].fresh = 2
+    await h.run(parts)
+
+    def saved() -> tuple[list[tuple[Cell, int]], int]:
+        got = h.store.saved_counts(0)
+        assert got is not None
+        loaded = saved_counts.load(got, None, 0)
+        assert loaded is not None
+        return sorted(loaded[0].cells()), loaded[1]
+
+    assert saved() == (sorted(counts.cells()), 2) and not counts.changed
+    counts.prune(dt.date(2025, 1, 2))
+    parts[0].processed = None
+    await h.run(parts)
+    assert saved() == ([(CELL, 1)], 2)

@@ -9,6 +9,7 @@ from streams.codec import encode_held
 from streams.core.classify import Cell
 from streams.core.clock import StreamClock
 from streams.core.crimes import Held
+from streams.runtime import saved_counts
 from streams.runtime.recovery import Recovery
 from streams.runtime.store import MemoryStore, Positions
 
@@ -78,33 +79,46 @@ async def test_a_store_past_the_changelog_end_is_dropped_and_read_again() -> Non
     assert part.counts.total == 2
 
 
-async def test_counts_saved_at_a_clean_stop_are_loaded_not_derived() -> None:
+async def test_counts_are_saved_whole_when_derived_then_loaded_not_derived() -> None:
     store = MemoryStore()
     r = await make({0: LOG}, store)
     first = await r.restore(0, None)
+    assert not first.counts.changed  # all saved, with the crimes they count
+    # counts that the store's crimes would not give, saved as a checkpoint would: to tell
+    # loaded from derived
     first.counts.add(Cell("kent", "stalking", "charge", dt.date(2025, 1, 3), False), "marker")
-    r.save([first])  # counts that the store's crimes would not give: to tell loaded from derived
+    store.write(0, {}, Positions(0, 3), counts=saved_counts.changes(first.counts, 2))
     again = await (await make({0: LOG}, store)).restore(0, None)
     assert (
         again.counts.total == 3
         and again.store_crimes == 2
         and "marker" in again.counts.refs(Cell("kent", "stalking", "charge", dt.date(2025, 1, 3), False))
+        and again.counts.newest == dt.date(2025, 1, 3)
     )
-    store.write(0, {}, Positions(0, 3))  # any write after the save: derived again
+    store.write(0, {b"kent/1": state("caution", 3)}, Positions(0, 3))  # crimes written without counts
     derived = await (await make({0: LOG}, store)).restore(0, None)
     assert derived.counts.total == 2
 
 
-async def test_counts_are_not_saved_with_changes_pending_and_unreadable_ones_are_derived() -> None:
+async def test_saved_counts_move_with_the_changelog_records_read_and_unreadable_ones_are_derived() -> None:
     store = MemoryStore()
-    r = await make({0: LOG}, store)
-    part = await r.restore(0, None)
-    part.pending[b"kent/3"] = Held(Cell("kent", "stalking", "charge", dt.date(2025, 1, 4), False), (4,), 4)
-    r.save([part])
-    assert store.saved_counts(0) is None
-    store.save_counts(0, b"not marshal")
-    again = await (await make({0: LOG}, store)).restore(0, None)
-    assert again.counts.total == 2
+    part = await (await make({0: LOG[:2]}, store)).restore(0, None)
+    assert store.saved_counts(0) is not None and part.counts.total == 2
+    marker = Cell("essex", "stalking", "charge", dt.date(2025, 1, 1), False)
+    part.counts.add(marker, "marker")  # saved, to tell counts moved from counts derived
+    store.write(0, {}, Positions(0, 2), counts=saved_counts.changes(part.counts, 2))
+    log = [*LOG, (b"kent/2", None), (b"kent/5", state("charge", 5))]  # moved, gone, new
+    r = await make({0: log}, store)
+    moved = await r.restore(0, None)
+    assert r.records_read == 3 and moved.store_crimes == 2
+    cells = sorted((c.force, c.disposal, c.day.day, n) for c, n in moved.counts.cells())
+    assert cells == [("essex", "charge", 1, 1), ("kent", "caution", 3, 1), ("kent", "charge", 5, 1)]
+    assert moved.counts.refs(Cell("kent", "stalking", "charge", dt.date(2025, 1, 5), False)) == ["kent/5"]
+    again = await (await make({0: log}, store)).restore(0, None)  # as the moves were saved
+    assert sorted(again.counts.cells()) == sorted(moved.counts.cells()) and again.store_crimes == 2
+    store.save_counts(0, saved_counts.CountsWrite(b"not marshal", {}, whole=True))
+    derived = await (await make({0: log}, store)).restore(0, None)
+    assert derived.counts.total == 2 and derived.store_crimes == 2
 
 
 def test_a_changelog_record_without_a_key_is_a_state_error_for_either_way_of_restoring() -> None:

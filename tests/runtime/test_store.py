@@ -15,6 +15,7 @@ from streams.codec import encode_held
 from streams.core.classify import Cell
 from streams.core.crimes import Held
 from streams.errors import ConfigError
+from streams.runtime.saved_counts import CountsWrite
 from streams.runtime.store import Deployment, MemoryStore, Positions, RocksStore, Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,22 +114,36 @@ def test_keys_of_one_force(store: Store) -> None:
     assert list(store.keys(0, b"zzz/")) == [] and list(store.keys(3, b"kent/")) == []
 
 
-def test_saved_counts_last_until_the_partitions_next_write(tmp_path: Path) -> None:
+def _saved(store: Store, partition: int) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
+    saved = store.saved_counts(partition)
+    return None if saved is None else (saved.head, list(saved.combos))
+
+
+def test_saved_counts_change_with_each_write_and_go_with_crimes_written_without_them(
+    tmp_path: Path,
+) -> None:
     for store in (MemoryStore(), RocksStore(tmp_path / "store", DEPLOYMENT)):
-        store.write(0, {b"a": S1}, Positions(1, 1))
-        store.write(1, {b"a": S1}, Positions(1, 1))
-        store.save_counts(0, b"zero")
-        store.save_counts(1, b"one")
-        assert store.saved_counts(0) == b"zero" and store.saved_counts(2) is None
-        store.write(0, {}, Positions(2, 2))  # even a write of positions alone
-        assert store.saved_counts(0) is None and store.saved_counts(1) == b"one"
+        store.write(0, {b"a": S1}, Positions(1, 1), counts=CountsWrite(b"h1", {b"x": b"1", b"y": b"2"}))
+        store.write(1, {b"a": S1}, Positions(1, 1), counts=CountsWrite(b"one", {b"x": b"9"}))
+        assert _saved(store, 0) == (b"h1", [(b"x", b"1"), (b"y", b"2")]) and _saved(store, 2) is None
+        # a checkpoint's changes: one combo changed, one emptied, one new, in the crimes' write
+        store.write(
+            0, {b"b": S2}, Positions(2, 2), counts=CountsWrite(b"h2", {b"x": b"3", b"y": None, b"z": b"4"})
+        )
+        assert _saved(store, 0) == (b"h2", [(b"x", b"3"), (b"z", b"4")])
+        store.write(0, {}, Positions(3, 3))  # positions alone: the crimes, and so the counts, hold
+        assert _saved(store, 0) == (b"h2", [(b"x", b"3"), (b"z", b"4")])
+        store.write(0, {b"c": S1}, Positions(4, 4))  # crimes without counts: the counts are void
+        assert _saved(store, 0) is None and _saved(store, 1) == (b"one", [(b"x", b"9")])
+        store.save_counts(0, CountsWrite(b"h3", {b"w": b"5"}, whole=True))  # derived again, whole
+        assert _saved(store, 0) == (b"h3", [(b"w", b"5")])
         assert store.partitions() == [0, 1]
         if isinstance(store, RocksStore):  # kept across a reopen
             store.close()
             store = RocksStore(tmp_path / "store", DEPLOYMENT)
-            assert store.saved_counts(1) == b"one"
-        store.drop(1)
-        assert store.saved_counts(1) is None
+            assert _saved(store, 0) == (b"h3", [(b"w", b"5")])
+        store.drop(0)
+        assert _saved(store, 0) is None and _saved(store, 1) == (b"one", [(b"x", b"9")])
         store.close()
 
 

@@ -215,6 +215,6 @@ def test_counts_keep_their_aggregates_equal_to_their_cells(ops: list[tuple[objec
     assert nonzero(aggregates.totals(at)) == nonzero(expected(dict(counts.cells()), at))
     # counts saved and loaded (a clean restart) tell a new sink the same
     loaded = RuleAggregates(RULES)
-    again = DayCounts.from_state(counts.state(), loaded)
+    again = DayCounts.load(counts.combos().items(), counts.newest, counts.floor, loaded)
     assert dict(again.cells()) == dict(counts.cells()) and again.total == counts.total
     assert nonzero(loaded.totals(at)) == nonzero(aggregates.totals(at))
