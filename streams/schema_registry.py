@@ -25,16 +25,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
-
-from confluent_kafka.schema_registry import AsyncSchemaRegistryClient, Schema
-from confluent_kafka.schema_registry.error import SchemaRegistryError
+from typing import TYPE_CHECKING, Any
 
 from streams import metrics
 from streams.codec import ALERT_CODEC, EVENT_CODEC, decode_alert
 from streams.errors import StreamError
 from streams.framing import SINGLE_OBJECT, AlertReader, EventReader, Framing
 from streams.settings import Settings
+
+if TYPE_CHECKING:  # the client is imported only where a registry is set (a quarter second)
+    from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,8 @@ class Registered:
 
 
 async def _register_one(client: AsyncSchemaRegistryClient, subject: str, schema_json: str, level: str) -> int:
+    from confluent_kafka.schema_registry import Schema
+
     schema = Schema(schema_json, "AVRO")
     subjects = await client.get_subjects()
     if subject in subjects:  # compatibility first: the registry then judges our schema by it
@@ -111,6 +114,9 @@ async def register(settings: Settings) -> Registered:
     or ``RegistryUnavailable``."""
     if settings.schema_registry_url is None:
         return Registered()
+    from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
     ids: dict[str, int] = {}
     async with AsyncSchemaRegistryClient(client_conf(settings)) as client:
         for topic, codec in ((settings.disposals_topic, EVENT_CODEC), (settings.alerts_topic, ALERT_CODEC)):
@@ -177,6 +183,9 @@ class Schemas:
         now = self._clock()
         if self._last_error is not None and now < self._retry_at:
             raise self._last_error
+        from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
         if self._client is None:
             self._client = AsyncSchemaRegistryClient(client_conf(self.settings))
         for schema_id in sorted(ids):
