@@ -255,3 +255,50 @@ def test_a_pruned_day_without_evidence_still_changes_its_combo() -> None:
     assert counts.take_changes() == {
         ("kent", "stalking", "caution", False): counts.combos()[("kent", "stalking", "caution", False)]
     }
+
+
+DIMS = ("force", "category", "disposal", "day", "domestic_abuse")
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["kent", "essex", "surrey"]),
+            st.sampled_from(["stalking", "harassment"]),
+            st.sampled_from(["caution", "charge"]),
+            st.integers(0, 9),
+            st.booleans(),
+        ),
+        max_size=60,
+    ),
+    st.permutations(DIMS).flatmap(lambda dims: st.integers(0, 5).map(lambda k: tuple(dims[:k]))),
+    st.one_of(st.none(), st.integers(0, 9)),
+    st.one_of(st.none(), st.integers(0, 9)),
+    st.one_of(st.none(), st.sampled_from(["kent", "essex", "wales"])),
+)
+def test_rows_are_the_cells_grouped_whatever_the_dimensions_window_or_force(
+    cells: list[tuple[str, str, str, int, bool]],
+    group_by: tuple[str, ...],
+    first: int | None,
+    last: int | None,
+    force: str | None,
+) -> None:
+    counts = DayCounts()
+    for f, cat, disposal, day, da in cells:
+        counts.add(Cell(f, cat, disposal, D - dt.timedelta(days=day), da))
+    lo = D - dt.timedelta(days=first) if first is not None else None
+    hi = D - dt.timedelta(days=last) if last is not None else None
+    want: dict[tuple[str, ...], int] = {}
+    for cell, n in counts.cells():
+        if (lo and cell.day < lo) or (hi and cell.day > hi) or (force and cell.force != force):
+            continue
+        values = {
+            "force": cell.force,
+            "category": cell.category,
+            "disposal": cell.disposal,
+            "day": cell.day.isoformat(),
+            "domestic_abuse": "true" if cell.domestic_abuse else "false",
+        }
+        row = tuple(values[d] for d in group_by)
+        want[row] = want.get(row, 0) + n
+    assert counts.rows(group_by, lo, hi, force) == want
