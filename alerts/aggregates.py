@@ -186,6 +186,11 @@ class RuleAggregates:
             found = self._routes[key] = routes(self.rules, category, disposal, domestic_abuse)
         return found
 
+    def hears(self, combo: tuple[str, str, str, bool]) -> bool:
+        """Whether a rule counts the cells of ``combo`` (force, category, class, flag): the
+        counts tell only of moves that are."""
+        return bool(self._route(combo[1], combo[2], combo[3]))
+
     def move(self, cell: CellKey, delta: int) -> None:
         """``delta`` crimes entered (or, negative, left) ``cell``."""
         force, category, disposal, day, domestic_abuse = cell

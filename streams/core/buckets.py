@@ -36,6 +36,11 @@ class CountSink(Protocol):
 
     def move(self, cell: tuple[str, str, str, dt.date, bool], delta: int) -> None: ...
 
+    def hears(self, combo: Combo) -> bool:
+        """Whether moves in the cells of ``combo`` matter to the sink (asked once per combo:
+        those that do not are never told, which spares a call per crime moved)."""
+        ...
+
     def move_days(self, combo: Combo, days: Mapping[int, int], sign: int) -> None:
         """``sign`` x n crimes entered every day (ordinal) -> n of ``days`` in the cells of
         ``combo`` (a partition's counts, all at once)."""
@@ -54,7 +59,8 @@ class DayCounts:
     counts held."""
 
     __slots__ = (
-        "_days", "_by_day", "_refs", "_ref_combos", "_changed", "_sink", "newest", "floor", "total", "_n",
+        "_days", "_by_day", "_refs", "_ref_combos", "_changed", "_sink", "_hears", "newest", "floor",
+        "total", "_n",
     )  # fmt: skip
 
     def __init__(self, sink: CountSink | None = None) -> None:
@@ -70,6 +76,8 @@ class DayCounts:
         #: combos whose days or evidence changed since ``take_changes`` (or ``combos``)
         self._changed: set[Combo] = set()
         self._sink = sink
+        #: combo -> whether the sink hears of its moves (``CountSink.hears``)
+        self._hears: dict[Combo, bool] = {}
         #: newest outcome day held (the stream clock of this partition), None when empty
         self.newest: dt.date | None = None
         #: cells before this day have been pruned: moves out of them are not counted down
@@ -97,8 +105,13 @@ class DayCounts:
         days[o] = n + 1
         self._changed.add(combo)
         self.total += 1
-        if self._sink is not None:
-            self._sink.move(cell, 1)
+        sink = self._sink
+        if sink is not None:
+            hears = self._hears.get(combo)
+            if hears is None:
+                hears = self._hears[combo] = sink.hears(combo)
+            if hears:
+                sink.move(cell, 1)
         if ref is not None:
             self._keep(combo, ref, o)
         if self.newest is None or day > self.newest:
@@ -170,8 +183,13 @@ class DayCounts:
             raise InvariantError(f"count of {cell} would go below zero")
         self._changed.add(combo)
         self.total -= 1
-        if self._sink is not None:
-            self._sink.move(cell, -1)
+        sink = self._sink
+        if sink is not None:
+            hears = self._hears.get(combo)
+            if hears is None:
+                hears = self._hears[combo] = sink.hears(combo)
+            if hears:
+                sink.move(cell, -1)
         refs = self._refs.get(combo)
         if n == 1:
             self._drop_cell(combo, days, o)

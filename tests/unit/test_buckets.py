@@ -1,4 +1,5 @@
 import datetime as dt
+from collections.abc import Mapping
 
 import pytest
 from hypothesis import given, settings
@@ -302,3 +303,28 @@ def test_rows_are_the_cells_grouped_whatever_the_dimensions_window_or_force(
         row = tuple(values[d] for d in group_by)
         want[row] = want.get(row, 0) + n
     assert counts.rows(group_by, lo, hi, force) == want
+
+
+def test_the_sink_is_told_only_of_moves_in_combos_it_hears_and_asked_once_per_combo() -> None:
+    class Sink:
+        def __init__(self) -> None:
+            self.asked: list[Combo] = []
+            self.moves: list[tuple[tuple[str, str, str, dt.date, bool], int]] = []
+
+        def hears(self, combo: Combo) -> bool:
+            self.asked.append(combo)
+            return combo[0] == "kent"
+
+        def move(self, cell: tuple[str, str, str, dt.date, bool], delta: int) -> None:
+            self.moves.append((cell, delta))
+
+        def move_days(self, combo: Combo, days: Mapping[int, int], sign: int) -> None:
+            pass
+
+    sink = Sink()
+    counts = DayCounts(sink)
+    for cell in [c(), c(), c(force="essex"), c(force="essex", day=3)]:
+        counts.add(cell)
+    counts.move(c(), c(force="essex"))
+    assert sink.moves == [(c(), 1), (c(), 1), (c(), -1)]
+    assert sink.asked == [("kent", "stalking", "caution", False), ("essex", "stalking", "caution", False)]
