@@ -18,7 +18,8 @@ Usage (a broker in DW_KAFKA; `make bench` starts one):
    the last record processed once the group's lag is 0 (polling /healthz, which is cheap). Their
    counts are compared with the independent model of tests/integration/conftest.py: "exact" or
    the number of cells that differ. With rules, the alert leader's evaluation time in that span
-   (``disposal_alert_evaluation_seconds``) is reported as a share of it.
+   (``disposal_alert_evaluation_seconds``) is reported as a share of it, and so is the time the
+   checkpoints spent encoding the counts they save (``disposal_counts_save_seconds_total``).
 4. Raw loops, in this process, over the same topic: aiokafka reads it from the start and decodes
    every record, nothing else: with the project's Avro codec (its written-out reader, into the
    event: `ratio`), then with fastavro's public `schemaless_reader` into a dict, the baseline a
@@ -190,10 +191,12 @@ class Bench:
         try:
             w.wait_settled()
             evaluating = sum(metric(u, "disposal_alert_evaluation_seconds_sum") for u in w.urls)
+            saving = sum(metric(u, "disposal_counts_save_seconds_total") for u in w.urls)
             started = time.perf_counter()
             rate = w.rate(held)
             spent = time.perf_counter() - started
             evaluating = sum(metric(u, "disposal_alert_evaluation_seconds_sum") for u in w.urls) - evaluating
+            saving = sum(metric(u, "disposal_counts_save_seconds_total") for u in w.urls) - saving
             rss = sum(rss_mb(p.pid) for p in w.procs)
             exact = differing(w.counts(), want)
             # the raw loops read the same topic now, in this process: the project's decoder, then
@@ -220,6 +223,7 @@ class Bench:
             "ratio": rate / raw,
             "ratio_fastavro": rate / raw_fa,
             "evaluation_share": evaluating / spent,
+            "counts_saving_share": saving / spent,
             "cells_differing": exact,
             "rss_mb": rss,
             "restart_to_ready_s": restart_s,
@@ -232,7 +236,7 @@ class Bench:
             f"{run.framing} framing: "
             f"{rate:,.0f} events/s, raw consume+decode {raw:,.0f}/s, ratio {rate / raw:.2f}, "
             f"raw with fastavro {raw_fa:,.0f}/s, ratio {rate / raw_fa:.2f}, "
-            f"evaluation {evaluating / spent:.1%} of the time, "
+            f"evaluation {evaluating / spent:.1%} of the time, counts saved in {saving / spent:.1%}, "
             f"{'exact' if not exact else f'{exact} cells DIFFER'}; RSS {rss:.0f} MB; "
             f"restart to ready {restart_s:.1f} s; duplicates {rate_dup:,.0f}/s, "
             f"{'exact' if not exact_dup else f'{exact_dup} cells DIFFER'}, RSS {rss_dup:.0f} MB",

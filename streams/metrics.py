@@ -74,6 +74,14 @@ RESTORED = Counter(
     "disposal_changelog_restored_records",
     "Changelog records read into the local store while restoring partitions",
 )
+COUNTS_SAVE_SECONDS = Counter(
+    "disposal_counts_save_seconds",
+    "Time the checkpoints spent encoding the counts that changed, to save them with the crimes",
+)
+COUNTS_SAVED = Counter(
+    "disposal_counts_saved_combos",
+    "Combos (force x category x class x flag) whose counts the checkpoints saved",
+)
 RESTORES = Counter(
     "disposal_partition_restores",
     "Partitions restored, by how their counts came: loaded as saved, loaded and moved with the "

@@ -19,7 +19,9 @@ whole (``whole``). A store written by an older version has no head, so it is der
 
 ``marshal`` reads back dictionaries of numbers and strings at C speed; it is the Python
 version's own format, so a value it cannot read (another interpreter) is logged and the counts
-derived. Combo keys are JSON, which (unlike marshal) gives the same bytes for the same combo.
+derived. Version 2 of its format is written: it shares no references, and takes two thirds of
+the time of the default for these small values (a checkpoint encodes thousands). Combo keys are
+JSON, which (unlike marshal) gives the same bytes for the same combo, made once per combo.
 """
 
 from __future__ import annotations
@@ -28,14 +30,18 @@ import datetime as dt
 import json
 import logging
 import marshal
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from streams import metrics
 from streams.core.buckets import Combo, ComboCounts, CountSink, DayCounts
 
 log = logging.getLogger(__name__)
 
 FORMAT = 2
+#: marshal's format version written (any is read)
+_MARSHAL = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,29 +64,39 @@ class SavedCounts:
     combos: Iterator[tuple[bytes, bytes]]
 
 
+#: combo -> its key: made once (a few thousand combos at most, saved many times)
+_KEYS: dict[Combo, bytes] = {}
+
+
 def combo_key(combo: Combo) -> bytes:
-    return json.dumps(combo, separators=(",", ":")).encode()
+    key = _KEYS.get(combo)
+    if key is None:
+        key = _KEYS[combo] = json.dumps(combo, separators=(",", ":")).encode()
+    return key
 
 
 def _head(counts: DayCounts, store_crimes: int) -> bytes:
     newest = counts.newest.toordinal() if counts.newest is not None else None
     floor = counts.floor.toordinal() if counts.floor is not None else None
-    return marshal.dumps((FORMAT, newest, floor, store_crimes))
+    return marshal.dumps((FORMAT, newest, floor, store_crimes), _MARSHAL)
 
 
 def changes(counts: DayCounts, store_crimes: int) -> CountsWrite:
     """The combos changed since the last save, and the head (``store_crimes`` after the write)."""
+    started = time.perf_counter()
     combos = {
-        combo_key(combo): None if value is None else marshal.dumps(value)
+        combo_key(combo): None if value is None else marshal.dumps(value, _MARSHAL)
         for combo, value in counts.take_changes().items()
     }
+    metrics.COUNTS_SAVE_SECONDS.inc(time.perf_counter() - started)
+    metrics.COUNTS_SAVED.inc(len(combos))
     return CountsWrite(_head(counts, store_crimes), combos)
 
 
 def whole(counts: DayCounts, store_crimes: int) -> CountsWrite:
     """Every combo and the head: counts just derived."""
     combos: dict[bytes, bytes | None] = {
-        combo_key(combo): marshal.dumps(value) for combo, value in counts.combos().items()
+        combo_key(combo): marshal.dumps(value, _MARSHAL) for combo, value in counts.combos().items()
     }
     return CountsWrite(_head(counts, store_crimes), combos, whole=True)
 
