@@ -113,7 +113,11 @@ class DayCounts:
             if hears:
                 sink.move(cell, 1)
         if ref is not None:
-            self._keep(combo, ref, o)
+            refs = self._refs.get(combo)
+            if refs is not None and len(refs) < REFS_PER_COMBO:
+                refs[ref] = o  # ``_keep``'s commonest case, without its call
+            else:
+                self._keep(combo, ref, o)
         if self.newest is None or day > self.newest:
             self.newest = day
 

@@ -27,20 +27,22 @@ def count_event(
     latest_day: dt.date,
     keep_days: int,
     offset: int = -1,
+    crime_key: str | None = None,
 ) -> Applied:
     """Apply ``event`` to one crime and the partition's ``counts`` (mutated in place).
 
     ``today`` is the clock the retention horizon is measured from (None: no event yet under the
     stream clock); ``latest_day`` the newest outcome date accepted; ``offset`` the event's offset
     in its partition (recognises redeliveries). When a count moves, the crime's key moves with
-    it, as alert evidence (pseudonymised where it leaves the process: ``pseudonym``). Raises
+    it, as alert evidence (pseudonymised where it leaves the process: ``pseudonym``); a caller
+    that has made ``event.crime_key`` already passes it as ``crime_key``. Raises
     ``RejectedEvent``.
     """
     cell = classify(event, latest_day=latest_day)
     check_retention(cell.day, today=today, keep_days=keep_days)
     applied = apply(held, event_digest(event.event_id), cell, offset=offset)
     if applied.removed is not None or applied.added is not None:
-        counts.move(applied.removed, applied.added, event.crime_key)
+        counts.move(applied.removed, applied.added, crime_key or event.crime_key)
     return applied
 
 

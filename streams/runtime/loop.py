@@ -371,7 +371,8 @@ class CountingLoop:
                     if value is None:
                         raise DecodeError("record has no value (tombstone)")
                     event = decode(value)
-                    key = event.crime_key.encode()
+                    crime_key = event.crime_key
+                    key = crime_key.encode()
                     held = pending.get(key)
                     if held is None:
                         raw = stored(key)
@@ -379,7 +380,7 @@ class CountingLoop:
                             held = decode_held(raw)[0]
                         elif partition_of(key, partitions) != partition:  # checked once per crime
                             raise RejectedEvent(
-                                f"crime {event.crime_key!r} belongs to partition "
+                                f"crime {crime_key!r} belongs to partition "
                                 f"{partition_of(key, partitions)}, not {partition} (the producer's "
                                 "partitioner is not murmur2 of the key force_id/crime_ref)",
                                 reason="wrong_partition",
@@ -392,6 +393,7 @@ class CountingLoop:
                         latest_day=latest_day,
                         keep_days=keep_days,
                         offset=msg.offset,
+                        crime_key=crime_key,
                     )
                 except (DecodeError, RejectedEvent) as exc:
                     self._reject(msg, exc.reason, str(exc))
