@@ -52,9 +52,9 @@ class DayCounts:
 
     Kept per combo (force, category, class, flag), then per day ordinal: a few thousand combos
     hold every cell, so the counts of millions of crimes take megabytes, are saved and loaded
-    whole in milliseconds (``combos``, ``load``), and are pruned a day at a time. The combos
-    changed since they were last taken (``take_changes``) are tracked, so that each checkpoint
-    saves only those. A ``sink``, when given, is told of every crime that enters or leaves a cell
+    whole in milliseconds (``combos``, ``load``), and are pruned a day at a time. The cells and
+    evidence changed since they were last taken (``take_changes``) are tracked, so that each
+    checkpoint saves only those. A ``sink``, when given, is told of every crime that enters or leaves a cell
     (including cells pruned past the retention horizon), so what it derives always equals the
     counts held."""
 
@@ -73,8 +73,9 @@ class DayCounts:
         self._refs: dict[Combo, dict[str, int]] = {}
         #: (force, category) -> the combos holding evidence, so one alert's is found directly
         self._ref_combos: dict[tuple[str, str], set[Combo]] = {}
-        #: combos whose days or evidence changed since ``take_changes`` (or ``combos``)
-        self._changed: set[Combo] = set()
+        #: combo -> day (ordinal) -> its count now (0: gone), for the days whose count changed
+        #: since ``take_changes`` (or ``combos``); a combo whose evidence alone changed has none
+        self._changed: dict[Combo, dict[int, int]] = {}
         self._sink = sink
         #: combo -> whether the sink hears of its moves (``CountSink.hears``)
         self._hears: dict[Combo, bool] = {}
@@ -103,7 +104,11 @@ class DayCounts:
             self._n += 1
             self._on_day(o, combo)
         days[o] = n + 1
-        self._changed.add(combo)
+        changed = self._changed.get(combo)
+        if changed is None:
+            self._changed[combo] = {o: n + 1}
+        else:
+            changed[o] = n + 1
         self.total += 1
         sink = self._sink
         if sink is not None:
@@ -176,6 +181,10 @@ class DayCounts:
         refs[ref] = o
 
     def remove(self, cell: Cell, ref: str | None = None) -> None:
+        """A crime (``ref``, when given, if kept as evidence) left ``cell``.
+
+        complex: a step of every crime's move, written out (the change marked, the sink told,
+        the cell and the evidence updated) rather than a call per part."""
         force, category, disposal, day, domestic_abuse = cell
         if self.floor is not None and day < self.floor:
             return
@@ -185,7 +194,11 @@ class DayCounts:
         n = days.get(o, 0) if days is not None else 0
         if days is None or n <= 0:  # a bug, not bad input: the counts no longer match the crimes held
             raise InvariantError(f"count of {cell} would go below zero")
-        self._changed.add(combo)
+        changed = self._changed.get(combo)
+        if changed is None:
+            self._changed[combo] = {o: n - 1}
+        else:
+            changed[o] = n - 1
         self.total -= 1
         sink = self._sink
         if sink is not None:
@@ -212,7 +225,7 @@ class DayCounts:
             self._forget_refs(combo, refs, lambda d: d == o)
 
     def _drop_cell(self, combo: Combo, days: dict[int, int], o: int) -> int:
-        self._changed.add(combo)
+        self._changed.setdefault(combo, {})[o] = 0
         n = days.pop(o)
         if not days:
             del self._days[combo]
@@ -226,7 +239,7 @@ class DayCounts:
     def _forget_refs(self, combo: Combo, refs: dict[str, int], gone: Callable[[int], bool]) -> None:
         forgotten = [k for k, d in refs.items() if gone(d)]
         if forgotten:
-            self._changed.add(combo)
+            self._changed.setdefault(combo, {})
         for k in forgotten:
             del refs[k]
         if not refs:
@@ -311,21 +324,19 @@ class DayCounts:
         """Whether a combo changed since the changes were last taken."""
         return bool(self._changed)
 
-    def take_changes(self) -> dict[Combo, ComboCounts | None]:
-        """The combos changed since the last call (or ``combos``), each with its counts and
-        evidence, None for one that holds nothing now. The dictionaries are the counts' own:
-        encode them before the counts change again."""
-        out: dict[Combo, ComboCounts | None] = {}
-        days_of, refs_of = self._days, self._refs
-        for combo in self._changed:
-            days, refs = days_of.get(combo), refs_of.get(combo)
-            out[combo] = None if days is None and refs is None else (days or {}, refs or {})
-        self._changed = set()
+    def take_changes(self) -> dict[Combo, ComboCounts]:
+        """What changed since the last call (or ``combos``): per combo, the count now of each
+        day that changed (0: the cell is gone), kept as the counts moved, and the combo's
+        evidence now (empty: none). O(combos changed). The evidence dictionaries are the
+        counts' own: encode them before the counts change again."""
+        refs_of = self._refs
+        out = {combo: (changed, refs_of.get(combo, {})) for combo, changed in self._changed.items()}
+        self._changed = {}
         return out
 
     def combos(self) -> dict[Combo, ComboCounts]:
         """Every combo with its counts and evidence (as ``take_changes``, and taking them)."""
-        self._changed = set()
+        self._changed = {}
         return {combo: (days, self._refs.get(combo, {})) for combo, days in self._days.items()}
 
     @classmethod
@@ -336,8 +347,8 @@ class DayCounts:
         floor: dt.date | None,
         sink: CountSink | None = None,
     ) -> DayCounts:
-        """Counts as ``combos`` gave them (what ``combos`` or ``take_changes`` took), with their
-        clock and floor, the sink told of every cell."""
+        """Counts as ``combos`` gives them (each combo's days and evidence, as ``combos`` takes
+        them), with their clock and floor, the sink told of every cell."""
         counts = cls(sink)
         for combo, (days, refs) in combos:
             if days:

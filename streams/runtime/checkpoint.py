@@ -57,7 +57,6 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from streams.codec import encode_held
 from streams.errors import StreamError
-from streams.runtime import saved_counts
 from streams.runtime.outbox import Outbox
 from streams.runtime.partition import PartitionState
 from streams.runtime.store import Positions, Store
@@ -203,7 +202,7 @@ class Checkpoint:
                     encoded.get(p, {}),
                     Positions(source_next, part.changelog_next),
                     part.unindex,
-                    saved_counts.changes(part.counts, part.store_crimes),
+                    part.saved.changes(part.counts, part.store_crimes),
                 )
             part.pending.clear()
             part.expired.clear()

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 
 from streams.core.buckets import DayCounts
 from streams.core.crimes import Held
+from streams.runtime.saved_counts import CountsLog
 
 
 @dataclass(slots=True)
 class PartitionState:
     partition: int
-    #: counts of the crimes the partition holds: derived from the store at assignment, then
-    #: moved with every change (never stored, so they cannot disagree with the crimes)
+    #: counts of the crimes the partition holds: read back or derived at assignment, then moved
+    #: with every change, and saved with the crimes at each checkpoint
     counts: DayCounts
     #: next changelog offset not yet in the store
     changelog_next: int
@@ -37,3 +38,5 @@ class PartitionState:
     #: the horizon (ordinal day) the index has been swept to, and the last entry read
     swept_to: int = 0
     sweep_from: bytes = b""
+    #: how the counts are saved with each checkpoint (``streams.runtime.saved_counts``)
+    saved: CountsLog = field(default_factory=CountsLog)

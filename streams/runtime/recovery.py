@@ -169,10 +169,11 @@ class Followed:
     """A partition's saved counts, moved with the changelog records a recovery writes to its
     store, so that they go on counting exactly the crimes stored."""
 
-    def __init__(self, counts: DayCounts, held: int) -> None:
-        self.counts = counts
+    def __init__(self, loaded: saved_counts.Loaded) -> None:
+        self.counts = loaded.counts
         #: crimes the store holds
-        self.held = held
+        self.held = loaded.store_crimes
+        self.log = loaded.log
 
     def move(
         self, stored: Callable[[bytes], bytes | None], states: Mapping[bytes, bytes | None]
@@ -189,7 +190,7 @@ class Followed:
             if value is not None:
                 counts.add(_cell(value), ref)
                 self.held += 1
-        return saved_counts.changes(counts, self.held)
+        return self.log.changes(counts, self.held)
 
 
 def _how(followed: Followed | None, whole: object, read: int) -> str:
@@ -246,14 +247,15 @@ class Recovery:
                 "partition %d: %d stored crimes indexed by day", partition, self._store.index_all(partition)
             )
         if followed is not None:
-            counts, held = followed.counts, followed.held
+            counts, held, counts_log = followed.counts, followed.held, followed.log
             if self._sink is not None:
                 counts.attach(self._sink)
             prune_to_horizon(counts, self._clock, self._keep_days)
         else:
             states = whole if whole is not None else self._store.items(partition)
             counts, held = await derive_counts(states, self._clock, self._keep_days, self._sink)
-            self._store.save_counts(partition, saved_counts.whole(counts, held))
+            counts_log = saved_counts.CountsLog()
+            self._store.save_counts(partition, counts_log.whole(counts, held))
         how = _how(followed, whole, read)
         metrics.RESTORE_SECONDS.observe(time.monotonic() - started)
         metrics.RESTORES.labels(how.replace(" ", "_")).inc()
@@ -265,7 +267,7 @@ class Recovery:
             how,
             time.monotonic() - started,
         )
-        return PartitionState(partition, counts, changelog_next, store_crimes=held)
+        return PartitionState(partition, counts, changelog_next, store_crimes=held, saved=counts_log)
 
     async def _catch_up(
         self, partition: int, follow: bool
@@ -294,7 +296,7 @@ class Recovery:
             return read, whole, None
         saved = self._store.saved_counts(partition) if follow else None
         loaded = saved_counts.load(saved, None, partition) if saved is not None else None
-        followed = Followed(*loaded) if loaded is not None else None
+        followed = Followed(loaded) if loaded is not None else None
         read = 0
         if start < end:
             async for records in self._reader.read(partition, start, end):

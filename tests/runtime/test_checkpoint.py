@@ -155,7 +155,7 @@ async def test_the_store_write_saves_the_counts_of_the_crimes_it_writes() -> Non
         assert got is not None
         loaded = saved_counts.load(got, None, 0)
         assert loaded is not None
-        return sorted(loaded[0].cells()), loaded[1]
+        return sorted(loaded.counts.cells()), loaded.store_crimes
 
     assert saved() == (sorted(counts.cells()), 2) and not counts.changed
     counts.prune(dt.date(2025, 1, 2))

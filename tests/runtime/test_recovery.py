@@ -87,7 +87,7 @@ async def test_counts_are_saved_whole_when_derived_then_loaded_not_derived() -> 
     # counts that the store's crimes would not give, saved as a checkpoint would: to tell
     # loaded from derived
     first.counts.add(Cell("kent", "stalking", "charge", dt.date(2025, 1, 3), False), "marker")
-    store.write(0, {}, Positions(0, 3), counts=saved_counts.changes(first.counts, 2))
+    store.write(0, {}, Positions(0, 3), counts=first.saved.changes(first.counts, 2))
     again = await (await make({0: LOG}, store)).restore(0, None)
     assert (
         again.counts.total == 3
@@ -106,7 +106,7 @@ async def test_saved_counts_move_with_the_changelog_records_read_and_unreadable_
     assert store.saved_counts(0) is not None and part.counts.total == 2
     marker = Cell("essex", "stalking", "charge", dt.date(2025, 1, 1), False)
     part.counts.add(marker, "marker")  # saved, to tell counts moved from counts derived
-    store.write(0, {}, Positions(0, 2), counts=saved_counts.changes(part.counts, 2))
+    store.write(0, {}, Positions(0, 2), counts=part.saved.changes(part.counts, 2))
     log = [*LOG, (b"kent/2", None), (b"kent/5", state("charge", 5))]  # moved, gone, new
     r = await make({0: log}, store)
     moved = await r.restore(0, None)

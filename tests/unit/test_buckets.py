@@ -209,18 +209,23 @@ def test_evidence_is_only_ever_of_crimes_counted_in_its_cell(
 )
 @settings(max_examples=300)
 def test_the_changes_taken_rebuild_the_counts_exactly(moves: list[tuple[int, str, str, int, str]]) -> None:
-    """What each checkpoint saves (``take_changes``), applied in turn over what was saved whole
-    before (``combos``), is at every point the counts as they are: cells, evidence and total."""
+    """What each checkpoint saves (``take_changes``: the days that changed, and the evidence),
+    applied in turn, is at every point the counts as they are: cells, evidence and total."""
     counts = DayCounts()
     saved: dict[Combo, ComboCounts] = {}
     where: dict[str, Cell] = {}
 
     def save() -> None:
-        for combo, value in counts.take_changes().items():
-            if value is None:
-                saved.pop(combo, None)
-            else:  # copied, as the store's bytes are
-                saved[combo] = (dict(value[0]), dict(value[1]))
+        for combo, (days, refs) in counts.take_changes().items():
+            kept_days, _ = saved.setdefault(combo, ({}, {}))
+            for o, n in days.items():  # the days that changed only
+                if n:
+                    kept_days[o] = n
+                else:
+                    kept_days.pop(o, None)
+            saved[combo] = (kept_days, dict(refs))  # copied, as the store's bytes are
+            if not kept_days and not refs:
+                del saved[combo]
 
     for crime, force, disposal, day, what in moves:
         key, cell = f"k{crime}", c(force=force, disposal=disposal, day=day)
@@ -253,9 +258,9 @@ def test_a_pruned_day_without_evidence_still_changes_its_combo() -> None:
     assert counts.refs(c(day=9)) == []  # evicted by the newer ones
     counts.take_changes()
     counts.prune(D - dt.timedelta(days=5))
-    assert counts.take_changes() == {
-        ("kent", "stalking", "caution", False): counts.combos()[("kent", "stalking", "caution", False)]
-    }
+    new = {f"new{i}": (D - dt.timedelta(days=1)).toordinal() for i in range(REFS_PER_COMBO)}
+    gone = (D - dt.timedelta(days=9)).toordinal()
+    assert counts.take_changes() == {("kent", "stalking", "caution", False): ({gone: 0}, new)}
 
 
 DIMS = ("force", "category", "disposal", "day", "domestic_abuse")
