@@ -267,6 +267,7 @@ class CountingLoop:
                     await asyncio.sleep(FETCH_TIMEOUT_MS / 1000)  # a rebalance is under way
             async with self._lock:
                 await self.lose(await self.checkpoint.commit(self.partitions), rejoin=False)
+                self.recovery.save(self.partitions.values())
             self._done.set()
         except Exception as exc:
             leave_on(exc, "in the counting loop")
@@ -462,6 +463,7 @@ class CountingLoop:
             self._generation += 1
             self.recovering = True
             await self.lose(await self.checkpoint.commit(self.partitions), rejoin=False)
+            self.recovery.save(self.partitions.values())
             # every producer goes: the next assignment claims its partitions afresh (a partition
             # kept may have had another owner in between, during a long pause)
             await self.outbox.release()

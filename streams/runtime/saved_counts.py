@@ -8,8 +8,14 @@ a log (``CountsLog``):
 
 - a **snapshot** (key ``s``): every cell's count and every combo's evidence;
 - a **segment** per checkpoint since (key ``l`` + sequence number): the count now of each cell
-  that changed (0: gone) and the evidence now of each combo whose evidence may have changed
-  (``DayCounts.take_changes``), read back after the snapshot in order, the last value winning;
+  that changed (0: gone; ``DayCounts.take_changes``), read back after the snapshot in order, the
+  last value winning. Evidence (up to 10 crimes kept per combo) is in the snapshot only: a
+  replay changes nearly every combo's evidence at every checkpoint, and writing it cost more
+  than the cells. Read back after segments, the snapshot's evidence is checked against the
+  store (a point read per crime kept): a crime is kept only if the store holds it in that cell,
+  on a day the counts have not pruned, so evidence is only ever of crimes counted in its cell,
+  though maybe not the newest ones until new crimes arrive. A clean stop and a hand-over write
+  a snapshot (``Recovery.save``), so a restart after them reads no segment and checks nothing;
 - a **head** (in ``meta``): the format, the counts' newest day and floor, the crimes the store
   holds, and the next segment's number.
 
@@ -41,10 +47,11 @@ import logging
 import marshal
 import time
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from streams import metrics
+from streams.codec import held_combo
 from streams.core.buckets import Combo, ComboCounts, CountSink, DayCounts
 
 log = logging.getLogger(__name__)
@@ -130,12 +137,12 @@ class CountsLog:
 
     def _value(self, taken: dict[Combo, ComboCounts], *, every: bool) -> bytes:
         """(combos new to the log, or every one: [(number, combo)]; cells as three arrays of
-        numbers: combo, day, count; evidence by combo number), marshalled."""
+        numbers: combo, day, count; evidence by combo number, in a snapshot only), marshalled."""
         cids = self._cids
         named: list[tuple[int, Combo]] = []
         of, days_of, counts_of = array("I"), array("I"), array("I")
         refs_by: dict[int, dict[str, int]] = {}
-        for combo, (days, refs) in taken.items():
+        for combo, (days, _) in taken.items():
             cid = cids.get(combo)
             if cid is None:
                 cid = cids[combo] = len(cids)
@@ -143,9 +150,9 @@ class CountsLog:
             of.extend([cid] * len(days))
             days_of.extend(days.keys())
             counts_of.extend(days.values())
-            refs_by[cid] = refs
         if every:
             named = [(cid, combo) for combo, cid in cids.items()]
+            refs_by = {cids[combo]: refs for combo, (_, refs) in taken.items() if refs}
         return marshal.dumps((named, of.tobytes(), days_of.tobytes(), counts_of.tobytes(), refs_by), _MARSHAL)
 
     def _head(self, counts: DayCounts, store_crimes: int) -> bytes:
@@ -163,8 +170,12 @@ class Loaded:
     log: CountsLog
 
 
-def load(saved: SavedCounts, sink: CountSink | None, partition: int) -> Loaded | None:
-    """The counts saved; None (logged) when they cannot be read: derive them."""
+def load(
+    saved: SavedCounts, sink: CountSink | None, partition: int, stored: Callable[[bytes], bytes | None]
+) -> Loaded | None:
+    """The counts saved; None (logged) when they cannot be read: derive them. Evidence is read
+    from the snapshot: when segments followed it, only the crimes ``stored`` (the partition's
+    store, which the counts describe) holds in the cell they are kept for are kept."""
     try:
         fmt, newest, floor, store_crimes, next_seq = marshal.loads(saved.head)
         if fmt != FORMAT:
@@ -173,6 +184,13 @@ def load(saved: SavedCounts, sink: CountSink | None, partition: int) -> Loaded |
     except (ValueError, EOFError, TypeError) as exc:
         log.warning("partition %d: the saved counts cannot be read (%s); deriving them", partition, exc)
         return None
+    if logged:  # evidence of crimes counted in its cell only: held there, and not pruned
+        lowest = floor if floor is not None else 0
+        for combo, (_, refs) in combos.items():
+            for key in [
+                k for k, o in refs.items() if o < lowest or not _held_in(stored(k.encode()), combo, o)
+            ]:
+                del refs[key]
     day = dt.date.fromordinal
     counts = DayCounts.load(
         combos.items(),
@@ -181,6 +199,10 @@ def load(saved: SavedCounts, sink: CountSink | None, partition: int) -> Loaded |
         sink,
     )
     return Loaded(counts, int(store_crimes), CountsLog(cids, int(next_seq), logged))
+
+
+def _held_in(state: bytes | None, combo: Combo, o: int) -> bool:
+    return state is not None and held_combo(state) == (combo, o)
 
 
 def _replay(items: Iterable[tuple[bytes, bytes]]) -> tuple[dict[Combo, ComboCounts], dict[Combo, int], int]:

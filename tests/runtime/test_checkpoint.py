@@ -153,7 +153,7 @@ async def test_the_store_write_saves_the_counts_of_the_crimes_it_writes() -> Non
     def saved() -> tuple[list[tuple[Cell, int]], int]:
         got = h.store.saved_counts(0)
         assert got is not None
-        loaded = saved_counts.load(got, None, 0)
+        loaded = saved_counts.load(got, None, 0, h.store.reader(0))
         assert loaded is not None
         return sorted(loaded.counts.cells()), loaded.store_crimes
 
