@@ -79,8 +79,9 @@ COUNTS_SAVE_SECONDS = Counter(
     "Time the checkpoints spent encoding the counts that changed, to save them with the crimes",
 )
 COUNTS_SAVED = Counter(
-    "disposal_counts_saved_combos",
-    "Combos (force x category x class x flag) whose counts the checkpoints saved",
+    "disposal_counts_saved_cells",
+    "Count cells written to the store with the crimes: those that changed, in each checkpoint's "
+    "segment, and every cell, in each snapshot",
 )
 RESTORES = Counter(
     "disposal_partition_restores",

@@ -314,7 +314,7 @@ class Recovery:
         if start < end:
             async for records in self._reader.read(partition, start, end):
                 states = {r.key: r.value for r in records}  # the latest record of a crime wins
-                moved = followed.move(self._store.reader(partition), states) if followed else None
+                moved = followed.move(stored, states) if followed else None
                 self._store.write(
                     partition, states, Positions(source_next, records[-1].offset + 1), counts=moved
                 )

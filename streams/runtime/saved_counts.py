@@ -110,6 +110,7 @@ class CountsLog:
         self._logged = self._segments = 0
         self._snapshot_due = False
         value = self._value(counts.combos(), every=True)
+        metrics.COUNTS_SAVED.inc(len(counts))
         return CountsWrite(self._head(counts, store_crimes), {SNAPSHOT: value}, whole=True)
 
     def changes(self, counts: DayCounts, store_crimes: int) -> CountsWrite:
@@ -129,10 +130,11 @@ class CountsLog:
                 values[SEGMENT + self._next_seq.to_bytes(8, "big")] = self._value(taken, every=False)
                 self._next_seq += 1
                 self._segments += 1
-                self._logged += sum(len(days) for days, _ in taken.values())
+                cells = sum(len(days) for days, _ in taken.values())
+                self._logged += cells
+                metrics.COUNTS_SAVED.inc(cells)
             out = CountsWrite(self._head(counts, store_crimes), values)
         metrics.COUNTS_SAVE_SECONDS.inc(time.perf_counter() - started)
-        metrics.COUNTS_SAVED.inc(sum(len(v) for v in out.combos.values() if v is not None))
         return out
 
     def _value(self, taken: dict[Combo, ComboCounts], *, every: bool) -> bytes:

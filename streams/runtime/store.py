@@ -460,11 +460,15 @@ class RocksStore:
         self.write(partition, {}, positions)
 
     @staticmethod
-    def _counts_key(partition: int) -> bytes:
-        return f"k{partition}".encode()
+    def _counts_name(partition: int) -> str:
+        """The partition's saved counts: its column family, and its head's key in ``meta``."""
+        return f"k{partition}"
+
+    def _counts_key(self, partition: int) -> bytes:
+        return self._counts_name(partition).encode()
 
     def _counts_family(self, partition: int) -> Any:
-        name = f"k{partition}"
+        name = self._counts_name(partition)
         cf = self._cfs.get(name)
         if cf is None:
             cf = self._cfs[name] = self._db.create_column_family(name, self._cf_options())
@@ -474,7 +478,7 @@ class RocksStore:
         """Add ``counts`` to ``batch``: the combos (after deleting every other, when whole),
         then the head."""
         family = self._counts_family(partition)
-        handle = self._db.get_column_family_handle(f"k{partition}")
+        handle = self._db.get_column_family_handle(self._counts_name(partition))
         if counts.whole:
             for key in family.keys():  # noqa: SIM118 (an Rdict has no __iter__)
                 if key not in counts.combos:
@@ -544,8 +548,13 @@ class RocksStore:
     def drop(self, partition: int) -> None:
         self._drop_family(self._name(partition))
         self._drop_family(self._index_name(partition))
-        self._drop_family(f"k{partition}")
-        for key in (self._name(partition), self._index_name(partition), f"k{partition}", f"c{partition}"):
+        self._drop_family(self._counts_name(partition))
+        for key in (
+            self._name(partition),
+            self._index_name(partition),
+            self._counts_name(partition),
+            f"c{partition}",
+        ):
             self._cfs[META].delete(key.encode())
 
     def partitions(self) -> list[int]:
