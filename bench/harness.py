@@ -122,6 +122,21 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used, its own threads only."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_cpu_s() -> float:
+    """CPU seconds every core of the machine has spent busy (not idle, not waiting on I/O)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values[:8]) - values[3] - values[4]) / CLK_TCK
+
+
 def get_json(url: str) -> Any:
     """The JSON a worker answers at ``url``."""
     with urllib.request.urlopen(url, timeout=60) as r:
@@ -156,6 +171,10 @@ class Workers:
             p.terminate()
         for p in self.procs:
             p.wait(120)
+
+    def cpu_s(self) -> float:
+        """CPU seconds the live worker processes have used."""
+        return sum(cpu_s(p.pid) for p in self.procs)
 
     def processed(self) -> int:
         total = 0

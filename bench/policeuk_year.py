@@ -9,10 +9,12 @@ by the copy's number and the id's own position), so that every copy is new crime
 redeliveries. For each worker count: workers of a fresh deployment start and settle; then
 `disposal-watch ingest policeuk` of all copies, as a subprocess, from its start until the
 workers reach lag 0. Reported: rows, seconds from ingest start to idle, rows/s, the ingest's own
-seconds, whether the counts hold every crime once, and the year's estimate: --year-rows (a year
-of all 41 forces' outcomes and street files, 4.37 million rows) over the rate measured. The
-estimate assumes the rate holds at 4x the rows; on these machines the worker's rate did not fall
-between 200,000 and 1,000,000 simulated events (bench/evaluation.py --replay).
+seconds, the CPU seconds of the ingest (with its pool), the workers and the rest of the machine
+(the broker, this bench), whether the counts hold every crime once, and the year's estimate:
+--year-rows (a year of all 41 forces' outcomes and street files, 4.37 million rows) over the
+rate measured. The estimate assumes the rate holds at 4x the rows; on these machines the
+worker's rate did not fall between 200,000 and 1,000,000 simulated events
+(bench/evaluation.py --replay).
 Writes bench/results/policeuk-year-<date>.json.
 """
 
@@ -22,13 +24,14 @@ import argparse
 import csv
 import datetime as dt
 import os
+import resource
 import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from harness import CLI, ROOT, Workers, parse, stream_deployment, write_results
+from harness import CLI, ROOT, Workers, machine_cpu_s, parse, stream_deployment, write_results
 
 from streams.policeuk import Tally, events_from_files
 from streams.producer import lag
@@ -77,6 +80,7 @@ def main() -> None:
             w.start()
             try:
                 w.wait_settled()
+                cpu0 = (machine_cpu_s(), w.cpu_s(), resource.getrusage(resource.RUSAGE_CHILDREN))
                 t0 = time.perf_counter()
                 ingest = subprocess.run(
                     [CLI, "ingest", "policeuk", *files], env=env, capture_output=True, text=True
@@ -87,6 +91,11 @@ def main() -> None:
                 while any(lag(w.settings).values()):
                     time.sleep(0.2)
                 idle_s = time.perf_counter() - t0
+                children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the ingest and its pool
+                machine_s, workers_s = machine_cpu_s() - cpu0[0], w.cpu_s() - cpu0[1]
+                ingest_cpu_s = sum(
+                    getattr(children, f) - getattr(cpu0[2], f) for f in ("ru_utime", "ru_stime")
+                )
                 held = sum(w.counts().values())
             finally:
                 w.stop()
@@ -96,6 +105,12 @@ def main() -> None:
                 "ingest_s": ingest_s,
                 "idle_s": idle_s,
                 "rows_per_s": rows / idle_s,
+                "cpu_s": {
+                    "machine": machine_s,
+                    "ingest": ingest_cpu_s,
+                    "workers": workers_s,
+                    "rest": machine_s - ingest_cpu_s - workers_s,
+                },
                 "crimes_counted": held,
                 "crimes_expected": expected,
                 "year_estimate_s": args.year_rows / (rows / idle_s),
@@ -104,7 +119,9 @@ def main() -> None:
             print(
                 f"{count} worker(s): {rows:,} rows, ingest {ingest_s:.1f} s, idle after {idle_s:.1f} s "
                 f"({rows / idle_s:,.0f} rows/s); {held:,} crimes counted of {expected:,}; a year of "
-                f"{args.year_rows:,} rows: {row['year_estimate_s']:.0f} s",
+                f"{args.year_rows:,} rows: {row['year_estimate_s']:.0f} s; CPU s: ingest {ingest_cpu_s:.1f}, "
+                f"workers {workers_s:.1f}, the rest (broker, bench) {row['cpu_s']['rest']:.1f} "
+                f"of the machine's {machine_s:.1f}",
                 flush=True,
             )
     write_results("policeuk-year", results, str(results["date"]))
