@@ -301,8 +301,7 @@ def _send_encoded(
     with EventProducer(settings) as producer, _bar(desc) as bar:
         producer.ensure_topics()
         for chunk in chunks:
-            for key, value in chunk.records:
-                producer.send_raw(key, value)
+            producer.send_records(chunk.records)
             for reason, message in chunk.skipped:
                 skipped[reason] = skipped.get(reason, 0) + 1
                 if message:

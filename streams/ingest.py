@@ -6,11 +6,14 @@ order; a pool of worker processes (forked, so nothing but the chunk is shipped) 
 into (key, value) records and skipped rows; the main process yields the results in the order of
 the chunks. So the records come out in exactly the order a single process would make them: the
 events of one crime keep their order, on their one partition. At most ``2 * workers`` chunks are
-in flight: memory stays bounded on files of any size, and the progress bar follows the rows.
+in flight: memory stays bounded (by the largest police.uk file, which the main process reads
+whole to find its blocks), and the progress bar follows the rows.
 
-police.uk (``policeuk_encoded``): the main process only cuts each CSV into blocks of whole
-records (a line ends a record when the quotes before it are balanced, so a quoted field that
-spans lines stays in one block) and counts them, for the line numbers; the workers parse them.
+police.uk (``policeuk_encoded``): the main process only finds where each CSV's blocks of whole
+records start and end (``streams.textfile.csv_blocks``: a line end outside a quoted field, as
+the csv module reads one, ends a record, so a quoted field that spans lines stays in one block)
+and how many records come before each, for the row numbers, with bytes operations only; the
+workers read, decode, parse and write the blocks (``streams.policeuk.RowWriter``).
 Street files first: each street block also returns the crime types its rows give, which the
 main process merges in input order (the first street row of a crime wins, as in
 ``streams.policeuk.typed_rows``). Then outcomes files, in a pool forked after that map is
@@ -21,6 +24,7 @@ Errors, skips and summaries are those of ``streams.policeuk`` and ``streams.mode
 
 from __future__ import annotations
 
+import io
 import itertools
 import multiprocessing
 import os
@@ -32,10 +36,10 @@ from typing import Any
 
 from streams.codec import outcome_record
 from streams.errors import InputError
-from streams.policeuk import csv_records, open_csv, outcomes_crime_id, row_event, street_crime_type
-from streams.textfile import TextLines
+from streams.policeuk import RowWriter, csv_records, open_csv, outcomes_crime_id, street_crime_type
+from streams.textfile import Block, TextLines, csv_blocks, read_block
 
-#: rows per chunk sent to a worker
+#: lines per chunk of a JSON-lines file sent to a worker (police.uk: ``textfile.BLOCK_BYTES``)
 CHUNK = 2000
 
 #: (key, value) of one record for the disposals topic
@@ -83,30 +87,41 @@ def jsonl_chunk(path: str, first_line: int, lines: list[str]) -> Encoded:
 _crime_types: dict[str, str] = {}
 
 
-def policeuk_chunk(kind: str, path: Path, header: list[str], first_line: int, lines: list[str]) -> Encoded:
-    """Whole CSV records of one police.uk file (the first is record ``first_line``, the header
-    being 1) to records; skips as ``streams.policeuk`` makes them."""
+#: police.uk: the row writer of the last kind and header seen, kept across this process's blocks
+_writers: dict[tuple[str, tuple[str, ...]], RowWriter] = {}
+
+
+def policeuk_chunk(kind: str, path: Path, header: list[str], block: Block) -> Encoded:
+    """A block of whole CSV records of one police.uk file, read here, to records; skips as
+    ``streams.policeuk`` makes them."""
     out = Encoded(rows=0)
+    shape = (kind, tuple(header))
+    writer = _writers.get(shape)
+    if writer is None:
+        _writers.clear()
+        writer = _writers[shape] = RowWriter(kind, header)
     id_at = header.index("Crime ID")
     type_at = header.index("Crime type") if kind == "street" else -1
-    for line, values in csv_records(lines, path, first_line):
-        out.rows += 1
-        if kind == "street":
+    write, records, skipped, crime_types = writer.record, out.records, out.skipped, out.crime_types
+    lines = io.StringIO(read_block(path, block), newline="")
+    for line, values in csv_records(lines, path, block.record):
+        if type_at >= 0:
             known = street_crime_type(values, id_at, type_at)
             if known is not None:
-                out.crime_types.append(known)
+                crime_types.append(known)
             crime_type = None
         else:
             crime_type = _crime_types.get(outcomes_crime_id(values, id_at))
         try:
-            event = row_event((kind, path, header, line, values, crime_type))
+            record = write(path, line, values, crime_type)
         except InputError as exc:
-            out.skipped.append((exc.reason, str(exc)))
+            skipped.append((exc.reason, str(exc)))
             continue
-        if event is None:
-            out.skipped.append(("no_crime_id_or_outcome", ""))
+        if record is None:
+            skipped.append(("no_crime_id_or_outcome", ""))
         else:
-            out.records.append(outcome_record(event))
+            records.append(record)
+    out.rows = len(records) + len(skipped)
     return out
 
 
@@ -161,26 +176,6 @@ def jsonl_tasks(files: Iterable[Path]) -> Iterator[tuple[Callable[..., Encoded],
                 line += len(lines)
 
 
-def csv_blocks(lines: Iterable[str], size: int = CHUNK) -> Iterator[tuple[int, list[str]]]:
-    """Blocks of about ``size`` lines that end on a record boundary, each with how many records
-    it holds. A line ends a record when the quotes seen so far are balanced (RFC 4180: a quote
-    inside a quoted field is doubled, so only a field still open leaves the count odd)."""
-    block: list[str] = []
-    records = 0
-    open_field = False
-    for line in lines:
-        block.append(line)
-        if line.count('"') % 2:
-            open_field = not open_field
-        if not open_field:
-            records += 1
-            if len(block) >= size:
-                yield records, block
-                block, records = [], 0
-    if block:
-        yield records + (1 if open_field else 0), block
-
-
 def _headers(paths: Iterable[Path]) -> list[tuple[Path, str, list[str]]]:
     """(path, kind, header) of every file, checked before anything is read or sent."""
     out = []
@@ -197,12 +192,10 @@ def _file_tasks(
     for path, of_kind, header in files:
         if of_kind != kind:
             continue
-        f, _, _ = open_csv(path)
-        with f:
-            line = 2
-            for records, lines in csv_blocks(f):
-                yield policeuk_chunk, (kind, path, header, line, lines)
-                line += records
+        blocks = csv_blocks(path)
+        next(blocks)  # the header, read by _headers
+        for block in blocks:
+            yield policeuk_chunk, (kind, path, header, block)
 
 
 def policeuk_encoded(paths: Iterable[Path], workers: int) -> Iterator[Encoded]:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from streams.codec import OutcomeFrame, outcome_frame, outcome_record
 from streams.errors import ConfigError, InputError
 from streams.model import OutcomeEvent
 from streams.reference import FORCE_IDS, POLICEUK_CRIME_TYPES, POLICEUK_OUTCOMES
@@ -266,6 +267,91 @@ def row_event(raw: RawRow) -> OutcomeEvent | None:
         return street_event(row)
     crime_id = row.fields.get("Crime ID", "").strip()
     return outcome_event(row, {crime_id: crime_type} if crime_type else {})
+
+
+class RowWriter:
+    """The records of police.uk rows of one kind and header: what ``outcome_record(row_event(...))``
+    makes of each, or the same ``InputError`` or None, without an event per row.
+
+    Rows that share a month, force, outcome and crime type differ in their records only by the
+    Crime ID and the event id hashed from it. So the first such row goes through ``row_event``,
+    and its value's frame (``streams.codec.OutcomeFrame``) is kept, with the key's force and the
+    event id's month and outcome, if the frame writes that row's record exactly; the next rows
+    are written into it. A row of any other shape (fewer values than the header, no Crime ID, a
+    value ``row_event`` refuses) goes through ``row_event`` every time, so the messages and
+    skips are its. tests/unit/test_policeuk.py holds the two equal, byte for byte.
+    """
+
+    #: frames kept, at most (a year of one force: a few thousand)
+    MAX_FRAMES = 20_000
+
+    def __init__(self, kind: str, header: list[str]) -> None:
+        self.kind, self.header = kind, header
+        at = {name: i for i, name in enumerate(header)}  # a repeated name: its last, as row_event reads it
+        self._width = len(header)
+        self._id_at = at["Crime ID"]
+        self._month_at, self._force_at = at["Month"], at["Reported by"]
+        self._outcome_at = at["Last outcome category" if kind == "street" else "Outcome type"]
+        self._type_at = at["Crime type"] if kind == "street" else -1
+        self._id_head = f"{kind}|"
+        #: (Month, Reported by, outcome, crime type) as read -> (frame, key's head, event id's tail)
+        self._frames: dict[tuple[str, str, str, str | None], tuple[OutcomeFrame, str, str]] = {}
+
+    def record(
+        self, path: Path, line: int, values: list[str], crime_type: str | None
+    ) -> tuple[bytes, bytes] | None:
+        """The record of the row ``values`` (record ``line`` of ``path``; for an outcomes row
+        ``crime_type`` is its crime's, from a street row, or None), as ``row_event`` and
+        ``outcome_record`` make it; raises the ``InputError`` ``row_event`` raises."""
+        if len(values) >= self._width:
+            crime_id = values[self._id_at].strip()
+            if crime_id:
+                shape = (
+                    values[self._month_at],
+                    values[self._force_at],
+                    values[self._outcome_at],
+                    values[self._type_at] if self._type_at >= 0 else crime_type,
+                )  # as _shape makes it, written out: this is per row
+                found = self._frames.get(shape)
+                if found is not None:
+                    frame, key_head, id_tail = found
+                    event_id = hashlib.blake2b(
+                        (self._id_head + crime_id + id_tail).encode(), digest_size=16
+                    ).hexdigest()
+                    return (key_head + crime_id).encode(), frame.value("pu-" + event_id, crime_id)
+        event = row_event((self.kind, path, self.header, line, values, crime_type))
+        if event is None:
+            return None
+        record = outcome_record(event)
+        if len(values) >= self._width and len(self._frames) < self.MAX_FRAMES:
+            self._keep(values, crime_type, event, record)
+        return record
+
+    def _shape(self, values: list[str], crime_type: str | None) -> tuple[str, str, str, str | None]:
+        kind_type = values[self._type_at] if self._type_at >= 0 else crime_type
+        return values[self._month_at], values[self._force_at], values[self._outcome_at], kind_type
+
+    def _keep(
+        self, values: list[str], crime_type: str | None, event: OutcomeEvent, record: tuple[bytes, bytes]
+    ) -> None:
+        """Keep the frame of ``event``'s shape if it writes ``record`` exactly."""
+        try:
+            frame = outcome_frame(event)
+        except ValueError:
+            return
+        key_head = f"{event.force_id}/"
+        id_tail = f"|{event.outcome_date.isoformat()[:7]}|{event.outcome_text}"
+        event_id = hashlib.blake2b((self._id_head + event.crime_ref + id_tail).encode(), digest_size=16)
+        if (
+            (key_head + event.crime_ref).encode(),
+            frame.value("pu-" + event_id.hexdigest(), event.crime_ref),
+        ) == record:
+            self._frames[self._shape(values, crime_type)] = (frame, key_head, id_tail)
+
+    @property
+    def frames(self) -> int:
+        """Frames kept (a test's view of whether rows are written into them)."""
+        return len(self._frames)
 
 
 def events_from_files(paths: Iterable[Path], tally: Tally, on_skip: object = None) -> Iterator[OutcomeEvent]:

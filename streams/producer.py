@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -297,21 +298,33 @@ class EventProducer:
     def send_raw(self, key: bytes | None, value: bytes) -> None:
         """Send ``value`` (single-object bytes, as ``streams.codec`` makes them) in this
         producer's framing."""
-        if self.framing.schema_id is not None:
-            value = self.framing.frame(value)
-        try:
-            self._produce(self._topic, value, key)
-        except BufferError:  # the local queue is full: let the client send, then retry
-            while True:
-                self._producer.poll(0.05)
-                try:
-                    self._produce(self._topic, value, key)
-                    break
-                except BufferError:
-                    continue
-        self.stats.sent += 1
-        if self.stats.sent % 10_000 == 0:  # serve delivery callbacks (failures only)
+        self.send_records([(key, value)])
+
+    def send_records(self, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+        """``send_raw`` of each (key, value), in order: one call for a chunk of an ingest, so
+        the loop over its records makes no Python call but the client's."""
+        produce, topic = self._produce, self._topic
+        frame = self.framing.frame if self.framing.schema_id is not None else None
+        for key, value in records:
+            if frame is not None:
+                value = frame(value)
+            try:
+                produce(topic, value, key)
+            except BufferError:  # the local queue is full: let the client send, then retry
+                self._produce_when_room(key, value)
+        before = self.stats.sent
+        self.stats.sent += len(records)
+        if before // 10_000 != self.stats.sent // 10_000:  # serve delivery callbacks (failures only)
             self._producer.poll(0)
+
+    def _produce_when_room(self, key: bytes | None, value: bytes) -> None:
+        while True:
+            self._producer.poll(0.05)
+            try:
+                self._produce(self._topic, value, key)
+                return
+            except BufferError:
+                continue
 
     def close(self) -> SendStats:
         left = self._producer.flush(FLUSH_S)

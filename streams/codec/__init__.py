@@ -25,9 +25,12 @@ from streams.codec.avro import (
 )
 from streams.codec.events import (
     EVENT_READER,
+    OutcomeFrame,
+    avro_string,
     decode_outcome,
     decode_outcome_body,
     encode_outcome,
+    outcome_frame,
     outcome_record,
 )
 from streams.codec.held import decode_held, encode_held, held_combo, held_day
@@ -41,6 +44,8 @@ __all__ = [
     "READ_OPTIONS",
     "SCHEMA_DIR",
     "AvroCodec",
+    "OutcomeFrame",
+    "avro_string",
     "decode_alert",
     "decode_held",
     "decode_outcome",
@@ -51,5 +56,6 @@ __all__ = [
     "fingerprint",
     "held_combo",
     "held_day",
+    "outcome_frame",
     "outcome_record",
 ]

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from hypothesis import strategies as st
 
-from streams.codec import decode_outcome, encode_outcome
+from streams.codec import decode_outcome, encode_outcome, outcome_record
 from streams.core.buckets import DayCounts
 from streams.core.counting import count_event
 from streams.errors import ConfigError, DecodeError, EncodeError, InputError, RejectedEvent
-from streams.ingest import csv_blocks, policeuk_chunk
+from streams.ingest import policeuk_chunk
 from streams.model import OutcomeEvent
 from streams.policeuk import Tally, events_from_files, open_csv
 from streams.reference import FORCE_NAMES, POLICEUK_CRIME_TYPES, POLICEUK_OUTCOMES
+from streams.textfile import csv_blocks
 
 TODAY = dt.date(2025, 6, 30)
 
@@ -123,18 +125,60 @@ def read_policeuk(data: bytes, name: str) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
         path.write_bytes(data)
-        made = sum(1 for _ in events_from_files([path], Tally()))
-        f, kind, header = open_csv(path)
-        with f:
-            blocked = 0
-            for records, lines in csv_blocks(f, size=3):
-                chunk = policeuk_chunk(kind, path, header, 2, lines)
-                assert chunk.rows <= max(records, len(lines))
-                blocked += len(chunk.records)
-        # the two readers agree on a street file (an outcomes file's crime types need street files)
-        if kind == "street":
-            assert blocked == made, (blocked, made)
-        return made
+        one = _outcome(lambda: _one_process(path))
+        blocked = _outcome(lambda: _blocked(path, size=draw_size(data)))
+        # the two readers agree on a street file, row for row, message for message, refusal for
+        # refusal (an outcomes file's crime types need street files)
+        if kind_of(path) == "street":
+            assert blocked == one, (blocked, one)
+        if isinstance(one, str):
+            raise ConfigError(one)
+        return len(one[0])
+
+
+Read = tuple[list[tuple[bytes, bytes]], list[tuple[str, str]], int]
+
+
+def _outcome(read: Callable[[], Read]) -> Read | str:
+    """What a reader made, or the message it refused the file with."""
+    try:
+        return read()
+    except ConfigError as exc:
+        return str(exc)
+
+
+def _one_process(path: Path) -> Read:
+    skips: list[tuple[str, str]] = []
+    tally = Tally()
+    made = [
+        outcome_record(e)
+        for e in events_from_files([path], tally, lambda e: skips.append((e.reason, str(e))))
+    ]
+    return made, skips, tally.rows
+
+
+def _blocked(path: Path, size: int) -> Read:
+    _, kind, header = open_csv(path)
+    blocks = csv_blocks(path, size=size)
+    next(blocks)  # the header
+    chunks = [policeuk_chunk(kind, path, header, block) for block in blocks]
+    return (
+        [r for c in chunks for r in c.records],
+        [s for c in chunks for s in c.skipped if s[1]],
+        sum(c.rows for c in chunks),
+    )
+
+
+def kind_of(path: Path) -> str | None:
+    try:
+        return open_csv(path)[1]
+    except ConfigError:
+        return None
+
+
+def draw_size(data: bytes) -> int:
+    """A block size from the file's own bytes: blocks of one record up to the whole file."""
+    return 1 + sum(data[:8]) % 64
 
 
 ALLOWED = (DecodeError, RejectedEvent, InputError, ConfigError)

@@ -7,8 +7,9 @@ import pytest
 
 from streams.codec import outcome_record
 from streams.errors import InputError
-from streams.ingest import Encoded, csv_blocks, encoded, jsonl_tasks, policeuk_encoded
+from streams.ingest import Encoded, encoded, jsonl_tasks, policeuk_encoded
 from streams.policeuk import Tally, events_from_files
+from streams.textfile import Block, csv_blocks, read_block
 
 from .test_policeuk import NEW, OLD, OUTCOMES_HEADER, STREET_HEADER, write
 
@@ -60,10 +61,40 @@ def test_quoted_newlines_and_bad_rows_keep_their_line_numbers(tmp_path: Path, wo
     assert any(":503: Month" in msg for _, msg in got[1])  # record 503 (i=501), past quoted newlines
 
 
-def test_csv_blocks_end_on_record_boundaries() -> None:
-    lines = ['a,"b\n', 'c",d\n', "e,f\n", 'g,"h ""i""",j\n', "k,l\n"]
-    blocks = list(csv_blocks(lines, size=1))
-    assert blocks == [(1, lines[0:2]), (1, lines[2:3]), (1, lines[3:4]), (1, lines[4:5])]
+def test_csv_blocks_end_on_record_boundaries(tmp_path: Path) -> None:
+    lines = ['a,"b\n', 'c",d\r\n', "e,f\r", 'g,"h ""i""",j\n', "\n", 'k,"l\r\nm"']
+    path = tmp_path / "f.csv"
+    path.write_bytes("".join(lines).encode())
+    blocks = list(csv_blocks(path, size=1))
+    # each block is whole records, numbered past the quoted line ends, lines counted with them;
+    # the bare \r ends a line (as TextLines reads it) but is no place to cut a block
+    assert [read_block(path, b) for b in blocks] == [
+        "".join(lines[0:2]),
+        "".join(lines[2:4]),
+        lines[4],
+        lines[5],
+    ]
+    assert [b.record for b in blocks] == [1, 2, 4, 5]
+    assert blocks[-1].end == path.stat().st_size
+    whole = list(csv_blocks(path, size=10_000))
+    assert whole == [Block(0, len(lines[0]) + len(lines[1]), 1), Block(whole[0].end, path.stat().st_size, 2)]
+
+
+def test_a_block_not_utf8_names_the_files_first_bad_line(tmp_path: Path) -> None:
+    from streams.errors import ConfigError
+    from streams.textfile import TextLines
+
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"\xef\xbb\xbfh\n" + b"a,b\n" * 5000 + b"a,\xff\n" + b"a,b\n" * 10)
+    blocks = list(csv_blocks(path, size=1000))
+    assert read_block(path, blocks[0]) == "h\n"  # the byte order mark is dropped
+    with pytest.raises(ConfigError) as got, TextLines(path) as lines:
+        list(lines)
+    with pytest.raises(ConfigError) as ours:
+        for b in blocks:
+            read_block(path, b)
+    assert str(ours.value) == str(got.value)
+    assert "line 5002: byte 0xff at column 3" in str(ours.value)
 
 
 def test_jsonl_chunks_come_back_in_input_order(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.errors import ConfigError, InputError
 from streams.policeuk import Tally, events_from_files
@@ -133,3 +135,85 @@ def test_event_ids_are_those_earlier_versions_made() -> None:
     for e in events_from_files(files, Tally()):
         h.update(e.event_id.encode())
     assert h.hexdigest() == "f0773f57c2cc66958d7ad74411e7769cfccc9f6d9f704f2875d162c5cee96865"
+
+
+_MONTHS = ["2024-03", " 2024-03", "2024-3", "2024-13", "", "2016-11 "]
+_FORCES = ["Kent Police", "Kent Police ", "City of London Police", "Nowhere Police", ""]
+_OUTCOMES = [
+    "Local resolution",
+    " Local resolution",
+    "Suspect charged",
+    "Unknown outcome",
+    "",
+    "Under investigation",
+]
+_TYPES = ["Burglary", "Violence and sexual offences", " Shoplifting", "Not a crime type", "", None]
+
+
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["street", "outcomes"]),
+            st.sampled_from(["abc", " abc ", "", "e7b720d0é", "x" * 64]),
+            st.sampled_from(_MONTHS),
+            st.sampled_from(_FORCES),
+            st.sampled_from(_OUTCOMES),
+            st.sampled_from(_TYPES),
+            st.integers(-2, 1),  # values missing (negative) or extra
+        ),
+        max_size=60,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_the_row_writer_writes_what_row_event_makes(
+    rows: list[tuple[str, str, str, str, str, str | None, int]],
+) -> None:
+    """Row by row, in any order: the same record bytes, the same None, the same InputError."""
+    from streams.codec import outcome_record
+    from streams.policeuk import RowWriter, row_event
+
+    headers = {
+        kind: h.strip().split(",") for kind, h in (("street", STREET_HEADER), ("outcomes", OUTCOMES_HEADER))
+    }
+    writers = {kind: RowWriter(kind, header) for kind, header in headers.items()}
+    path = Path("f.csv")
+    for line, (kind, crime_id, month, force, outcome, crime_type, width) in enumerate(rows, start=2):
+        header = headers[kind]
+        values = dict.fromkeys(header, "")
+        values.update({"Crime ID": crime_id, "Month": month, "Reported by": force})
+        values["Last outcome category" if kind == "street" else "Outcome type"] = outcome
+        if kind == "street":
+            values["Crime type"] = crime_type or ""
+        row = list(values.values())
+        row = row[: len(row) + width] if width < 0 else row + ["extra"] * width
+        typed = None if kind == "street" else crime_type
+        try:
+            event = row_event((kind, path, header, line, row, typed))
+            want: object = None if event is None else outcome_record(event)
+        except InputError as exc:
+            want = (exc.reason, str(exc))
+        try:
+            got: object = writers[kind].record(path, line, row, typed)
+        except InputError as exc:
+            got = (exc.reason, str(exc))
+        assert got == want
+
+
+def test_the_row_writer_writes_most_rows_into_frames() -> None:
+    """On the samples, a frame per shape of row, and every record as row_event makes it."""
+    from streams.codec import outcome_record
+    from streams.policeuk import RowWriter, read_values, row_event
+
+    rows = 0
+    for path in sorted(OLD.glob("*-street.csv")):
+        kind, header, values = read_values(path)
+        writer = RowWriter(kind, header)
+        for line, row in values:
+            rows += 1
+            try:
+                event = row_event((kind, path, header, line, row, None))
+            except InputError:
+                continue
+            assert writer.record(path, line, row, None) == (None if event is None else outcome_record(event))
+        assert 0 < writer.frames < 400
+    assert rows > 10_000
