@@ -20,6 +20,8 @@ Usage (a broker in DW_KAFKA; `make bench` starts one):
    the number of cells that differ. With rules, the alert leader's evaluation time in that span
    (``disposal_alert_evaluation_seconds``) is reported as a share of it, and so is the time the
    checkpoints spent encoding the counts they save (``disposal_counts_save_seconds_total``).
+   So is the CPU time an event in that span: the workers' (from /proc), the whole machine's,
+   and the rest (the broker, mostly); a choice's cost is given as a rate and as CPU an event.
 4. Raw loops, in this process, over the same topic: aiokafka reads it from the start and decodes
    every record, nothing else: with the project's Avro codec (its written-out reader, into the
    event: `ratio`), then with fastavro's public `schemaless_reader` into a dict, the baseline a
@@ -46,6 +48,7 @@ import dataclasses
 import datetime as dt
 import os
 import pstats
+import resource
 import statistics
 import time
 import uuid
@@ -57,6 +60,7 @@ from harness import (
     HeldBack,
     Workers,
     differing,
+    machine_cpu_s,
     metric,
     parse,
     policeuk_shaped,
@@ -192,9 +196,13 @@ class Bench:
             w.wait_settled()
             evaluating = sum(metric(u, "disposal_alert_evaluation_seconds_sum") for u in w.urls)
             saving = sum(metric(u, "disposal_counts_save_seconds_total") for u in w.urls)
+            cpu0 = (w.cpu_s(), machine_cpu_s(), _own_cpu_s())
             started = time.perf_counter()
             rate = w.rate(held)
             spent = time.perf_counter() - started
+            cpu = _cpu_us_per_event(
+                w.cpu_s() - cpu0[0], machine_cpu_s() - cpu0[1], _own_cpu_s() - cpu0[2], events
+            )
             evaluating = sum(metric(u, "disposal_alert_evaluation_seconds_sum") for u in w.urls) - evaluating
             saving = sum(metric(u, "disposal_counts_save_seconds_total") for u in w.urls) - saving
             rss = sum(rss_mb(p.pid) for p in w.procs)
@@ -224,6 +232,7 @@ class Bench:
             "ratio_fastavro": rate / raw_fa,
             "evaluation_share": evaluating / spent,
             "counts_saving_share": saving / spent,
+            "cpu_us_per_event": cpu,
             "cells_differing": exact,
             "rss_mb": rss,
             "restart_to_ready_s": restart_s,
@@ -237,6 +246,7 @@ class Bench:
             f"{rate:,.0f} events/s, raw consume+decode {raw:,.0f}/s, ratio {rate / raw:.2f}, "
             f"raw with fastavro {raw_fa:,.0f}/s, ratio {rate / raw_fa:.2f}, "
             f"evaluation {evaluating / spent:.1%} of the time, counts saved in {saving / spent:.1%}, "
+            f"CPU us an event: worker {cpu['worker']:.1f}, the rest of the machine {cpu['rest']:.1f}, "
             f"{'exact' if not exact else f'{exact} cells DIFFER'}; RSS {rss:.0f} MB; "
             f"restart to ready {restart_s:.1f} s; duplicates {rate_dup:,.0f}/s, "
             f"{'exact' if not exact_dup else f'{exact_dup} cells DIFFER'}, RSS {rss_dup:.0f} MB",
@@ -263,20 +273,54 @@ class Bench:
                     # compiled reader, and its own variance hides the cost of a choice
                     cost = 1 - on["ratio_fastavro"] / off["ratio_fastavro"]
                     self.results[f"cost/{run.key} vs {field} {base}"] = cost
-                    print(f"{run.key}: ratio {cost:.1%} below that with {field} {base}")
+                    # the same choice in CPU time an event, which a busy machine disturbs less
+                    # than a rate (time waiting for a core is not counted)
+                    cpu_on, cpu_off = on["cpu_us_per_event"], off["cpu_us_per_event"]
+                    assert isinstance(cpu_on, dict) and isinstance(cpu_off, dict)
+                    worker = cpu_on["worker"] / cpu_off["worker"] - 1
+                    machine = cpu_on["machine"] / cpu_off["machine"] - 1
+                    self.results[f"cpu_cost/{run.key} vs {field} {base}"] = {
+                        "worker": worker,
+                        "machine": machine,
+                    }
+                    print(
+                        f"{run.key}: ratio {cost:.1%} below that with {field} {base}; CPU an event "
+                        f"{worker:+.1%} in the worker, {machine:+.1%} on the whole machine"
+                    )
 
     def close(self) -> None:
         if self.registry is not None:
             registry_local.stop(self.registry.dir)
 
 
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_us_per_event(
+    worker_s: float, machine_s: float, bench_s: float, events: list[OutcomeEvent]
+) -> dict[str, float]:
+    """CPU microseconds an event over a measured span: the worker processes', the whole
+    machine's, and the rest (the machine's less the workers' and this bench's polling: the
+    broker, mostly)."""
+    per = 1e6 / len(events)
+    return {
+        "worker": worker_s * per,
+        "machine": machine_s * per,
+        "rest": (machine_s - worker_s - bench_s) * per,
+    }
+
+
 def median_row(rows: list[dict[str, object]]) -> dict[str, object]:
     """The row of the round with the median ``ratio_fastavro`` (rounds interleave the runs, so a
     slow spell of a shared machine falls on every run alike), with every round's row beside it;
-    ``ratio`` and ``ratio_fastavro`` are each their own median."""
+    ``ratio`` and ``ratio_fastavro`` are each their own median, and so is each CPU time."""
     ordered = sorted(rows, key=lambda row: float(row["ratio_fastavro"]))  # type: ignore[arg-type]
     mid = dict(ordered[len(ordered) // 2])
     mid["ratio"] = statistics.median(float(row["ratio"]) for row in rows)  # type: ignore[arg-type]
+    cpu: list[dict[str, float]] = [row["cpu_us_per_event"] for row in rows]  # type: ignore[misc]
+    mid["cpu_us_per_event"] = {k: statistics.median(c[k] for c in cpu) for k in cpu[0]}
     mid["rounds"] = rows
     return mid
 
