@@ -9,13 +9,18 @@ a log (``CountsLog``):
 - a **snapshot** (key ``s``): every cell's count and every combo's evidence;
 - a **segment** per checkpoint since (key ``l`` + sequence number): the count now of each cell
   that changed (0: gone; ``DayCounts.take_changes``), read back after the snapshot in order, the
-  last value winning. Evidence (up to 10 crimes kept per combo) is in the snapshot only: a
-  replay changes nearly every combo's evidence at every checkpoint, and writing it cost more
-  than the cells. Read back after segments, the snapshot's evidence is checked against the
-  store (a point read per crime kept): a crime is kept only if the store holds it in that cell,
-  on a day the counts have not pruned, so evidence is only ever of crimes counted in its cell,
-  though maybe not the newest ones until new crimes arrive. A clean stop and a hand-over write
-  a snapshot (``Recovery.save``), so a restart after them reads no segment and checks nothing;
+  last value winning; and the evidence (up to 10 crimes kept per combo) of the changed combos
+  whose evidence as last saved has fallen behind: fewer than ``EVIDENCE_SAVED`` of the crimes
+  it names (or all the combo has, if fewer) are still its evidence. Saving every change of
+  evidence cost more than the cells (a replay changes nearly every combo's at every
+  checkpoint); saving none, a combo whose crimes all came after the snapshot read back with
+  none after a SIGKILL, and an alert on it fired with no crime to show (found by
+  tests/integration/test_alerts.py). Read back after segments, the evidence is checked against
+  the store (a point read per crime kept): a crime is kept only if the store holds it in that
+  cell, on a day the counts have not pruned, so evidence is only ever of crimes counted in its
+  cell, at least ``EVIDENCE_SAVED`` of those it had at the last checkpoint (or all, if fewer),
+  though maybe not the newest until new crimes arrive. A clean stop and a hand-over write a
+  snapshot (``Recovery.save``), so a restart after them reads no segment and checks nothing;
 - a **head** (in ``meta``): the format, the counts' newest day and floor, the crimes the store
   holds, and the next segment's number.
 
@@ -68,6 +73,9 @@ MAX_SEGMENTS = 2000
 LOG_OVER_CELLS = 2
 #: ... and not for fewer cells logged than this (small partitions)
 MIN_LOGGED = 20_000
+#: a combo's evidence is saved again in a segment once fewer than this many of the crimes its
+#: saved evidence names are still its evidence (or all it has, if fewer)
+EVIDENCE_SAVED = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +102,13 @@ class CountsLog:
     """How one partition's counts are saved: a snapshot, then a segment per checkpoint (see the
     module docstring). One per owned partition, made when the partition is restored."""
 
-    def __init__(self, cids: dict[Combo, int] | None = None, next_seq: int = 0, logged: int = 0) -> None:
+    def __init__(
+        self,
+        cids: dict[Combo, int] | None = None,
+        next_seq: int = 0,
+        logged: int = 0,
+        saved_refs: dict[Combo, dict[str, int]] | None = None,
+    ) -> None:
         #: combo -> its number in the log
         self._cids: dict[Combo, int] = cids if cids is not None else {}
         self._next_seq = next_seq
@@ -104,12 +118,16 @@ class CountsLog:
         self._segments = 0
         #: no snapshot yet: the first write is one
         self._snapshot_due = cids is None
+        #: per combo, the evidence last saved that is still its evidence (crime key -> day)
+        self._saved_refs: dict[Combo, dict[str, int]] = saved_refs if saved_refs is not None else {}
 
     def whole(self, counts: DayCounts, store_crimes: int) -> CountsWrite:
         """A snapshot of ``counts`` (and the changes taken): every cell and every evidence."""
         self._logged = self._segments = 0
         self._snapshot_due = False
-        value = self._value(counts.combos(), every=True)
+        combos = counts.combos()
+        self._saved_refs = {combo: dict(refs) for combo, (_, refs) in combos.items() if refs}
+        value = self._value(combos, every=True)
         metrics.COUNTS_SAVED.inc(len(counts))
         return CountsWrite(self._head(counts, store_crimes), {SNAPSHOT: value}, whole=True)
 
@@ -139,12 +157,14 @@ class CountsLog:
 
     def _value(self, taken: dict[Combo, ComboCounts], *, every: bool) -> bytes:
         """(combos new to the log, or every one: [(number, combo)]; cells as three arrays of
-        numbers: combo, day, count; evidence by combo number, in a snapshot only), marshalled."""
+        numbers: combo, day, count; evidence by combo number: every combo's in a snapshot, those
+        fallen behind in a segment), marshalled."""
         cids = self._cids
         named: list[tuple[int, Combo]] = []
         of, days_of, counts_of = array("I"), array("I"), array("I")
         refs_by: dict[int, dict[str, int]] = {}
-        for combo, (days, _) in taken.items():
+        saved_refs = self._saved_refs
+        for combo, (days, refs) in taken.items():
             cid = cids.get(combo)
             if cid is None:
                 cid = cids[combo] = len(cids)
@@ -152,6 +172,13 @@ class CountsLog:
             of.extend([cid] * len(days))
             days_of.extend(days.keys())
             counts_of.extend(days.values())
+            if not every and refs:
+                saved = saved_refs.get(combo)
+                still = {k: o for k, o in saved.items() if refs.get(k) == o} if saved else {}
+                if len(still) < min(len(refs), EVIDENCE_SAVED):
+                    refs_by[cid] = saved_refs[combo] = dict(refs)
+                elif saved is not None and len(still) < len(saved):
+                    saved_refs[combo] = still
         if every:
             named = [(cid, combo) for combo, cid in cids.items()]
             refs_by = {cids[combo]: refs for combo, (_, refs) in taken.items() if refs}
@@ -200,7 +227,8 @@ def load(
         day(floor) if floor is not None else None,
         sink,
     )
-    return Loaded(counts, int(store_crimes), CountsLog(cids, int(next_seq), logged))
+    saved_refs = {combo: dict(refs) for combo, (_, refs) in combos.items() if refs}  # as read back
+    return Loaded(counts, int(store_crimes), CountsLog(cids, int(next_seq), logged, saved_refs))
 
 
 def _held_in(state: bytes | None, combo: Combo, o: int) -> bool:

@@ -30,6 +30,12 @@ def cell(rng: random.Random) -> Cell:
     )
 
 
+def combo_refs(counts: DayCounts, combo: tuple[str, str, str, bool]) -> set[str]:
+    """The keys of the crimes kept as evidence of one combo, on any day."""
+    force, category, disposal, flag = combo
+    return set(counts.refs_matching(force, category, [disposal], dt.date.min, dt.date.max, flag))
+
+
 def read_back(store: MemoryStore) -> saved_counts.Loaded:
     saved = store.saved_counts(0)
     assert saved is not None
@@ -80,6 +86,10 @@ def test_every_write_reads_back_as_the_counts_were_through_snapshots_and_segment
                 assert sorted(got) == sorted(live)
             else:  # checked against the store: crimes held in that cell only
                 assert all(where.get(k) == c for k in got), (c, got)
+        for combo in {(c.force, c.category, c.disposal, c.domestic_abuse) for c in where.values()}:
+            # and never fewer than EVIDENCE_SAVED of the combo's evidence (or all, if it has fewer)
+            got_refs, live_refs = combo_refs(loaded.counts, combo), combo_refs(counts, combo)
+            assert len(got_refs & live_refs) >= min(len(live_refs), saved_counts.EVIDENCE_SAVED), step
         assert loaded.store_crimes == len(where)
     assert snapshots > 2 and segments > 20
     # a restart goes on with the log it read back: numbering and segments carry on
