@@ -16,10 +16,9 @@
 
 Pure: numbers in, numbers out, so each is cached on its arguments: an evaluation asks the same
 questions as the one before for every (force, category) whose sums did not move (a binomial test
-costs about 0.1 ms). scipy is imported by ``preload`` (the worker calls it at start, before it
-joins its group, when a rule needs statistics: the import takes most of a second, and while the
-worker counted it held the interpreter) or at the first call, so a worker without such rules
-never loads it.
+costs about 0.1 ms). scipy is imported by ``preload`` (the worker's evaluator calls it in a
+thread as the worker starts, when a rule needs statistics: the import takes most of a second)
+or at the first call, so a worker without such rules never loads it.
 """
 
 from __future__ import annotations

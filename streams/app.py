@@ -20,12 +20,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from alerts import stats
 from alerts.aggregates import RuleAggregates
 from alerts.engine import breaches
 from alerts.rules import Rule, load_rules
@@ -104,14 +102,9 @@ def breach_test(case_rules: Sequence[Rule]) -> Callable[[Cell], bool]:
 
 
 def _rules(settings: Settings) -> list[Rule]:
-    """The rules (DW_RULES), and scipy imported now if one needs it: imported while the loop
-    counted (in a thread, it still held the interpreter), it took a fifth of the first seconds
-    of a replay from the counting (bench/README.md, "The compiled reader, medians of three rounds")."""
-    rules = load_rules(settings.rules, known_forces=FORCE_NAMES, known_categories=CATEGORIES)
-    started = time.monotonic()
-    if stats.preload({r.measure for r in rules}):
-        log.info("scipy imported for the alert statistics in %.2f s", time.monotonic() - started)
-    return rules
+    """The rules (DW_RULES). scipy, if one needs it, is imported once the worker has started
+    (``Evaluator.load_statistics``)."""
+    return load_rules(settings.rules, known_forces=FORCE_NAMES, known_categories=CATEGORIES)
 
 
 def _tokens(settings: Settings) -> list[TokenEntry] | None:

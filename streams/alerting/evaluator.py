@@ -28,9 +28,10 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from alerts import stats
 from alerts.aggregates import RuleTotals
 from alerts.engine import Evaluation, Memo, evaluate_totals
 from alerts.evidence import summary
@@ -99,6 +100,27 @@ def gap(spent_s: float, backlog: int = 0) -> float:
     return max(least, min(MAX_GAP_S, spent_s * (1 - share) / share))
 
 
+#: the longest the evaluator waits for the loop to catch up before it imports scipy anyway
+STATISTICS_WAIT_S = 3.0
+
+
+async def load_statistics(rules: Iterable[Rule]) -> None:
+    """Import scipy, if a rule needs it, in a thread.
+
+    The import takes most of a second (0.6-1.6 s on these machines), most of it holding the
+    interpreter. Imported before the worker joined its group, it was a third to a half of a
+    restart's time to its first new event counted (``bench/restart.py``); imported in a thread
+    at once, it slowed the loop as much while the loop caught up after the restart. So the
+    evaluator imports it once the loop has caught up, or after ``STATISTICS_WAIT_S`` if it has
+    not (a replay: its first seconds count slower instead). Nothing waits for it but the
+    evaluator, and no evaluation starts before it is done, so none holds the loop while the
+    import holds the interpreter's import lock. The first evaluation after a start comes at
+    most that wait and the import later."""
+    started = time.monotonic()
+    if await asyncio.to_thread(stats.preload, {r.measure for r in rules}):
+        log.info("scipy imported for the alert statistics in %.2f s", time.monotonic() - started)
+
+
 def key(t: Transition) -> AlertKey:
     return (t.rule.id, t.evaluation.force, t.evaluation.category)
 
@@ -142,8 +164,18 @@ class Evaluator:
 
     async def run(self) -> None:
         """Every DW_ALERT_INTERVAL_S, or when woken: at once, or, if an evaluation ended less
-        than a gap ago, once the gap has passed (``gap``). Wake-ups in between are one. (scipy,
-        when a rule needs it, was imported before the worker joined its group: ``app.build``.)"""
+        than a gap ago, once the gap has passed (``gap``). Wake-ups in between are one. First,
+        the statistics' library is imported (``load_statistics``), once the loop has caught up
+        or STATISTICS_WAIT_S has passed."""
+        started = time.monotonic()
+        while not self._loop.caught_up() and time.monotonic() - started < STATISTICS_WAIT_S:
+            await asyncio.sleep(0.05)
+        log.debug(
+            "statistics loaded after %.2f s (the loop caught up: %s)",
+            time.monotonic() - started,
+            self._loop.caught_up(),
+        )
+        await load_statistics(self._by_id.values())
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._soon.wait(), self._interval_s)

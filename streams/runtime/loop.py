@@ -514,6 +514,22 @@ class CountingLoop:
                 total += max(0, end - part.processed)
         return total
 
+    def caught_up(self) -> bool:
+        """Whether the loop owns partitions, restored, has fetched from each (so knows its end),
+        and has processed every record up to those ends."""
+        consumer = self._made_consumer
+        if consumer is None or not self.partitions or self.recovering:
+            return False
+        assigned = consumer.assignment()
+        for p, part in self.partitions.items():
+            tp = TopicPartition(self.topic, p)
+            end = consumer.highwater(tp) if tp in assigned else None
+            # the next record to process: past the last processed, else the last committed
+            at = part.processed if part.processed is not None else part.committed or 0
+            if end is None or at < end:
+                return False
+        return True
+
     def lag_inputs(self) -> dict[int, int | None]:
         """Owned partition -> the group's committed offset (None: none yet)."""
         return {p: part.committed for p, part in self.partitions.items()}

@@ -59,3 +59,7 @@ class WorkerState(Protocol):
     def backlog(self) -> int:
         """Records of the owned partitions not processed yet, as last seen."""
         ...
+
+    def caught_up(self) -> bool:
+        """Whether partitions are owned, each fetched from, and all fetched processed."""
+        ...

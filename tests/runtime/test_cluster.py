@@ -47,6 +47,9 @@ class Worker:
     def backlog(self) -> int:
         return 0
 
+    def caught_up(self) -> bool:
+        return True
+
 
 class FakePeers:
     """Answers by path; records every call. A path without an answer is a peer that is down."""

@@ -71,6 +71,45 @@ def test_scipy_is_loaded_only_when_a_statistic_is_asked_or_a_rule_needs_one() ->
     subprocess.run([sys.executable, "-c", preload], check=True)
 
 
+def test_scipy_is_imported_beside_the_event_loop_not_on_it() -> None:
+    """The evaluator's import leaves the event loop free: a ticker beside it keeps ticking while
+    scipy loads (in a fresh interpreter, so that it does load)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import asyncio, sys, time
+        from alerts.rules import load_rules
+        from streams.alerting.evaluator import load_statistics
+        from streams.resources import DEFAULT_RULES
+
+        async def main():
+            ticks = 0
+            async def tick():
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.005)
+                    ticks += 1
+            ticker = asyncio.create_task(tick())
+            await asyncio.sleep(0.05)
+            assert "scipy" not in sys.modules
+            start, before = time.monotonic(), ticks
+            await load_statistics(load_rules(DEFAULT_RULES))
+            took, during = time.monotonic() - start, ticks - before
+            ticker.cancel()
+            assert "scipy.stats" in sys.modules
+            # the loop ran through the import: a tick is 5 ms of sleep and a wait for the
+            # interpreter (the import thread gives it up every 5 ms); on the loop, none would come
+            assert during >= took / 0.005 / 10, (during, took)
+
+        asyncio.run(main())
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_woken_evaluations_leave_the_counting_loop_most_of_the_time() -> None:
     from streams.alerting.evaluator import (
         BUSY_SHARE,
