@@ -314,11 +314,7 @@ class RowWriter:
                 )  # as _shape makes it, written out: this is per row
                 found = self._frames.get(shape)
                 if found is not None:
-                    frame, key_head, id_tail = found
-                    event_id = hashlib.blake2b(
-                        (self._id_head + crime_id + id_tail).encode(), digest_size=16
-                    ).hexdigest()
-                    return (key_head + crime_id).encode(), frame.value("pu-" + event_id, crime_id)
+                    return self._written(found, crime_id)
         event = row_event((self.kind, path, self.header, line, values, crime_type))
         if event is None:
             return None
@@ -339,14 +335,15 @@ class RowWriter:
             frame = outcome_frame(event)
         except ValueError:
             return
-        key_head = f"{event.force_id}/"
-        id_tail = f"|{event.outcome_date.isoformat()[:7]}|{event.outcome_text}"
-        event_id = hashlib.blake2b((self._id_head + event.crime_ref + id_tail).encode(), digest_size=16)
-        if (
-            (key_head + event.crime_ref).encode(),
-            frame.value("pu-" + event_id.hexdigest(), event.crime_ref),
-        ) == record:
-            self._frames[self._shape(values, crime_type)] = (frame, key_head, id_tail)
+        found = (frame, f"{event.force_id}/", f"|{event.outcome_date.isoformat()[:7]}|{event.outcome_text}")
+        if self._written(found, event.crime_ref) == record:
+            self._frames[self._shape(values, crime_type)] = found
+
+    def _written(self, found: tuple[OutcomeFrame, str, str], crime_id: str) -> tuple[bytes, bytes]:
+        """The record of crime ``crime_id`` in a kept frame (frame, key's head, event id's tail)."""
+        frame, key_head, id_tail = found
+        event_id = hashlib.blake2b((self._id_head + crime_id + id_tail).encode(), digest_size=16).hexdigest()
+        return (key_head + crime_id).encode(), frame.value("pu-" + event_id, crime_id)
 
     @property
     def frames(self) -> int:

@@ -71,8 +71,8 @@ class TextLines:
 
 # --- a CSV file in blocks of whole records --------------------------------------------------------
 # The ingest's pool workers read a CSV file's blocks themselves; the process that hands them out
-# finds where they start and end, and how many records and lines come before each (for the row
-# numbers of messages), with bytes operations only: it decodes nothing and splits no lines.
+# finds where they start and end, and how many records come before each (for the row numbers of
+# messages), with bytes operations only: it decodes nothing and splits no lines.
 
 #: bytes of a block, about (it ends at the first record end after this many)
 BLOCK_BYTES = 256 * 1024
@@ -130,7 +130,7 @@ def csv_blocks(path: Path, size: int = BLOCK_BYTES) -> Iterator[Block]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     n = len(data)
-    eol = b"\n" if data.find(b"\n") >= 0 else b"\r"  # a file of \r line ends only: one block
+    eol = b"\n" if data.find(b"\n") >= 0 else b"\r"  # a file of \r line ends only: cut at those
     pos, record, want = 0, 1, 0  # the header first: to its first record end
     while pos < n:
         cut = pos + max(0, want - 1)  # a block of `want` bytes may end at its last

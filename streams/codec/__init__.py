@@ -26,7 +26,6 @@ from streams.codec.avro import (
 from streams.codec.events import (
     EVENT_READER,
     OutcomeFrame,
-    avro_string,
     decode_outcome,
     decode_outcome_body,
     encode_outcome,
@@ -45,7 +44,6 @@ __all__ = [
     "SCHEMA_DIR",
     "AvroCodec",
     "OutcomeFrame",
-    "avro_string",
     "decode_alert",
     "decode_held",
     "decode_outcome",

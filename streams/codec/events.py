@@ -198,14 +198,10 @@ def outcome_record(event: OutcomeEvent) -> tuple[bytes, bytes]:
     return event.crime_key.encode(), encode_outcome(event)
 
 
-def avro_string(text: str) -> bytes:
-    """A string as Avro writes it: its UTF-8 length, then the bytes."""
-    return _string(text)
-
-
 class OutcomeFrame(NamedTuple):
     """An event's value cut around the two strings that differ from crime to crime:
-    ``value = before + avro_string(event_id) + between + avro_string(crime_ref) + after``.
+    ``value = before + event_id + between + crime_ref + after``, each string as Avro writes one
+    (its UTF-8 length, then the bytes).
     For writers of many events that share every other field (a police.uk file's rows of one
     month, force, outcome and crime type): ``streams.policeuk.RowWriter``."""
 
